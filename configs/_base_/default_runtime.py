@@ -1,0 +1,15 @@
+# Runtime shared by every config (OpenMMLab 2.x conventions).
+default_scope = 'mtl_adapters'
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False, window_size=20)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0)
+custom_imports = dict(imports=['mtl_adapters.utils.setup_env'], allow_failed_imports=False)

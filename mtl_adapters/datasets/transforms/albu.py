@@ -1,0 +1,79 @@
+"""Joint albumentations augmentation of the image and all task maps.
+
+Geometric transforms are applied to the image and every task map together (labels with
+nearest interpolation as albumentations masks, continuous maps bilinear as extra images);
+photometric transforms touch the RGB image only. After a horizontal flip each task fixes its
+values (``task.hflip_values``: the normal's x-component changes sign).
+"""
+from typing import List, Optional, Sequence
+
+import albumentations as A
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mtl_adapters.registry import TRANSFORMS
+from mtl_adapters.tasks import build_tasks
+
+#: transforms after which pixel values that encode directions must be mirrored
+_HFLIPS = ('HorizontalFlip',)
+#: transforms that rotate directions; the normal vectors would need rotating too
+_ROTATIONS = ('Rotate', 'SafeRotate', 'Affine', 'ShiftScaleRotate', 'RandomRotate90',
+              'Transpose', 'VerticalFlip', 'D4', 'Perspective', 'ElasticTransform')
+
+
+def _build(cfgs: Optional[Sequence[dict]]) -> List[A.BasicTransform]:
+    transforms = []
+    for cfg in cfgs or []:
+        cfg = dict(cfg)
+        name = cfg.pop('type')
+        if not hasattr(A, name):
+            raise KeyError(f'albumentations has no transform {name!r} (config key `type`)')
+        transforms.append(getattr(A, name)(**cfg))
+    return transforms
+
+
+@TRANSFORMS.register_module()
+class MultiTaskAlbu(BaseTransform):
+    """Albumentations over ``img`` and ``gt[task]`` with geometry shared by all.
+
+    Args:
+        tasks: task configs (decide interpolation and flip behaviour).
+        geometric: albumentations configs applied jointly, e.g.
+            ``[dict(type='RandomResizedCrop', size=(128, 128)), dict(type='HorizontalFlip')]``.
+        photometric: albumentations configs applied to the RGB image only.
+    """
+
+    def __init__(self, tasks: Sequence, geometric: Optional[Sequence[dict]] = None,
+                 photometric: Optional[Sequence[dict]] = None):
+        self.tasks = build_tasks(tasks)
+        self.geometric_cfg, self.photometric_cfg = geometric, photometric
+        geo = _build(geometric)
+        directional = [t for t in self.tasks.values()
+                       if not np.array_equal(t.hflip_values(np.ones((1, 1, 3), np.float32)),
+                                             np.ones((1, 1, 3), np.float32))]
+        for t in geo:
+            if directional and type(t).__name__ in _ROTATIONS:
+                raise ValueError(f'{type(t).__name__} rotates the image but not the vectors of '
+                                 f'{[d.name for d in directional]}: use crops, scales and '
+                                 'HorizontalFlip for these tasks')
+        targets = {f'gt_{n}': ('mask' if t.interpolation == 'nearest' else 'image')
+                   for n, t in self.tasks.items()}
+        self.geometric = A.Compose(geo, additional_targets=targets, save_applied_params=True)
+        self.photometric = A.Compose(_build(photometric))
+
+    def transform(self, results: dict) -> dict:
+        gts = results['gt']
+        out = self.geometric(image=results['img'], **{f'gt_{n}': v for n, v in gts.items()})
+        flipped = sum(name in _HFLIPS for name, _ in out['applied_transforms']) % 2 == 1
+        new_gt = {}
+        for name in gts:
+            value = out[f'gt_{name}']
+            new_gt[name] = self.tasks[name].hflip_values(value) if flipped else value
+        img = self.photometric(image=out['image'])['image']
+        results.update(img=img, gt=new_gt, img_shape=img.shape[:2],
+                       flip=bool(results.get('flip', False)) ^ flipped)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(geometric={self.geometric_cfg}, '
+                f'photometric={self.photometric_cfg})')

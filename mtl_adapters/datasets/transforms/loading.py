@@ -1,0 +1,54 @@
+"""Loading the image and every task's ground truth of one sample."""
+from typing import Sequence
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mtl_adapters.registry import TRANSFORMS
+from mtl_adapters.tasks import build_tasks
+from mtl_adapters.utils import DataFileError, read_image
+
+_INTERP = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
+
+
+@TRANSFORMS.register_module()
+class LoadMultiTaskImageAndAnnotations(BaseTransform):
+    """Read ``img_path`` (RGB uint8) and each ``task_paths[task]``, decoded to the task's
+    canonical ground truth with ``task.decode_<gt_format>``.
+
+    A label map stored at another resolution than the image (Taskonomy's 256² semantic maps)
+    is resized to the image with the task's interpolation (nearest for labels).
+    Adds ``img``, ``gt`` (``{task: array}``), ``img_shape``, ``ori_shape``.
+    """
+
+    def __init__(self, tasks: Sequence, gt_format: str = 'taskonomy'):
+        self.tasks = build_tasks(tasks)
+        self.gt_format = gt_format
+        for task in self.tasks.values():
+            if not hasattr(task, f'decode_{gt_format}'):
+                raise ValueError(f'{type(task).__name__} has no decode_{gt_format}(): '
+                                 f'gt_format={gt_format!r} is not supported for this task')
+
+    def transform(self, results: dict) -> dict:
+        img = read_image(results['img_path'], unchanged=False)
+        h, w = img.shape[:2]
+        gts = {}
+        for name, task in self.tasks.items():
+            path = results['task_paths'].get(name)
+            if path is None:        # this image is not labelled for this task
+                continue
+            raw = read_image(path, unchanged=True)
+            try:
+                gt = getattr(task, f'decode_{self.gt_format}')(raw)
+            except Exception as exc:  # a wrong dtype/shape is a data problem: name the file
+                raise DataFileError(f'cannot decode {name} ground truth {path} '
+                                    f'({raw.dtype}, shape {raw.shape}): {exc}') from exc
+            if gt.shape[:2] != (h, w):
+                gt = cv2.resize(gt, (w, h), interpolation=_INTERP[task.interpolation])
+            gts[name] = gt
+        results.update(img=img, gt=gts, img_shape=(h, w), ori_shape=(h, w))
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(tasks={list(self.tasks)}, gt_format={self.gt_format!r})'

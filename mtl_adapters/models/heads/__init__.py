@@ -1,0 +1,4 @@
+"""Task heads."""
+from .light_head import LightHead
+
+__all__ = ['LightHead']

@@ -1,0 +1,125 @@
+"""The task interface: everything the package knows about one dense task lives in its Task class.
+
+A task defines, in one place: its output channels, the canonical in-memory form of its ground
+truth and how the Taskonomy on-disk format decodes to (and encodes from) it, its pad / ignore
+value and validity mask, how geometric transforms treat it (interpolation, what a horizontal
+flip does to the values), its loss, its metric (accumulate per-sample statistics, reduce over
+the dataset), how raw network outputs become predictions, and how to colour it for pictures.
+Nothing else in the package branches on a task's name.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mtl_adapters.registry import MODELS
+
+
+class BaseTask:
+    """Base class of a dense prediction task; subclasses fill in the class attributes."""
+
+    #: key used in every dict keyed by task (losses, outputs, metrics, configs)
+    name: str = ''
+    #: one-letter code used in benchmark names (S-D-N-E)
+    abbrev: str = ''
+    #: value written where there is no ground truth (padding, invalid pixels)
+    ignore_value: float = 0.0
+    #: 'nearest' for labels, 'linear' for continuous maps
+    interpolation: str = 'linear'
+    #: Taskonomy folder and the domain tag inside file names
+    taskonomy_folder: str = ''
+    taskonomy_domain: str = ''
+    #: metric names and whether larger is better (used by the multi-task score)
+    metric_directions: Dict[str, bool] = {}
+
+    def __init__(self, loss: Optional[dict] = None, loss_weight: float = 1.0,
+                 metric_cfg: Optional[dict] = None):
+        self.loss_cfg = dict(loss or self.default_loss())
+        self.loss_cfg.setdefault('loss_weight', loss_weight)
+        self.metric_cfg = dict(metric_cfg or {})
+
+    # ----------------------------------------------------------------- shape
+    @property
+    def out_channels(self) -> int:
+        """Number of channels the task head must produce."""
+        raise NotImplementedError
+
+    @property
+    def gt_channels(self) -> int:
+        """Number of channels of the canonical ground truth (1 for labels)."""
+        return 1
+
+    # ------------------------------------------------------------ ground truth
+    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
+        """Turn an array read from a Taskonomy-format PNG into the canonical ground truth."""
+        raise NotImplementedError
+
+    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`decode_taskonomy`: canonical ground truth -> array to write."""
+        raise NotImplementedError
+
+    def hflip_values(self, value: np.ndarray) -> np.ndarray:
+        """Fix the values of a map whose pixels were just mirrored horizontally."""
+        return value
+
+    def to_tensor(self, value: np.ndarray) -> Tensor:
+        """Canonical HxW[xC] numpy ground truth -> (C, H, W) tensor."""
+        arr = value[..., None] if value.ndim == 2 else value
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+    def valid_mask(self, gt: Tensor) -> Tensor:
+        """(B, C, H, W) ground truth -> (B, 1, H, W) bool mask of pixels that count."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- training
+    def default_loss(self) -> dict:
+        """Config of the default loss (DESIGN section 1)."""
+        raise NotImplementedError
+
+    def build_loss(self) -> torch.nn.Module:
+        """Build the loss module from ``loss_cfg``."""
+        return MODELS.build(self.loss_cfg)
+
+    def postprocess(self, logits: Tensor) -> Tensor:
+        """Raw head output (B, out_channels, H, W) -> prediction in ground-truth units."""
+        return logits
+
+    # ------------------------------------------------------------- evaluation
+    def metric_stats(self, pred: Tensor, gt: Tensor) -> dict:
+        """Sufficient statistics of one sample: pred, gt are (C, H, W) on the same grid."""
+        raise NotImplementedError
+
+    def reduce_metrics(self, stats: List[dict]) -> Dict[str, float]:
+        """Combine per-sample statistics over a dataset into the task's metrics."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------- visualisation
+    def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+        """Canonical map (HxW[xC]) -> HxWx3 uint8 RGB picture; ``reference`` fixes the scale."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(name={self.name!r})'
+
+
+def build_tasks(cfgs: Sequence) -> Dict[str, BaseTask]:
+    """Build an ordered ``{name: task}`` dict from task configs, names or built tasks."""
+    from mtl_adapters.registry import TASKS
+    tasks: Dict[str, BaseTask] = {}
+    for cfg in cfgs:
+        if isinstance(cfg, BaseTask):
+            task = cfg
+        elif isinstance(cfg, str):
+            task = TASKS.build(dict(type=cfg))
+        else:
+            task = TASKS.build(dict(cfg))
+        if task.name in tasks:
+            raise ValueError(f'task {task.name!r} is listed twice in {list(cfgs)}')
+        tasks[task.name] = task
+    if not tasks:
+        raise ValueError('`tasks` is empty: list at least one task, e.g. '
+                         "[dict(type='SemanticTask', num_classes=17), dict(type='DepthTask')]")
+    return tasks

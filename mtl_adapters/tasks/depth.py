@@ -1,0 +1,122 @@
+"""Depth (D): metric depth in metres, 0 = no measurement."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mtl_adapters.registry import TASKS
+
+from .base_task import BaseTask
+
+#: Taskonomy stores depth_zbuffer as uint16 in units of 1/512 m; 65535 means no measurement.
+TASKONOMY_DEPTH_SCALE = 512.0
+TASKONOMY_DEPTH_INVALID = 65535
+
+
+def turbo(x: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> uint8 RGB through matplotlib's turbo colour map."""
+    from matplotlib import colormaps
+    return (colormaps['turbo'](np.clip(x, 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
+@TASKS.register_module()
+class DepthTask(BaseTask):
+    """Depth estimation: berHu loss by default; RMSE, AbsRel, SqRel, log10, delta<1.25^k.
+
+    ``metric_cfg``: ``min_depth``/``max_depth`` (metres; pixels outside are not evaluated and
+    predictions are clamped to the range), ``crop`` ``(top, bottom, left, right)`` as fractions
+    of the height/width (e.g. the Eigen crop), ``per_image`` (average per-image metrics instead
+    of pooling all valid pixels of the dataset; pixel-pooled is the default).
+    """
+
+    name = 'depth'
+    abbrev = 'D'
+    ignore_value = 0.0
+    interpolation = 'linear'
+    taskonomy_folder = 'depth_zbuffer'
+    taskonomy_domain = 'depth_zbuffer'
+    metric_directions = {'rmse': False, 'abs_rel': False, 'sq_rel': False, 'log10': False,
+                         'd1': True, 'd2': True, 'd3': True}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.metric_cfg.setdefault('min_depth', 1e-3)
+        self.metric_cfg.setdefault('max_depth', 128.0)
+        self.metric_cfg.setdefault('per_image', False)
+        self.metric_cfg.setdefault('crop', None)
+
+    @property
+    def out_channels(self) -> int:
+        return 1
+
+    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
+        if raw.ndim == 3:
+            raw = raw[..., 0]
+        depth = raw.astype(np.float32) / TASKONOMY_DEPTH_SCALE
+        depth[raw == TASKONOMY_DEPTH_INVALID] = 0.0
+        return depth
+
+    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
+        raw = np.clip(np.round(value * TASKONOMY_DEPTH_SCALE), 1, TASKONOMY_DEPTH_INVALID - 1)
+        raw[~(value > 0) | ~np.isfinite(value)] = TASKONOMY_DEPTH_INVALID
+        return raw.astype(np.uint16)
+
+    def valid_mask(self, gt: Tensor) -> Tensor:
+        return (gt > 0) & torch.isfinite(gt)
+
+    def default_loss(self) -> dict:
+        return dict(type='BerHuLoss')
+
+    def _eval_mask(self, gt: Tensor) -> Tensor:
+        cfg = self.metric_cfg
+        mask = self.valid_mask(gt) & (gt >= cfg['min_depth']) & (gt <= cfg['max_depth'])
+        if cfg['crop'] is not None:
+            top, bottom, left, right = cfg['crop']
+            h, w = gt.shape[-2:]
+            crop = torch.zeros_like(mask)
+            crop[..., int(top * h):int(bottom * h), int(left * w):int(right * w)] = True
+            mask &= crop
+        return mask
+
+    def metric_stats(self, pred: Tensor, gt: Tensor) -> dict:
+        mask = self._eval_mask(gt)
+        g = gt[mask].double()
+        p = pred[mask].double().clamp(self.metric_cfg['min_depth'], self.metric_cfg['max_depth'])
+        ratio = torch.maximum(p / g, g / p)
+        return dict(
+            n=int(mask.sum()),
+            sq=float(((p - g) ** 2).sum()),
+            abs_rel=float(((p - g).abs() / g).sum()),
+            sq_rel=float(((p - g) ** 2 / g).sum()),
+            log10=float((torch.log10(p) - torch.log10(g)).abs().sum()),
+            d1=int((ratio < 1.25).sum()), d2=int((ratio < 1.25 ** 2).sum()),
+            d3=int((ratio < 1.25 ** 3).sum()))
+
+    @staticmethod
+    def _finish(s: dict) -> Dict[str, float]:
+        n = max(s['n'], 1)
+        return {'rmse': (s['sq'] / n) ** 0.5, 'abs_rel': s['abs_rel'] / n,
+                'sq_rel': s['sq_rel'] / n, 'log10': s['log10'] / n,
+                'd1': 100 * s['d1'] / n, 'd2': 100 * s['d2'] / n, 'd3': 100 * s['d3'] / n}
+
+    def reduce_metrics(self, stats: List[dict]) -> Dict[str, float]:
+        stats = [s for s in stats if s['n'] > 0]
+        if not stats:
+            return {k: float('nan') for k in self.metric_directions}
+        if self.metric_cfg['per_image']:
+            per_image = [self._finish(s) for s in stats]
+            return {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
+        return self._finish({k: sum(s[k] for s in stats) for k in stats[0]})
+
+    def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+        depth = value[..., 0] if value.ndim == 3 else value
+        ref = reference[..., 0] if reference is not None and reference.ndim == 3 else reference
+        ref = depth if ref is None else ref
+        valid_ref = ref[ref > 0]
+        lo, hi = (np.percentile(valid_ref, [2, 98]) if valid_ref.size else (0.0, 1.0))
+        rgb = turbo((depth - lo) / max(hi - lo, 1e-6))
+        rgb[~(depth > 0)] = 0
+        return rgb

@@ -1,0 +1,95 @@
+"""Surface normals (N): unit vectors in the camera frame, zero vector = no measurement."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mtl_adapters.registry import TASKS
+
+from .base_task import BaseTask
+
+#: histogram resolution of angular errors (degrees) used for the median
+ANGLE_BIN = 0.01
+ANGLE_BINS = int(round(180 / ANGLE_BIN))
+
+
+@TASKS.register_module()
+class NormalTask(BaseTask):
+    """Surface normal estimation: L1 on unit normals by default; angular error metrics.
+
+    Convention (project-wide): x to the right of the image, y down, z away from the camera
+    (OpenCV camera frame); a surface facing the camera has n_z < 0. A horizontal flip negates
+    n_x. Taskonomy ``normal``: 8-bit RGB, n = rgb / 255 * 2 - 1.
+    """
+
+    name = 'normal'
+    abbrev = 'N'
+    ignore_value = 0.0
+    interpolation = 'linear'
+    taskonomy_folder = 'normal'
+    taskonomy_domain = 'normal'
+    metric_directions = {'mean': False, 'median': False, 'rmse': False,
+                         '11.25': True, '22.5': True, '30': True}
+
+    @property
+    def out_channels(self) -> int:
+        return 3
+
+    @property
+    def gt_channels(self) -> int:
+        return 3
+
+    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
+        n = raw[..., :3].astype(np.float32) / 255.0 * 2.0 - 1.0
+        norm = np.linalg.norm(n, axis=-1, keepdims=True)
+        return np.where(norm > 0.5, n / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
+
+    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
+        return np.clip(np.round((value + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
+
+    def hflip_values(self, value: np.ndarray) -> np.ndarray:
+        value = value.copy()
+        value[..., 0] *= -1
+        return value
+
+    def valid_mask(self, gt: Tensor) -> Tensor:
+        return gt.norm(dim=-3, keepdim=True) > 0.5
+
+    def default_loss(self) -> dict:
+        return dict(type='NormalL1Loss')
+
+    def postprocess(self, logits: Tensor) -> Tensor:
+        return F.normalize(logits, dim=1)
+
+    def metric_stats(self, pred: Tensor, gt: Tensor) -> dict:
+        mask = self.valid_mask(gt)[0]
+        p = F.normalize(pred.double(), dim=0).permute(1, 2, 0)[mask]
+        g = F.normalize(gt.double(), dim=0).permute(1, 2, 0)[mask]
+        cos = (p * g).sum(-1).clamp(-1, 1)
+        angle = torch.rad2deg(torch.acos(cos))
+        hist = torch.histc(angle.float(), bins=ANGLE_BINS, min=0, max=180).long()
+        return dict(n=int(mask.sum()), sum=float(angle.sum()), sq=float((angle ** 2).sum()),
+                    t11=int((angle < 11.25).sum()), t22=int((angle < 22.5).sum()),
+                    t30=int((angle < 30).sum()), hist=hist)
+
+    def reduce_metrics(self, stats: List[dict]) -> Dict[str, float]:
+        n = sum(s['n'] for s in stats)
+        if n == 0:
+            return {k: float('nan') for k in self.metric_directions}
+        hist = sum(s['hist'] for s in stats)
+        median_bin = int(torch.searchsorted(hist.cumsum(0), (n + 1) // 2))
+        return {'mean': sum(s['sum'] for s in stats) / n,
+                'median': (median_bin + 0.5) * ANGLE_BIN,
+                'rmse': (sum(s['sq'] for s in stats) / n) ** 0.5,
+                '11.25': 100 * sum(s['t11'] for s in stats) / n,
+                '22.5': 100 * sum(s['t22'] for s in stats) / n,
+                '30': 100 * sum(s['t30'] for s in stats) / n}
+
+    def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+        rgb = self.encode_taskonomy(value)
+        rgb[np.linalg.norm(value, axis=-1) < 0.5] = 0
+        return rgb

@@ -1,0 +1,101 @@
+"""Semantic segmentation (S): per-pixel class labels, 255 = ignore."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmseg.evaluation.metrics import IoUMetric
+from torch import Tensor
+
+from mtl_adapters.registry import TASKS
+
+from .base_task import BaseTask
+
+IGNORE_INDEX = 255
+
+
+def label_palette(num_classes: int) -> np.ndarray:
+    """A fixed, distinct-looking (num_classes, 3) uint8 palette; the same on every run."""
+    rng = np.random.RandomState(7)
+    palette = rng.randint(40, 256, size=(max(num_classes, 1), 3)).astype(np.uint8)
+    palette[0] = (128, 64, 128)
+    return palette
+
+
+@TASKS.register_module()
+class SemanticTask(BaseTask):
+    """Semantic segmentation: cross-entropy loss, mIoU (through mmseg's helpers).
+
+    Canonical ground truth: HxW uint8 train ids, 255 where unlabelled.
+    Taskonomy ``segment_semantic``: uint8, 0 = uncertain (ignored), 1 = background,
+    2..17 = the 16 COCO classes; train id = raw - 1.
+    """
+
+    name = 'seg'
+    abbrev = 'S'
+    ignore_value = IGNORE_INDEX
+    interpolation = 'nearest'
+    taskonomy_folder = 'segment_semantic'
+    taskonomy_domain = 'segmentsemantic'
+    metric_directions = {'mIoU': True, 'aAcc': True}
+
+    def __init__(self, num_classes: int = 17, class_names: Optional[Sequence[str]] = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f'SemanticTask: {len(class_names)} class_names given for '
+                             f'num_classes={num_classes}')
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else [
+            f'class_{i}' for i in range(num_classes)]
+
+    @property
+    def out_channels(self) -> int:
+        return self.num_classes
+
+    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
+        if raw.ndim == 3:
+            raw = raw[..., 0]
+        raw = raw.astype(np.int32)
+        label = np.where(raw == 0, IGNORE_INDEX, raw - 1)
+        label[label >= self.num_classes] = IGNORE_INDEX
+        return label.astype(np.uint8)
+
+    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
+        value = value.astype(np.int32)
+        return np.where(value == IGNORE_INDEX, 0, value + 1).astype(np.uint8)
+
+    def to_tensor(self, value: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(value.astype(np.int64)))[None]
+
+    def valid_mask(self, gt: Tensor) -> Tensor:
+        return gt != IGNORE_INDEX
+
+    def default_loss(self) -> dict:
+        return dict(type='CrossEntropyLoss', ignore_index=IGNORE_INDEX)
+
+    def postprocess(self, logits: Tensor) -> Tensor:
+        return logits.argmax(dim=1, keepdim=True)
+
+    def metric_stats(self, pred: Tensor, gt: Tensor) -> dict:
+        inter, union, area_pred, area_label = IoUMetric.intersect_and_union(
+            pred[0].cpu(), gt[0].cpu().long(), self.num_classes, IGNORE_INDEX)
+        return dict(intersect=inter, union=union, pred=area_pred, label=area_label)
+
+    def reduce_metrics(self, stats: List[dict]) -> Dict[str, float]:
+        totals = [sum(s[k] for s in stats) for k in ('intersect', 'union', 'pred', 'label')]
+        res = IoUMetric.total_area_to_metrics(*totals, metrics=['mIoU'], nan_to_num=None)
+        iou = np.asarray(res['IoU'], dtype=np.float64)
+        out = {'mIoU': float(np.nanmean(iou) * 100), 'aAcc': float(res['aAcc'] * 100)}
+        for name, value in zip(self.class_names, iou):
+            out[f'IoU.{name}'] = float(value * 100)
+        return out
+
+    def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+        label = value[..., 0] if value.ndim == 3 else value
+        palette = label_palette(self.num_classes)
+        rgb = np.zeros(label.shape + (3,), np.uint8)
+        known = label < self.num_classes
+        rgb[known] = palette[label[known].astype(np.int64)]
+        return rgb

@@ -1,0 +1,63 @@
+"""File I/O with clear errors: image reading that names the file and the fix, atomic writes."""
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+
+class DataFileError(RuntimeError):
+    """A dataset file is missing or cannot be decoded; the message names the file and the fix."""
+
+
+def read_image(path: PathLike, unchanged: bool = True, hint: str = '') -> np.ndarray:
+    """Read a PNG/JPEG with OpenCV; RGB order for colour images, native dtype if ``unchanged``.
+
+    Raises :class:`DataFileError` naming the file when it is missing, empty or corrupt.
+    """
+    path = Path(path)
+    fix = hint or 're-run the data preparation script for this dataset (it resumes)'
+    if not path.is_file():
+        raise DataFileError(f'missing file: {path}. Fix: {fix}.')
+    if path.stat().st_size == 0:
+        raise DataFileError(f'empty file: {path}. Fix: delete it and {fix}.')
+    flag = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, flag)
+    if img is None:
+        raise DataFileError(f'cannot decode image file (corrupt or not an image): {path}. '
+                            f'Fix: delete it and {fix}.')
+    if img.ndim == 3 and img.shape[2] >= 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return img
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_png(path: PathLike, img: np.ndarray) -> None:
+    """Atomically write a uint8/uint16 array as PNG (RGB order for 3-channel arrays)."""
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode('.png', img)
+    if not ok:
+        raise RuntimeError(f'OpenCV could not encode {img.dtype} {img.shape} as PNG for {path}')
+    atomic_write_bytes(path, buf.tobytes())
