@@ -1,11 +1,18 @@
 """One metric over all tasks, composed from the task definitions; results prefixed by task."""
-from typing import Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from prettytable import PrettyTable
 
 from mtl_adapters.registry import METRICS
 from mtl_adapters.tasks import build_tasks
+
+from ..delta_m import delta_m, load_baseline
+
+#: key of the multi-task score in the metrics dict
+DELTA_M_KEY = 'mtl/delta_m'
 
 
 @METRICS.register_module()
@@ -16,22 +23,41 @@ class MultiTaskMetric(BaseMetric):
     Args:
         tasks: task configs (their ``metric_cfg`` sets ranges, crops, per-image averaging).
         per_class: also report per-class IoU (``seg/IoU.<class>``).
+        baseline_file: JSON ``{"seg/mIoU": 40.1, "depth/rmse": 0.6, ...}`` of single-task
+            baselines; when given, the multi-task score Δm over the listed metrics is reported
+            as ``mtl/delta_m`` (directions from each task's ``metric_directions``).
+        baseline: the same as a dict (instead of a file).
     """
 
     default_prefix: Optional[str] = None
 
-    def __init__(self, tasks: Sequence, per_class: bool = False, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None):
+    def __init__(self, tasks: Sequence, per_class: bool = True,
+                 baseline_file: Optional[Union[str, Path]] = None,
+                 baseline: Optional[Mapping[str, float]] = None,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.tasks = build_tasks(tasks)
         self.per_class = per_class
+        if baseline_file is not None and baseline is not None:
+            raise ValueError('MultiTaskMetric: give baseline_file or baseline, not both')
+        self.baseline = dict(load_baseline(baseline_file) if baseline_file else baseline or {})
+        unknown = sorted(set(self.baseline) - set(self.directions))
+        if unknown:
+            raise KeyError(f'MultiTaskMetric: baseline metrics {unknown} are not metrics of the '
+                           f'evaluated tasks; known: {sorted(self.directions)}')
+
+    @property
+    def directions(self) -> Dict[str, bool]:
+        """``{'task/metric': larger_is_better}`` of every task's metrics."""
+        return {f'{name}/{key}': up for name, task in self.tasks.items()
+                for key, up in task.metric_directions.items()}
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         """Per-sample statistics of every task that has both a prediction and ground truth."""
         for sample in data_samples:
             stats = {}
             for name, task in self.tasks.items():
-                pred, gt = sample.get(f'pred_{name}'), sample.get(f'gt_{name}')
+                pred, gt = _get(sample, f'pred_{name}'), _get(sample, f'gt_{name}')
                 if pred is None or gt is None:
                     continue
                 pred, gt = _data(pred), _data(gt)
@@ -40,8 +66,8 @@ class MultiTaskMetric(BaseMetric):
             self.results.append(stats)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        """Reduce over the dataset; print one table."""
-        metrics = {}
+        """Reduce over the dataset, add Δm when a baseline is set; print the tables."""
+        metrics: Dict[str, float] = {}
         for name, task in self.tasks.items():
             stats = [r[name] for r in results if name in r]
             if not stats:
@@ -49,9 +75,16 @@ class MultiTaskMetric(BaseMetric):
             for key, value in task.reduce_metrics(stats).items():
                 if key.startswith('IoU.') and not self.per_class:
                     continue
-                metrics[f'{name}/{key}'] = value
+                metrics[f'{name}/{key}'] = float(value)
+        if self.baseline:
+            metrics[DELTA_M_KEY] = delta_m(metrics, self.baseline, self.directions)
         print_log('\n' + format_metrics_table(metrics), logger='current')
         return metrics
+
+
+def _get(sample, key):
+    """Field ``key`` of a data sample or of its dict form (None if absent)."""
+    return sample.get(key) if hasattr(sample, 'get') else getattr(sample, key, None)
 
 
 def _data(field):
@@ -59,13 +92,32 @@ def _data(field):
     return field.data if hasattr(field, 'data') else field['data']
 
 
-def format_metrics_table(metrics: Dict[str, float]) -> str:
-    """``{'task/metric': value}`` -> a plain-text table, one row per task."""
-    rows: Dict[str, List[str]] = {}
+def format_metrics_table(metrics: Dict[str, float], digits: int = 4) -> str:
+    """``{'task/metric': value}`` -> a table with one row per task and one column per metric
+    (blank where a task has no such metric); per-class values (``IoU.<class>``) get a second
+    table with one row per class."""
+    rows: Dict[str, Dict[str, float]] = {}
+    per_class: Dict[str, Dict[str, Dict[str, float]]] = {}
+    columns: List[str] = []
     for key, value in metrics.items():
         task, _, name = key.partition('/')
-        rows.setdefault(task, []).append(f'{name}={value:.4g}')
-    width = max((len(t) for t in rows), default=4)
-    lines = [f'{"task".ljust(width)} | metrics', '-' * (width + 40)]
-    lines += [f'{t.ljust(width)} | ' + '  '.join(v) for t, v in rows.items()]
-    return '\n'.join(lines)
+        metric, dot, cls = name.partition('.')
+        if dot and metric.isalpha():  # "IoU.<class>" (not "11.25")
+            per_class.setdefault(task, {}).setdefault(cls, {})[metric] = value
+            continue
+        rows.setdefault(task, {})[name] = value
+        if name not in columns:
+            columns.append(name)
+    table = PrettyTable(['task'] + columns)
+    for task, values in rows.items():
+        table.add_row([task] + [f'{values[c]:.{digits}g}' if c in values else ''
+                                for c in columns])
+    out = [table.get_string()]
+    for task, classes in per_class.items():
+        names = sorted({m for v in classes.values() for m in v})
+        cls_table = PrettyTable([f'{task} class'] + names)
+        for cls, values in classes.items():
+            cls_table.add_row([cls] + [f'{values[m]:.{digits}g}' if m in values else ''
+                                       for m in names])
+        out.append(cls_table.get_string())
+    return '\n'.join(out)

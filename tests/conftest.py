@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny datasets in the exact on-disk formats, tiny model configs."""
+import os
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from mtl_adapters.utils import register_all_modules  # noqa: E402
+
+register_all_modules()
+torch.set_num_threads(1)
+
+#: the narrow Swin-V2 used by every test model (about 1M parameters)
+NARROW_SWIN = dict(model_name='swinv2_tiny_window8_256', img_size=(64, 64),
+                   model_kwargs=dict(embed_dim=16, num_heads=(1, 2, 2, 4), depths=(1, 1, 2, 1),
+                                     window_size=4))
+TEST_TASKS = [dict(type='SemanticTask', num_classes=5), dict(type='DepthTask'),
+              dict(type='NormalTask'), dict(type='EdgeTask')]
+
+
+def write_taskonomy_fixture(root, buildings=('bldA', 'bldB', 'bldC'), views=3, size=(64, 64),
+                            seg_size=None, seed=0, num_classes=5):
+    """Write a tiny Taskonomy-format dataset (random but valid values) and its split CSV.
+
+    Returns ``{(building, point): {'rgb': ..., task: canonical array}}`` for checking.
+    """
+    from mtl_adapters.datasets.taskonomy import taskonomy_path, write_split_csv
+    from mtl_adapters.tasks import build_tasks
+    from mtl_adapters.utils import write_png
+    tasks = build_tasks([dict(type='SemanticTask', num_classes=num_classes), 'DepthTask',
+                         'NormalTask', 'EdgeTask'])
+    rng = np.random.RandomState(seed)
+    h, w = size
+    truth = {}
+    for b in buildings:
+        for p in range(views):
+            rgb = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
+            sh, sw = seg_size or size
+            seg = rng.randint(0, num_classes, (sh, sw)).astype(np.uint8)
+            seg[0, :3] = 255
+            depth = rng.uniform(0.5, 10, (h, w)).astype(np.float32)
+            depth[-1, -3:] = 0
+            n = rng.normal(size=(h, w, 3)).astype(np.float32)
+            n /= np.linalg.norm(n, axis=-1, keepdims=True)
+            edge = rng.uniform(0, 0.2, (h, w)).astype(np.float32)
+            values = dict(seg=seg, depth=depth, normal=n, edge=edge)
+            write_png(taskonomy_path(root, 'rgb', b, p, 0, 'rgb'), rgb)
+            for name, task in tasks.items():
+                path = taskonomy_path(root, task.taskonomy_folder, b, p, 0, task.taskonomy_domain)
+                write_png(path, task.encode_taskonomy(values[name]))
+            truth[(b, p)] = dict(rgb=rgb, **values)
+    n = len(buildings)
+    write_split_csv(os.path.join(root, 'splits.csv'),
+                    dict(train=buildings[:max(n - 2, 1)], val=buildings[n - 2:n - 1],
+                         test=buildings[n - 1:]))
+    return truth
+
+
+@pytest.fixture(scope='session')
+def tiny_taskonomy(tmp_path_factory):
+    """A session-wide tiny Taskonomy-format dataset root (do not modify it in tests)."""
+    root = tmp_path_factory.mktemp('taskonomy')
+    write_taskonomy_fixture(str(root))
+    return str(root)
+
+
+def tiny_model_cfg(tasks=TEST_TASKS, decoder=None, encoder=None):
+    """Config of a tiny MultiTaskModel (narrow random Swin-V2 + light heads)."""
+    enc = dict(type='SwinV2Encoder', **NARROW_SWIN)
+    enc.update(encoder or {})
+    return dict(type='MultiTaskModel', tasks=tasks, encoder=enc,
+                decoder=decoder or dict(type='LightHead', channels=16))

@@ -1,0 +1,87 @@
+"""Taskonomy format: naming quirks, split CSVs, decoding, clear errors for bad files."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TEST_TASKS, write_taskonomy_fixture
+
+from mtl_adapters.datasets import TaskonomyDataset, read_split_csv, taskonomy_path
+from mtl_adapters.utils import DataFileError
+
+
+def _dataset(root, split='train', **kw):
+    pipeline = [dict(type='LoadMultiTaskImageAndAnnotations', tasks=TEST_TASKS),
+                dict(type='PackMultiTaskInputs', tasks=TEST_TASKS)]
+    return TaskonomyDataset(data_root=root, split_file='splits.csv', split=split,
+                            tasks=TEST_TASKS, pipeline=pipeline, **kw)
+
+
+def test_split_csv_cr_only(tmp_path):
+    write_taskonomy_fixture(str(tmp_path), buildings=('a', 'b', 'c', 'd'), views=1)
+    raw = (tmp_path / 'splits.csv').read_bytes()
+    assert b'\r' in raw and b'\n' not in raw          # the official CR-only line endings
+    assert read_split_csv(tmp_path / 'splits.csv') == dict(train=['a', 'b'], val=['c'],
+                                                          test=['d'])
+    (tmp_path / 'crlf.csv').write_bytes(raw.replace(b'\r', b'\r\n'))
+    assert read_split_csv(tmp_path / 'crlf.csv')['train'] == ['a', 'b']
+
+
+def test_round_trip_with_quirks(tmp_path):
+    truth = write_taskonomy_fixture(str(tmp_path), buildings=('b0', 'b1', 'b2'), views=2,
+                                    size=(64, 64), seg_size=(32, 32))
+    # the semantic quirk: folder segment_semantic, files domain_segmentsemantic
+    assert (tmp_path / 'segment_semantic' / 'b0' /
+            'point_0_view_0_domain_segmentsemantic.png').is_file()
+    assert (tmp_path / 'depth_zbuffer' / 'b0' / 'point_1_view_0_domain_depth_zbuffer.png').is_file()
+    ds = _dataset(str(tmp_path))
+    assert len(ds) == 2                                   # building b0, two views
+    sample = ds[1]['data_samples']
+    ref = truth[('b0', 1)]
+    assert tuple(ds[1]['inputs'].shape) == (3, 64, 64)
+    np.testing.assert_array_equal(ds[1]['inputs'].permute(1, 2, 0).numpy(), ref['rgb'])
+    # 32x32 semantic maps are resized (nearest) to the image: every 2x2 block is one label
+    seg = sample.get_gt('seg')[0].numpy()
+    np.testing.assert_array_equal(seg[::2, ::2], ref['seg'])
+    np.testing.assert_array_equal(seg[1::2, 1::2], ref['seg'])
+    depth = sample.get_gt('depth')[0].numpy()
+    np.testing.assert_allclose(depth, ref['depth'], atol=1 / 1024)
+    assert depth[-1, -1] == 0                             # 65535 -> invalid
+    normal = sample.get_gt('normal').permute(1, 2, 0).numpy()
+    assert np.degrees(np.arccos(np.clip((normal * ref['normal']).sum(-1), -1, 1))).max() < 1.0
+    np.testing.assert_allclose(sample.get_gt('edge')[0].numpy(), ref['edge'], atol=1e-4)
+
+
+def test_missing_label_names_the_file(tmp_path):
+    write_taskonomy_fixture(str(tmp_path))
+    victim = taskonomy_path(tmp_path, 'normal', 'bldA', 1, 0, 'normal')
+    os.remove(victim)
+    with pytest.raises(FileNotFoundError, match=str(victim)):
+        _dataset(str(tmp_path))
+    ds = _dataset(str(tmp_path), skip_missing=True)       # opt-in: drop the view, keep going
+    assert len(ds) == 2
+
+
+@pytest.mark.parametrize('what', ['rgb', 'depth_zbuffer'])
+def test_corrupt_or_vanished_file_names_the_file(tmp_path, what):
+    write_taskonomy_fixture(str(tmp_path))
+    ds = _dataset(str(tmp_path))
+    domain = 'rgb' if what == 'rgb' else 'depth_zbuffer'
+    victim = taskonomy_path(tmp_path, what, 'bldA', 0, 0, domain)
+    victim.write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    with pytest.raises(DataFileError, match=str(victim)):
+        ds[0]
+    os.remove(victim)
+    with pytest.raises(DataFileError, match='missing file.*' + str(victim)):
+        ds[0]
+
+
+def test_bad_split_and_root_are_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match='rgb'):
+        _dataset(str(tmp_path))
+    write_taskonomy_fixture(str(tmp_path))
+    shutil.rmtree(tmp_path / 'rgb' / 'bldC')
+    with pytest.raises(FileNotFoundError, match='bldC'):
+        _dataset(str(tmp_path), split='test')
+    with pytest.raises(ValueError, match='split'):
+        _dataset(str(tmp_path), split='training')

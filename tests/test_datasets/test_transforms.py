@@ -1,0 +1,89 @@
+"""Joint augmentation and per-task padding."""
+import numpy as np
+import pytest
+import torch
+from conftest import TEST_TASKS
+
+from mtl_adapters.datasets.transforms import MultiTaskAlbu, PackMultiTaskInputs
+from mtl_adapters.models import MultiTaskDataPreprocessor
+from mtl_adapters.tasks import build_tasks
+
+
+def sphere_scene(h, w, cx_world, f=40.0, radius=1.0, z0=3.0):
+    """Analytic depth and normals of a sphere at (cx_world, 0, z0) seen by a pinhole camera
+    with the principal point at the image centre; background = a fronto-parallel wall."""
+    u, v = np.meshgrid(np.arange(w) + 0.5 - w / 2, np.arange(h) + 0.5 - h / 2)
+    d = np.stack([u / f, v / f, np.ones_like(u)], -1)
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    c = np.array([cx_world, 0.0, z0])
+    b = (d @ c)
+    disc = b ** 2 - (c @ c - radius ** 2)
+    t = np.where(disc > 0, b - np.sqrt(np.maximum(disc, 0)), np.inf)
+    hit = np.isfinite(t)
+    p = d * t[..., None]
+    normal = np.where(hit[..., None], (p - c) / radius, np.array([0.0, 0.0, -1.0]))
+    depth = np.where(hit, p[..., 2], 6.0)
+    label = hit.astype(np.uint8)
+    return depth.astype(np.float32), normal.astype(np.float32), label
+
+
+def test_flipped_normal_map_is_normal_map_of_flipped_scene():
+    h, w = 48, 64
+    depth, normal, label = sphere_scene(h, w, cx_world=0.7)
+    m_depth, m_normal, m_label = sphere_scene(h, w, cx_world=-0.7)   # the mirrored scene
+    albu = MultiTaskAlbu(tasks=TEST_TASKS, geometric=[dict(type='HorizontalFlip', p=1.0)])
+    res = albu.transform(dict(img=np.zeros((h, w, 3), np.uint8),
+                              gt=dict(seg=label, depth=depth, normal=normal)))
+    assert res['flip'] is True
+    np.testing.assert_array_equal(res['gt']['seg'], m_label)
+    np.testing.assert_allclose(res['gt']['depth'], m_depth, atol=1e-5)
+    np.testing.assert_allclose(res['gt']['normal'], m_normal, atol=1e-5)
+    assert not np.allclose(res['gt']['normal'], normal[:, ::-1])   # mirroring alone is wrong
+
+
+def test_geometry_shared_labels_nearest_photometric_rgb_only():
+    rng = np.random.RandomState(0)
+    h, w = 40, 56
+    img = rng.randint(0, 255, (h, w, 3)).astype(np.uint8)
+    seg = rng.randint(0, 5, (h, w)).astype(np.uint8)
+    depth = np.tile(np.linspace(1, 5, w, dtype=np.float32), (h, 1))
+    gt = dict(seg=seg, depth=depth, edge=np.zeros((h, w), np.float32))
+    albu = MultiTaskAlbu(tasks=TEST_TASKS,
+                         geometric=[dict(type='RandomResizedCrop', size=(32, 32),
+                                         scale=(0.3, 0.6))],
+                         photometric=[dict(type='ColorJitter', brightness=0.5, p=1.0)])
+    res = albu.transform(dict(img=img, gt=gt))
+    assert res['img'].shape == (32, 32, 3) and res['gt']['depth'].shape == (32, 32)
+    assert set(np.unique(res['gt']['seg'])) <= set(range(5))      # nearest: no new labels
+    assert np.all(np.diff(res['gt']['depth'], axis=1) >= -1e-5)   # same geometry, bilinear
+    assert np.all(res['gt']['edge'] == 0)                          # photometric left gt alone
+
+
+def test_rotation_with_normals_is_refused():
+    with pytest.raises(ValueError, match='normal'):
+        MultiTaskAlbu(tasks=TEST_TASKS, geometric=[dict(type='Rotate', limit=30)])
+    with pytest.raises(KeyError, match='NoSuchAug'):
+        MultiTaskAlbu(tasks=TEST_TASKS, geometric=[dict(type='NoSuchAug')])
+
+
+def test_each_task_padded_with_its_own_value():
+    tasks = build_tasks(TEST_TASKS)
+    pack = PackMultiTaskInputs(tasks=TEST_TASKS)
+    h, w = 30, 45
+    gt = dict(seg=np.ones((h, w), np.uint8), depth=np.full((h, w), 2.0, np.float32),
+              normal=np.tile(np.array([0, 0, -1], np.float32), (h, w, 1)),
+              edge=np.full((h, w), 0.5, np.float32))
+    packed = pack.transform(dict(img=np.zeros((h, w, 3), np.uint8), gt=gt, img_shape=(h, w)))
+    pre = MultiTaskDataPreprocessor(tasks=TEST_TASKS, size_divisor=32)
+    out = pre(dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]), True)
+    assert tuple(out['inputs'].shape) == (1, 3, 32, 64)
+    sample = out['data_samples'][0]
+    for name, task in tasks.items():
+        g = sample.get_gt(name)
+        assert tuple(g.shape[-2:]) == (32, 64)
+        assert torch.all(g[..., h:, :] == task.ignore_value), name
+        assert torch.all(g[..., :, w:] == task.ignore_value), name
+        assert not task.valid_mask(g[None])[..., h:, :].any()
+        assert task.valid_mask(g[None])[..., :h, :w].all()
+    assert torch.all(out['inputs'][0, :, :h, :w] != 0)   # normalised image, zero padding
+    assert torch.all(out['inputs'][0, :, h:, :] == 0)

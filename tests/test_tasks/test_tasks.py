@@ -1,0 +1,80 @@
+"""Task definitions: Taskonomy encodings, masks, losses, flips."""
+import numpy as np
+import pytest
+import torch
+
+from mtl_adapters.registry import TASKS
+from mtl_adapters.tasks import build_tasks
+
+
+def test_semantic_taskonomy_quirks():
+    task = TASKS.build(dict(type='SemanticTask', num_classes=17))
+    raw = np.array([[0, 1, 2, 17, 18]], np.uint8)   # uncertain, background, first, last, bad
+    assert task.decode_taskonomy(raw).tolist() == [[255, 0, 1, 16, 255]]
+    label = np.array([[255, 0, 16]], np.uint8)
+    assert task.encode_taskonomy(label).tolist() == [[0, 1, 17]]
+
+
+def test_depth_taskonomy_units_and_invalid():
+    task = TASKS.build(dict(type='DepthTask'))
+    raw = np.array([[512, 1024, 65535, 256]], np.uint16)
+    np.testing.assert_allclose(task.decode_taskonomy(raw), [[1.0, 2.0, 0.0, 0.5]])
+    depth = np.array([[1.0, 0.0, np.nan, 3.3]], np.float32)
+    enc = task.encode_taskonomy(depth)
+    assert enc.dtype == np.uint16 and enc.tolist() == [[512, 65535, 65535, 1690]]
+
+
+def test_normal_round_trip_and_flip():
+    task = TASKS.build(dict(type='NormalTask'))
+    n = np.array([[[0.6, 0.0, -0.8], [0.0, 0.0, 0.0]]], np.float32)
+    dec = task.decode_taskonomy(task.encode_taskonomy(n))
+    np.testing.assert_allclose(dec[0, 0], n[0, 0], atol=6e-3)
+    assert np.linalg.norm(dec[0, 1]) == 0   # invalid stays invalid
+    np.testing.assert_allclose(task.hflip_values(n)[0, 0], [-0.6, 0.0, -0.8])
+
+
+def test_edge_round_trip():
+    task = TASKS.build(dict(type='EdgeTask'))
+    e = np.array([[0.0, 0.1, 1.0]], np.float32)
+    np.testing.assert_allclose(task.decode_taskonomy(task.encode_taskonomy(e)), e, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['SemanticTask', 'DepthTask', 'NormalTask', 'EdgeTask'])
+def test_loss_ignores_invalid_pixels_and_is_zero_when_exact(name):
+    task = TASKS.build(dict(type=name))
+    loss = task.build_loss()
+    torch.manual_seed(0)
+    if name == 'SemanticTask':
+        gt = torch.randint(0, task.num_classes, (2, 1, 8, 8))
+        perfect = torch.nn.functional.one_hot(gt[:, 0], task.num_classes).permute(0, 3, 1, 2)
+        perfect = perfect.float() * 50
+    elif name == 'NormalTask':
+        gt = torch.nn.functional.normalize(torch.randn(2, 3, 8, 8), dim=1)
+        perfect = gt * 2.0            # the loss normalises the prediction
+    else:
+        gt = torch.rand(2, 1, 8, 8) + 0.1
+        perfect = gt.clone()
+    assert float(loss(perfect, gt, task.valid_mask(gt))) == pytest.approx(0, abs=1e-4)
+    # corrupting only pixels marked invalid does not change the loss
+    padded = gt.clone()
+    padded[..., :2, :] = task.ignore_value
+    wrong = perfect.clone()
+    wrong[..., :2, :] = -perfect[..., :2, :] + 3
+    valid = task.valid_mask(padded)
+    assert not valid[..., :2, :].any()
+    assert float(loss(wrong, padded, valid)) == pytest.approx(0, abs=1e-4)
+    # an all-invalid batch still gives a finite zero with a gradient path
+    out = perfect.clone().requires_grad_(True)
+    empty = torch.full_like(gt, task.ignore_value)
+    value = loss(out, empty, task.valid_mask(empty))
+    value.backward()
+    assert float(value.detach()) == 0 and out.grad is not None
+
+
+def test_build_tasks_rejects_duplicates_and_empty():
+    with pytest.raises(ValueError, match='twice'):
+        build_tasks(['DepthTask', 'DepthTask'])
+    with pytest.raises(ValueError, match='empty'):
+        build_tasks([])
+    with pytest.raises(KeyError):
+        build_tasks(['NoSuchTask'])
