@@ -1,0 +1,97 @@
+"""tools/train.py end to end on a tiny Taskonomy-format dataset; resume after a kill."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_taskonomy_fixture
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1x8-600_synthetic-128.py'
+
+
+TINY = """
+_base_ = '{base}'
+data_root = '{root}'
+model = dict(
+    encoder=dict(img_size=(64, 64), model_kwargs=dict(
+        embed_dim=16, num_heads=(1, 2, 2, 4), depths=(1, 1, 2, 1), window_size=4)),
+    decoder=dict(channels=16))
+param_scheduler = []
+train_cfg = dict(max_iters={max_iters}, val_interval=1000000)
+default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=100),
+                     logger=dict(interval=1))
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
+custom_hooks = []
+_loader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+               dataset=dict(data_root=data_root))
+train_dataloader = dict(_loader, dataset=dict(data_root=data_root, pipeline={{{{_base_.train_pipeline}}}}))
+val_dataloader = _loader
+test_dataloader = _loader
+"""
+
+
+def write_tiny_config(path, data_root, max_iters):
+    """A config inheriting the demo baseline, shrunk to a tiny model and tiny data."""
+    path.write_text(TINY.format(base=CONFIG, root=data_root, max_iters=max_iters))
+    return path
+
+
+def _train_cmd(work_dir, data_root, max_iters, *extra):
+    cfg = write_tiny_config(Path(work_dir).parent / f'tiny_{max_iters}.py', data_root, max_iters)
+    return [sys.executable, str(REPO / 'tools/train.py'), str(cfg), '--work-dir',
+            str(work_dir), *extra, '--cfg-options',
+            'train_dataloader.dataset.pipeline.1.geometric.0.size=(64,64)']
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('synth')
+    write_taskonomy_fixture(str(root), buildings=('b0', 'b1', 'b2', 'b3'), views=2,
+                            num_classes=8)
+    return root
+
+
+def _env():
+    return dict(os.environ, HF_HUB_OFFLINE='1', NO_ALBUMENTATIONS_UPDATE='1',
+                OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+
+
+def test_resume_after_kill(tmp_path, data_root):
+    work = tmp_path / 'work'
+    proc = subprocess.Popen(_train_cmd(work, data_root, 100000), cwd=REPO, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    try:
+        while not (work / 'iter_4.pth').exists():
+            assert proc.poll() is None, 'training died before its 4th iteration'
+            assert time.time() < deadline, 'no checkpoint after 240 s'
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)           # a hard kill, as by the OOM killer
+        proc.wait()
+    last = (work / 'last_checkpoint').read_text().strip()
+    killed_at = int(re.search(r'iter_(\d+)\.pth', last).group(1))
+    assert killed_at >= 4
+    ckpt = torch.load(last, map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == killed_at
+    target = killed_at + 2
+    res = subprocess.run(_train_cmd(work, data_root, target, '--resume'), cwd=REPO,
+                         env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert f'resumed' in log.lower() and f'iter_{killed_at}.pth' in log
+    assert re.search(rf'Iter\(train\) \[\s*{killed_at + 1}/{target}\]', log), log[-2000:]
+    assert not re.search(r'Iter\(train\) \[\s*1/', log)       # did not start over
+    final = torch.load(work / f'iter_{target}.pth', map_location='cpu', weights_only=False)
+    assert final['meta']['iter'] == target
+    moved = [k for k, v in final['state_dict'].items()
+             if k.startswith('decoders.') and not torch.equal(v, ckpt['state_dict'][k])]
+    assert moved, 'resumed training did not update the decoders'
