@@ -1,6 +1,13 @@
 """Evaluate a checkpoint on a config's test split and write the metrics as JSON.
 
-    python tools/test.py CONFIG CHECKPOINT [--out metrics.json]
+    python tools/test.py CONFIG CHECKPOINT [--out metrics.json] [--baseline baseline.json]
+                         [--out-dir DIR] [--show-dir DIR]
+
+``--baseline`` adds the multi-task score ``mtl/delta_m`` against single-task baselines (a JSON
+``{"seg/mIoU": 40.1, "depth/rmse": 0.6, ...}``). ``--out-dir`` writes every prediction as
+per-task PNG files (labels: palette PNG; depth: 16-bit millimetres ``_depth_mm.png``; normals:
+RGB; edges: 16-bit); ``--show-dir`` writes a grid picture (input | ground truth | prediction)
+of every test image.
 """
 import argparse
 import json
@@ -15,13 +22,21 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mtl_adapters.utils import register_all_modules  # noqa: E402
 
+VIS_HOOK = 'MultiTaskVisualizationHook'
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Evaluate a multi-task checkpoint.')
+    """Command line of the test tool."""
+    parser = argparse.ArgumentParser(
+        description='Evaluate a multi-task checkpoint.',
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
     parser.add_argument('--work-dir', help='where logs go (default: work_dirs/<config>)')
     parser.add_argument('--out', help='metrics JSON (default: <work-dir>/test_metrics.json)')
+    parser.add_argument('--baseline', help='single-task baseline metrics (JSON) for Δm')
+    parser.add_argument('--out-dir', help='write each prediction as per-task PNG files here')
+    parser.add_argument('--show-dir', help='write a grid picture of every test image here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -32,17 +47,41 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    register_all_modules()
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+def build_cfg(args) -> Config:
+    """Config from file + command line: checkpoint, baseline, output hooks."""
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.baseline:
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
+            else [cfg.test_evaluator]
+        for evaluator in evaluators:
+            if evaluator.get('type') == 'MultiTaskMetric':
+                evaluator['baseline_file'] = osp.abspath(args.baseline)
+    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != VIS_HOOK]
+    if args.show_dir:
+        hooks.append(dict(type=VIS_HOOK, interval=1, max_samples=-1, out_dir=args.show_dir,
+                          draw_val=False))
+    else:  # keep the config's own visualisation hook (a few samples under the work dir)
+        hooks += [h for h in cfg.get('custom_hooks', []) if h.get('type') == VIS_HOOK]
+    if args.out_dir:
+        hooks.append(dict(type='SavePredictionsHook', out_dir=args.out_dir))
+    cfg.custom_hooks = hooks
+    return cfg
+
+
+def main(argv=None):
+    """Evaluate; write the metrics JSON; return the metrics."""
+    args = parse_args(argv)
+    register_all_modules()
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    if args.baseline and not osp.isfile(args.baseline):
+        raise SystemExit(f'baseline file not found: {args.baseline}')
+    cfg = build_cfg(args)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')

@@ -525,10 +525,7 @@ def _occluded(P: np.ndarray, D: np.ndarray, t_max: float, objects: List[dict]) -
     """(M,) True where the segment P + t D, t in (0, t_max), hits a piece of furniture."""
     hit = np.zeros(len(P), dtype=bool)
     for obj in objects:
-        todo = ~hit
-        if not todo.any():
-            break
-        hit[todo] = _hit_object(P[todo], D[todo], obj) < t_max
+        hit |= _hit_object(P, D, obj) < t_max
     return hit
 
 
@@ -554,12 +551,10 @@ def render_view(seed: int, size: Size = (128, 128), style: str = 'default',
     d_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)],
                      axis=-1).reshape(-1, 3)  # (N, 3) rays with unit z: t is z-depth
     D = d_cam @ R.T  # (N, 3) world directions
-    O = np.broadcast_to(eye, D.shape)
-
-    t_best = _hit_room(O, D, room)  # (N,) closed room: always a hit
+    t_best = _hit_room(eye, D, room)  # (N,) closed room: always a hit
     prim = np.full(len(D), -1)  # -1 = room, k = objects[k]
     for k, obj in enumerate(objects):
-        t = _hit_object(O, D, obj)
+        t = _hit_object(eye, D, obj)  # one origin (3,) for all rays
         closer = t < t_best
         t_best = np.where(closer, t, t_best)
         prim[closer] = k

@@ -1,1 +1,4 @@
 """Engine: hooks."""
+from .hooks import MultiTaskVisualizationHook, ParamReportHook
+
+__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook']

@@ -5,7 +5,15 @@ features (the frozen trunk runs once; an adapter encoder adds task-specific deep
 ``decoders[task](features, (H, W))`` gives (B, C_task, H, W) -> ``task.postprocess`` /
 ``task`` losses. Loss weights are a buffer (``task_weights``), so a weighting method or hook can
 change them and they work under DDP (mmengine's wrapper calls our loss, not our train_step).
+
+Weighting (``weighting=dict(type=...)`` from ``WEIGHTINGS``, uniform by default) happens inside
+``loss()`` too, so it also runs under DDP, where no hook can run between backward and step:
+gradient methods (PCGrad, GradNorm) take per-task gradients on ``shared_parameters()`` with
+``torch.autograd.grad(retain_graph=True)`` and return their combined gradient as a zero-valued
+surrogate loss term (``mtl_adapters/weighting/base.py``). TROA runs its affinity update in
+``loss()`` on the iterations ``TROAHook`` marks due, reusing that iteration's forward graph.
 """
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -13,9 +21,10 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from mtl_adapters.registry import MODELS
+from mtl_adapters.registry import MODELS, WEIGHTINGS
 from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.tasks import build_tasks
+from mtl_adapters.weighting import TROAWeighting
 
 
 @MODELS.register_module()
@@ -29,16 +38,23 @@ class MultiTaskModel(BaseModel):
             ``out_channels`` are filled in.
         data_preprocessor: preprocessor config (``tasks`` filled in).
         task_weights: initial loss weights ``{task: w}`` (default 1 each).
+        weighting: task-weighting config from ``WEIGHTINGS`` (default ``UniformWeighting``);
+            its weights multiply ``task_weights``.
     """
 
     def __init__(self, tasks: Sequence, encoder: dict, decoder: dict,
                  data_preprocessor: Optional[dict] = None,
-                 task_weights: Optional[Dict[str, float]] = None, init_cfg=None):
+                 task_weights: Optional[Dict[str, float]] = None,
+                 weighting: Optional[dict] = None, init_cfg=None):
         self.tasks = build_tasks(tasks)
         data_preprocessor = dict(data_preprocessor or dict(type='MultiTaskDataPreprocessor'))
         data_preprocessor.setdefault('tasks', list(self.tasks.values()))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.task_names: List[str] = list(self.tasks)
+        encoder = dict(encoder)
+        if getattr(MODELS.get(encoder['type']) if isinstance(encoder['type'], str)
+                   else encoder['type'], 'needs_task_names', False):
+            encoder.setdefault('task_names', self.task_names)  # adapter encoders embed tasks
         self.encoder = MODELS.build(encoder)
         per_task = decoder if 'type' not in decoder else {t: decoder for t in self.task_names}
         unknown = set(per_task) - set(self.task_names)
@@ -52,15 +68,47 @@ class MultiTaskModel(BaseModel):
         self.losses = nn.ModuleDict({n: t.build_loss() for n, t in self.tasks.items()})
         weights = [float((task_weights or {}).get(n, 1.0)) for n in self.task_names]
         self.register_buffer('task_weights', torch.tensor(weights))
+        self.weighting = WEIGHTINGS.build(dict(weighting or dict(type='UniformWeighting'),
+                                               task_names=self.task_names))
+        self._warned_no_shared = False
+
+    def shared_parameters(self) -> List[nn.Parameter]:
+        """The explicit shared trainable set (gradient weighting, TROA 'params' mode): the
+        encoder's adapter parameters if it has them, else its trainable parameters (none for
+        the frozen baseline; decoders are per task, so nothing in them is shared)."""
+        if hasattr(self.encoder, 'adapter_named_parameters'):
+            return [p for _, p in self.encoder.adapter_named_parameters() if p.requires_grad]
+        return [p for p in self.encoder.parameters() if p.requires_grad]
+
+    def sync_affinity(self) -> None:
+        """Copy TROA's W into the encoder's ``affinity`` and, with ``loss_weighting``, its
+        lambda into ``task_weights`` (done before a forward: never while a graph uses them)."""
+        if not isinstance(self.weighting, TROAWeighting):
+            return
+        if hasattr(self.encoder, 'set_affinity'):
+            self.encoder.set_affinity(self.weighting.affinity)
+        if self.weighting.loss_weighting:
+            self.task_weights.copy_(self.weighting.loss_weights())
 
     # ------------------------------------------------------------------ forward
-    def forward_tasks(self, inputs: Tensor,
-                      task_names: Optional[Sequence[str]] = None) -> Dict[str, Tensor]:
-        """(B, 3, H, W) -> ``{task: (B, C_task, H, W)}`` raw outputs."""
+    def forward_tasks(self, inputs: Tensor, task_names: Optional[Sequence[str]] = None,
+                      return_branch_input: bool = False):
+        """(B, 3, H, W) -> ``{task: (B, C_task, H, W)}`` raw outputs (and, with
+        ``return_branch_input``, the (T*B, ...) leaf entering the encoder's first adapter)."""
         task_names = list(task_names or self.task_names)
-        feats = self.encoder(inputs, task_names)
+        self.sync_affinity()
+        if return_branch_input:
+            if not hasattr(self.encoder, 'adapt'):
+                raise TypeError(f'{type(self.encoder).__name__} has no trunk/adapt split: TROA '
+                                "gradient_mode='representation' needs an adapter encoder; use "
+                                "model.weighting.gradient_mode='params'")
+            feats, branch_input = self.encoder.adapt(self.encoder.trunk(inputs), task_names,
+                                                     return_branch_input=True)
+        else:
+            feats = self.encoder(inputs, task_names)
         size = tuple(inputs.shape[-2:])
-        return {t: self.decoders[t](feats[t], size) for t in task_names}
+        outputs = {t: self.decoders[t](feats[t], size) for t in task_names}
+        return (outputs, branch_input) if return_branch_input else outputs
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
         """mmengine entry point: mode 'loss', 'predict' or 'tensor'."""
@@ -99,13 +147,94 @@ class MultiTaskModel(BaseModel):
             losses[name] = self.losses[name](out, gt, self.tasks[name].valid_mask(gt))
         return losses
 
-    def loss(self, inputs: Tensor, data_samples: Sequence[MultiTaskDataSample]) -> dict:
-        """Weighted per-task losses, keyed ``<task>.loss_<name>`` (logs read by task)."""
-        losses = self.task_losses(self.forward_tasks(inputs), data_samples)
+    def per_task_gradients(self, losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor:
+        """(T, D): each loss's gradient on ``params``, flattened (zeros where unused)."""
+        rows = []
+        for value in losses:
+            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                                   for g, p in zip(grads, params)]))
+        return torch.stack(rows)
+
+    def troa_step(self, outputs: Dict[str, Tensor], data_samples: Sequence[MultiTaskDataSample],
+                  losses: Dict[str, Tensor], branch_input: Optional[Tensor] = None) -> Tensor:
+        """One TROA update from this batch: per-task gradients on halves A and B of the batch
+        (on the adapter parameters, or on ``branch_input`` from ONE backward), then
+        ``TROAWeighting.update`` (a collective under DDP: every rank calls it)."""
+        batch = next(iter(outputs.values())).shape[0]
+        half = batch // 2
+        rows = {}
+        if branch_input is not None:
+            total = sum(losses.values())
+            grad, = torch.autograd.grad(total, branch_input, retain_graph=True)
+            grad = grad.unflatten(0, (len(outputs), batch))              # (T, B, H, W, C)
+            dim = grad[0, 0].numel()
+            if half > 0:
+                rows = {t: (grad[i, :half].sum(0).flatten(), grad[i, half:].sum(0).flatten())
+                        for i, t in enumerate(outputs)}
+        else:
+            shared = self.shared_parameters()
+            dim = sum(p.numel() for p in shared)
+            if half > 0 and shared:
+                parts = [slice(0, half), slice(half, batch)]
+                per_half = [self.task_losses({t: o[part] for t, o in outputs.items()},
+                                             data_samples[part]) for part in parts]
+                grads = [self.per_task_gradients(list(h.values()), shared) for h in per_half]
+                rows = {t: (grads[0][i], grads[1][i]) for i, t in enumerate(outputs)}
+        device = self.task_weights.device
+        g_a = torch.zeros(len(self.task_names), dim, device=device)
+        g_b = torch.zeros_like(g_a)
+        for i, name in enumerate(self.task_names):
+            if name in rows:
+                g_a[i], g_b[i] = rows[name][0].detach(), rows[name][1].detach()
+        self.weighting.due = False
+        return self.weighting.update(g_a, g_b)
+
+    def weigh_losses(self, losses: Dict[str, Tensor]) -> dict:
+        """Per-task losses -> the loss dict: ``<task>.loss_<name>`` weighted by
+        ``task_weights`` x the weighting's weights, plus ``weighting.loss_*`` terms."""
+        names = list(losses)
+        index = [self.task_names.index(n) for n in names]
+        values = torch.stack([losses[n] for n in names])
+        static = self.task_weights[index]
+        shared, grads = [], None
+        if self.weighting.requires_grads and torch.is_grad_enabled():
+            shared = self.shared_parameters()
+            if shared:
+                grads = self.per_task_gradients(list(static * values), shared)
+            elif not self._warned_no_shared:
+                self._warned_no_shared = True
+                warnings.warn(f'{type(self.weighting).__name__} needs shared trainable '
+                              'parameters but the encoder has none (frozen baseline); it acts '
+                              'as uniform weighting. Use an adapter encoder.')
+        result = self.weighting(values, grads)
+        weights = static * result.weights
         out = {}
-        for i, (name, value) in enumerate(losses.items()):
-            out[f'{name}.loss_{self.losses[name].loss_name}'] = self.task_weights[i] * value
+        for i, name in enumerate(names):
+            out[f'{name}.loss_{self.losses[name].loss_name}'] = weights[i] * values[i]
+        out.update({f'weighting.{k}': v for k, v in result.extra_losses.items()})
+        if result.combined_grad is not None and grads is not None:
+            # zero-valued term whose gradient moves the shared set from sum_t w_t g_t to g*
+            delta = result.combined_grad - (result.weights.detach()[:, None] * grads).sum(0)
+            offsets = torch.tensor([0] + [p.numel() for p in shared]).cumsum(0).tolist()
+            out['weighting.loss_surrogate'] = sum(
+                ((p - p.detach()) * delta[a:b].view_as(p)).sum()
+                for p, a, b in zip(shared, offsets[:-1], offsets[1:]))
         return out
+
+    def loss(self, inputs: Tensor, data_samples: Sequence[MultiTaskDataSample]) -> dict:
+        """Weighted per-task losses, keyed ``<task>.loss_<name>`` (logs read by task); runs a
+        TROA update first when ``TROAHook`` marked this iteration due."""
+        troa_due = isinstance(self.weighting, TROAWeighting) and self.weighting.due
+        branch_input = None
+        if troa_due and self.weighting.gradient_mode == 'representation':
+            outputs, branch_input = self.forward_tasks(inputs, return_branch_input=True)
+        else:
+            outputs = self.forward_tasks(inputs)
+        losses = self.task_losses(outputs, data_samples)
+        if troa_due:
+            self.troa_step(outputs, data_samples, losses, branch_input)
+        return self.weigh_losses(losses)
 
     # --------------------------------------------------------------- prediction
     def predict(self, inputs: Tensor,

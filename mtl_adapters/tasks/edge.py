@@ -58,7 +58,10 @@ class EdgeTask(BaseTask):
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
         edge = value[..., 0] if value.ndim == 3 else value
         ref = edge if reference is None else reference
-        scale = max(float(np.percentile(ref[ref >= 0], 99)) if (ref >= 0).any() else 1.0, 1e-6)
+        ref = ref[..., 0] if ref.ndim == 3 else ref
+        valid = ref[ref >= 0]
+        scale = float(np.percentile(valid, 99)) if valid.size else 1.0
+        scale = scale if scale > 1e-6 else 1.0  # a blank reference: show the fixed [0, 1] range
         grey = (np.clip(edge / scale, 0, 1) * 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
 

@@ -66,22 +66,27 @@ class NormalTask(BaseTask):
         return F.normalize(logits, dim=1)
 
     def metric_stats(self, pred: Tensor, gt: Tensor) -> dict:
-        mask = self.valid_mask(gt)[0]
-        p = F.normalize(pred.double(), dim=0).permute(1, 2, 0)[mask]
-        g = F.normalize(gt.double(), dim=0).permute(1, 2, 0)[mask]
+        mask = self.valid_mask(gt)[0]  # (H, W)
+        p = F.normalize(pred.double(), dim=0).permute(1, 2, 0)[mask]  # (N, 3)
+        g = F.normalize(gt.double(), dim=0).permute(1, 2, 0)[mask]  # (N, 3)
         cos = (p * g).sum(-1).clamp(-1, 1)
-        angle = torch.rad2deg(torch.acos(cos))
-        hist = torch.histc(angle.float(), bins=ANGLE_BINS, min=0, max=180).long()
+        angle = torch.rad2deg(torch.acos(cos))  # (N,) degrees
+        # sparse histogram of the angles (bins of ANGLE_BIN degrees) for the dataset median
+        idx = torch.floor(angle / ANGLE_BIN).long().clamp(0, ANGLE_BINS - 1)
+        bins, counts = torch.unique(idx, return_counts=True)
         return dict(n=int(mask.sum()), sum=float(angle.sum()), sq=float((angle ** 2).sum()),
                     t11=int((angle < 11.25).sum()), t22=int((angle < 22.5).sum()),
-                    t30=int((angle < 30).sum()), hist=hist)
+                    t30=int((angle < 30).sum()), bins=bins.numpy().astype(np.int32),
+                    counts=counts.numpy().astype(np.int64))
 
     def reduce_metrics(self, stats: List[dict]) -> Dict[str, float]:
         n = sum(s['n'] for s in stats)
         if n == 0:
             return {k: float('nan') for k in self.metric_directions}
-        hist = sum(s['hist'] for s in stats)
-        median_bin = int(torch.searchsorted(hist.cumsum(0), (n + 1) // 2))
+        hist = np.zeros(ANGLE_BINS, np.int64)
+        for s in stats:
+            np.add.at(hist, s['bins'], s['counts'])
+        median_bin = int(np.searchsorted(np.cumsum(hist), (n + 1) // 2))
         return {'mean': sum(s['sum'] for s in stats) / n,
                 'median': (median_bin + 0.5) * ANGLE_BIN,
                 'rmse': (sum(s['sq'] for s in stats) / n) ** 0.5,

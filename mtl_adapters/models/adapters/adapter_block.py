@@ -1,0 +1,147 @@
+"""The adapter block: a pretrained Swin-V2 block made task-conditioned (TAA, TSN, bottleneck).
+
+Swin-V2 blocks are res-post-norm (``x + LN(f(x))``); the task-conditioned pieces go where V2
+has its norms. For task t with conditioning vector theta_hat_t (all adapter weights are shared
+by the tasks; only theta_hat_t differs), input x (NHWC) and the previous adapter's bottleneck
+u_prev:
+
+    h   = x + TSN1_t(WindowAttn_TAA_t(x))              # TSN1 wraps the pretrained norm1
+    a   = h + TSN2_t(MLP(h))                           # TSN2 wraps the pretrained norm2
+    n   = TSN3_t(a)                                    # fresh LayerNorm (1, 0) + task FiLM
+    u   = FF_down(n) + S(u_prev)                       # bottleneck, r = C / reduction
+    y   = a + FF_up(GELU(u))                           # FF_up zero-initialised
+
+S is the identity inside a stage; across patch merging it is a 2x2 space-to-depth of u_prev
+(same order as timm's PatchMerging) followed by a linear 4 r_prev -> r (``SkipMerge``); the first
+adapter block has no skip. The authors' pre-norm figure ends with a TSN after the adapter's sum;
+in res-post-norm form the residual stream is never normalised, so that norm is the next block's
+TSN1/TSN2. With the adapter parameters at init (A = 0, FiLMs = 0, FF_up = 0) y equals the
+pretrained block's output exactly. The pretrained submodules keep timm's names (``attn``,
+``norm1``, ``mlp``, ``norm2``), so timm checkpoints load into the adapted model unchanged.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .task_adapted_attention import TaskAdaptedAttention
+from .task_scaled_norm import TaskScaledNorm
+
+#: names of the modules an AdapterBlock adds (everything else in it is pretrained)
+ADAPTER_MODULE_NAMES = ('taa', 'tsn1', 'tsn2', 'tsn3', 'adapter_norm', 'ff_down', 'ff_up')
+
+
+def shift_window_mask(height: int, width: int, window: Tuple[int, int], shift: Tuple[int, int],
+                      device=None, dtype=None) -> Tensor:
+    """(nW, N, N) mask (0 / -100) keeping shifted-window attention inside contiguous regions."""
+    region = torch.zeros(height, width, device=device, dtype=dtype)
+    label = 0
+    for hs in ((0, -window[0]), (-window[0], -shift[0]), (-shift[0], None)):
+        for ws in ((0, -window[1]), (-window[1], -shift[1]), (-shift[1], None)):
+            region[hs[0]:hs[1], ws[0]:ws[1]] = label
+            label += 1
+    region = region.view(height // window[0], window[0], width // window[1], window[1])
+    region = region.permute(0, 2, 1, 3).reshape(-1, window[0] * window[1])   # (nW, N)
+    diff = region.unsqueeze(1) - region.unsqueeze(2)
+    return diff.masked_fill(diff != 0, -100.0)
+
+
+class SkipMerge(nn.Module):
+    """Carry the previous adapter's bottleneck across patch merging: 2x2 space-to-depth + linear."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(4 * in_dim, out_dim)
+
+    def forward(self, u: Tensor) -> Tensor:
+        """(N, H, W, r_in) -> (N, ceil(H/2), ceil(W/2), r_out)."""
+        n, h, w, c = u.shape
+        u = F.pad(u, (0, 0, 0, w % 2, 0, h % 2))
+        h, w = u.shape[1:3]
+        u = u.reshape(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 4, 2, 5).flatten(3)
+        return self.proj(u)
+
+
+class AdapterBlock(nn.Module):
+    """A pretrained ``SwinTransformerV2Block`` plus TAA, TSN and a bottleneck adapter.
+
+    Args:
+        block: the pretrained timm block (its attn/norm1/mlp/norm2 are adopted, not copied).
+        cond_dim: size of the task conditioning vector theta_hat_t.
+        reduction: bottleneck width r = C // reduction.
+        shared_attn_bias: one TAA matrix A for all heads instead of one per head.
+    """
+
+    def __init__(self, block: nn.Module, cond_dim: int, reduction: int = 4,
+                 shared_attn_bias: bool = False):
+        super().__init__()
+        dim = block.dim
+        self.dim = dim
+        self.num_heads = block.num_heads
+        self.window_size = tuple(block.window_size)
+        self.shift_size = tuple(block.shift_size)
+        self.window_area = self.window_size[0] * self.window_size[1]
+        self.bottleneck_dim = max(1, dim // reduction)
+        # pretrained parts, timm names
+        self.attn = block.attn
+        self.norm1 = block.norm1
+        self.mlp = block.mlp
+        self.norm2 = block.norm2
+        # adapter parts
+        self.taa = TaskAdaptedAttention(self.num_heads, self.window_area, cond_dim,
+                                        shared_across_heads=shared_attn_bias)
+        self.tsn1 = TaskScaledNorm(dim, cond_dim)
+        self.tsn2 = TaskScaledNorm(dim, cond_dim)
+        self.adapter_norm = nn.LayerNorm(dim)
+        self.tsn3 = TaskScaledNorm(dim, cond_dim)
+        self.ff_down = nn.Linear(dim, self.bottleneck_dim)
+        self.ff_up = nn.Linear(self.bottleneck_dim, dim)
+        nn.init.zeros_(self.ff_up.weight)
+        nn.init.zeros_(self.ff_up.bias)
+        self._masks: Dict[tuple, Tensor] = {}
+
+    def pretrained_modules(self):
+        """The adopted pretrained submodules (frozen unless the adapted blocks are trained)."""
+        return [self.attn, self.norm1, self.mlp, self.norm2]
+
+    def _mask(self, hp: int, wp: int, ref: Tensor) -> Optional[Tensor]:
+        """Cached shift mask for a padded (hp, wp) map, or None without shift."""
+        if not any(self.shift_size):
+            return None
+        key = (hp, wp, ref.device, ref.dtype)
+        if key not in self._masks:
+            self._masks[key] = shift_window_mask(hp, wp, self.window_size, self.shift_size,
+                                                 ref.device, ref.dtype)
+        return self._masks[key]
+
+    def _window_attention(self, x: Tensor, cond: Tensor) -> Tensor:
+        """Shifted-window TAA on (T*B, H, W, C), padded to the window multiple like timm."""
+        n, h, w, c = x.shape
+        wh, ww = self.window_size
+        if any(self.shift_size):
+            x = torch.roll(x, shifts=(-self.shift_size[0], -self.shift_size[1]), dims=(1, 2))
+        x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
+        hp, wp = x.shape[1:3]
+        windows = x.view(n, hp // wh, wh, wp // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+        windows = windows.reshape(-1, self.window_area, c)               # (T*B*nW, N, C)
+        out = self.taa(self.attn, windows, cond, self._mask(hp, wp, x))
+        out = out.view(n, hp // wh, wp // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+        out = out.reshape(n, hp, wp, c)[:, :h, :w]                        # (T*B, H, W, C)
+        if any(self.shift_size):
+            out = torch.roll(out, shifts=self.shift_size, dims=(1, 2))
+        return out
+
+    def forward(self, x: Tensor, cond: Tensor,
+                skip: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """x: (T*B, H, W, C) task-major; cond: (T, cond_dim); skip: (T*B, H, W, r) or None.
+
+        Returns the block output (T*B, H, W, C) and this adapter's bottleneck (T*B, H, W, r).
+        """
+        h = x + self.tsn1(self._window_attention(x, cond), cond, self.norm1)
+        a = h + self.tsn2(self.mlp(h), cond, self.norm2)
+        u = self.ff_down(self.tsn3(a, cond, self.adapter_norm))         # (T*B, H, W, r)
+        if skip is not None:
+            u = u + skip
+        return a + self.ff_up(F.gelu(u)), u

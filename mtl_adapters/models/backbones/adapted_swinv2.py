@@ -1,0 +1,251 @@
+"""A frozen timm Swin-V2 with task-conditioned adapter blocks in its deep stages.
+
+Layout (Swin-V2-B, default ``adapter_blocks={2: (-4, -3, -2, -1), 3: 'all'}``)::
+
+    image -> trunk (frozen, no_grad, ONCE per image):
+               patch_embed, stage 0, stage 1, stage 2 blocks before the first adapter
+          -> replicate to (T*B) task-major -> branch (per task, batched):
+               remaining stage-2 blocks (adapter blocks), patch merging, stage-3 adapter blocks
+
+Conditioning: learnable task embeddings theta_j (T x d) and a buffer ``affinity`` W (T x T,
+identity at init, set by TROA through ``set_affinity``):
+
+    theta_hat_t = sum_j W[t, j] theta_j
+
+Every adapter block (see ``mtl_adapters.models.adapters.adapter_block``) is shared by all tasks
+and conditioned on theta_hat_t through TAA (attention-logit bias A'_t), TSN (LayerNorm scale and
+shift) and the adapter-input TSN; bottleneck adapters are chained by skips, including across the
+stage-2 -> 3 patch merging (2x2 space-to-depth + linear). With the adapter parameters at init the
+four stage outputs equal the plain timm encoder's for every task.
+
+Outputs per task: ``[stage0, stage1, stage2_t, stage3_t]`` NCHW; the frozen-stage features are the
+same tensor objects for every task.
+"""
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mtl_adapters.models.adapters import ADAPTER_MODULE_NAMES, AdapterBlock, SkipMerge
+from mtl_adapters.registry import MODELS
+
+from .swinv2_encoder import create_swinv2
+
+DEFAULT_ADAPTER_BLOCKS = {2: (-4, -3, -2, -1), 3: 'all'}
+
+
+class TrunkOutput(NamedTuple):
+    """What the frozen trunk hands to the task branch."""
+    #: NCHW outputs of the stages that are entirely frozen (shared decoder skips)
+    shared_feats: List[Tensor]
+    #: (B, H, W, C) tensor entering the first adapter block
+    x: Tensor
+
+
+def resolve_adapter_blocks(spec: Dict, depths: Sequence[int]) -> List[Tuple[int, int]]:
+    """``{stage: 'all' | indices}`` (negative indices allowed) -> sorted (stage, block) pairs."""
+    pairs = set()
+    for stage, blocks in dict(spec).items():
+        stage = int(stage)
+        if not 0 <= stage < len(depths):
+            raise ValueError(f'adapter_blocks: stage {stage} out of range; the encoder has '
+                             f'{len(depths)} stages (0-based)')
+        depth = depths[stage]
+        idx = range(depth) if blocks == 'all' else blocks
+        for b in idx:
+            b = int(b)
+            if not -depth <= b < depth:
+                raise ValueError(f'adapter_blocks: block {b} of stage {stage} out of range '
+                                 f'(stage has {depth} blocks)')
+            pairs.add((stage, b % depth))
+    if not pairs:
+        raise ValueError('adapter_blocks selects no block; e.g. {2: (-4, -3, -2, -1), 3: "all"}')
+    return sorted(pairs)
+
+
+@MODELS.register_module()
+class AdaptedSwinV2Encoder(BaseModule):
+    """Frozen Swin-V2 trunk (run once) + task-conditioned adapter blocks (run per task).
+
+    Args:
+        model_name, pretrained, img_size, model_kwargs: as ``SwinV2Encoder``.
+        task_names: the model's tasks, in order (filled in by ``MultiTaskModel``).
+        adapter_blocks: ``{stage: 'all' | block indices}`` (0-based stages, negative indices ok).
+        embed_dim: size d of the task embeddings theta_j.
+        reduction: adapter bottleneck width r = C // reduction.
+        shared_attn_bias: one TAA matrix for all heads of a block.
+        train_adapted_blocks: also train the pretrained weights of the adapter blocks.
+        frozen: freeze the pretrained weights (the trunk always runs under no_grad).
+    """
+
+    needs_task_names = True
+
+    def __init__(self, task_names: Sequence[str], model_name: str = 'swinv2_tiny_window8_256',
+                 pretrained: Optional[str] = None, img_size: Sequence[int] = (256, 256),
+                 model_kwargs: Optional[dict] = None,
+                 adapter_blocks: Optional[Dict] = None, embed_dim: int = 64,
+                 reduction: int = 4, shared_attn_bias: bool = False,
+                 train_adapted_blocks: bool = False, frozen: bool = True, init_cfg=None):
+        super().__init__(init_cfg)
+        self.task_names: List[str] = list(task_names)
+        if not self.task_names:
+            raise ValueError('AdaptedSwinV2Encoder needs task_names (MultiTaskModel fills them)')
+        self.swin = create_swinv2(model_name, pretrained, tuple(img_size), model_kwargs)
+        self.frozen = frozen
+        self.train_adapted_blocks = train_adapted_blocks
+        layers = self.swin.layers
+        self.out_channels: List[int] = [self.swin.embed_dim * 2 ** i for i in range(len(layers))]
+        patch = self.swin.patch_embed.patch_size[0]
+        self.size_divisor = patch * 2 ** (len(layers) - 1)
+        depths = [len(stage.blocks) for stage in layers]
+        self.adapter_positions = resolve_adapter_blocks(
+            adapter_blocks if adapter_blocks is not None else DEFAULT_ADAPTER_BLOCKS, depths)
+        self.first_adapter = self.adapter_positions[0]
+        num_tasks = len(self.task_names)
+        # task embeddings theta (T, d) and the TROA affinity W (T, T)
+        self.task_embeddings = nn.Parameter(torch.randn(num_tasks, embed_dim) * 0.02)
+        self.register_buffer('affinity', torch.eye(num_tasks))
+        # inject adapter blocks in place of the chosen timm blocks (LoRA-style, by name)
+        self.swin.requires_grad_(False)
+        for stage, b in self.adapter_positions:
+            blocks = layers[stage].blocks
+            blocks[b] = AdapterBlock(blocks[b], embed_dim, reduction, shared_attn_bias)
+        # skip projections across patch merging inside the branch: key = stage entering
+        self.skip_merges = nn.ModuleDict()
+        prev = None
+        for stage, b in self.adapter_positions:
+            blk = layers[stage].blocks[b]
+            if prev is not None and prev[0] != stage:
+                if stage != prev[0] + 1:
+                    raise ValueError('adapter_blocks: adapted stages must be consecutive')
+                prev_dim = layers[prev[0]].blocks[prev[1]].bottleneck_dim
+                self.skip_merges[str(stage)] = SkipMerge(prev_dim, blk.bottleneck_dim)
+            prev = (stage, b)
+        for _, module in self.adapter_named_modules():
+            module.requires_grad_(True)
+        if train_adapted_blocks:
+            for stage, b in self.adapter_positions:
+                for m in layers[stage].blocks[b].pretrained_modules():
+                    m.requires_grad_(True)
+        if not frozen:
+            raise NotImplementedError('AdaptedSwinV2Encoder keeps the trunk frozen; use '
+                                      'train_adapted_blocks=True to tune the adapted blocks')
+        self.swin.eval()
+        #: (T*B, H, W, C) tensor that entered the first adapter block in the last ``adapt``
+        self.branch_input: Optional[Tensor] = None
+
+    # -------------------------------------------------------------- bookkeeping
+    def init_weights(self):
+        """Keep timm's weights and the adapters' identity init: mmengine must not re-init."""
+
+    def train(self, mode: bool = True):
+        """Pretrained parts stay in eval mode (no drop-path); adapters follow ``mode``."""
+        super().train(mode)
+        self.swin.eval()
+        for _, module in self.adapter_named_modules():
+            module.train(mode)
+        return self
+
+    def adapter_named_modules(self) -> List[Tuple[str, nn.Module]]:
+        """(name, module) of every module the adapters add (not the task embeddings)."""
+        out = [(f'skip_merges.{k}', m) for k, m in self.skip_merges.items()]
+        for stage, b in self.adapter_positions:
+            blk = self.swin.layers[stage].blocks[b]
+            out += [(f'swin.layers.{stage}.blocks.{b}.{n}', getattr(blk, n))
+                    for n in ADAPTER_MODULE_NAMES]
+        return out
+
+    def adapter_named_parameters(self) -> List[Tuple[str, nn.Parameter]]:
+        """(name, parameter) of everything the adapter method adds (shared by all tasks)."""
+        out = [('task_embeddings', self.task_embeddings)]
+        for prefix, module in self.adapter_named_modules():
+            out += [(f'{prefix}.{n}', p) for n, p in module.named_parameters()]
+        return out
+
+    def set_affinity(self, affinity: Tensor) -> None:
+        """Set the task-affinity matrix W (T x T, row t mixes the embeddings for task t)."""
+        affinity = torch.as_tensor(affinity, dtype=self.affinity.dtype)
+        if affinity.shape != self.affinity.shape:
+            raise ValueError(f'affinity must be {tuple(self.affinity.shape)}, '
+                             f'got {tuple(affinity.shape)}')
+        self.affinity.copy_(affinity.to(self.affinity.device))
+
+    def conditioning(self, task_names: Sequence[str]) -> Tensor:
+        """theta_hat for the given tasks: (T_sel, d) = W[sel] @ theta."""
+        try:
+            idx = [self.task_names.index(t) for t in task_names]
+        except ValueError as err:
+            raise KeyError(f'unknown task in {list(task_names)}; encoder tasks are '
+                           f'{self.task_names}') from err
+        weights = self.affinity[idx].to(self.task_embeddings.dtype)
+        return weights @ self.task_embeddings
+
+    # ------------------------------------------------------------------ forward
+    def _pad(self, img: Tensor) -> Tensor:
+        """Zero-pad (bottom/right) to a multiple of ``size_divisor``."""
+        h, w = img.shape[-2:]
+        d = self.size_divisor
+        return F.pad(img, (0, (d - w % d) % d, 0, (d - h % d) % d))
+
+    def trunk(self, img: Tensor) -> TrunkOutput:
+        """Frozen part, once per image under no_grad: (B, 3, H, W) -> ``TrunkOutput``."""
+        stage0, block0 = self.first_adapter
+        with torch.no_grad():
+            x = self.swin.patch_embed(self._pad(img))                   # (B, H/4, W/4, C0)
+            shared = []
+            for i in range(stage0):
+                x = self.swin.layers[i](x)
+                shared.append(x.permute(0, 3, 1, 2).contiguous())        # (B, C_i, h, w)
+            stage = self.swin.layers[stage0]
+            x = stage.downsample(x)
+            for blk in stage.blocks[:block0]:
+                x = blk(x)
+        return TrunkOutput(shared, x)
+
+    def adapt(self, trunk_out: TrunkOutput, task_names: Sequence[str],
+              return_branch_input: bool = False):
+        """Task branch, all tasks batched as (T*B): -> ``{task: [4 NCHW features]}``.
+
+        With ``return_branch_input`` also returns the (T*B, H, W, C) leaf tensor entering the
+        first adapter block (requires grad): chunk t of its gradient is task t's gradient.
+        """
+        task_names = list(task_names)
+        num_tasks = len(task_names)
+        batch = trunk_out.x.shape[0]
+        cond = self.conditioning(task_names)                             # (T, d)
+        x = trunk_out.x.repeat(num_tasks, 1, 1, 1)                       # (T*B, H, W, C)
+        if return_branch_input:
+            x = x.detach().requires_grad_(True)
+        self.branch_input = x
+        branch_input = x
+        stage0, block0 = self.first_adapter
+        skip = None
+        task_feats = []
+        for i in range(stage0, len(self.swin.layers)):
+            stage = self.swin.layers[i]
+            if i > stage0:
+                x = stage.downsample(x)                                  # (T*B, H/2, W/2, 2C)
+                if skip is not None:
+                    skip = self.skip_merges[str(i)](skip) if str(i) in self.skip_merges \
+                        else None
+            for blk in stage.blocks[block0 if i == stage0 else 0:]:
+                if isinstance(blk, AdapterBlock):
+                    x, skip = blk(x, cond, skip)
+                else:
+                    x = blk(x)
+            task_feats.append(x.permute(0, 3, 1, 2))                     # (T*B, C_i, h, w)
+        out = {}
+        for t, name in enumerate(task_names):
+            own = [f[t * batch:(t + 1) * batch].contiguous() for f in task_feats]
+            out[name] = list(trunk_out.shared_feats) + own
+        if return_branch_input:
+            return out, branch_input
+        return out
+
+    def forward(self, img: Tensor, task_names: Optional[Sequence[str]] = None
+                ) -> Dict[str, List[Tensor]]:
+        """(B, 3, H, W) -> ``{task: [4 NCHW stage features]}`` (trunk once, branch per task)."""
+        return self.adapt(self.trunk(img), task_names or self.task_names)

@@ -1,0 +1,149 @@
+"""Per-image prediction files: one lossless PNG per task, readable without this package.
+
+Formats (the suffix after the image stem says what the pixels mean):
+
+- labels ``<stem>_<task>.png``: palette PNG (PIL 'P' mode), pixel = class id, colours from
+  the task palette, 255 (ignore) black;
+- depth ``<stem>_<task>_mm.png`` (or ``_cm`` when the task's ``max_depth`` exceeds 65.535 m):
+  16-bit PNG in millimetres (centimetres), 0 = no value;
+- normals ``<stem>_<task>.png``: 8-bit RGB, n = rgb / 255 * 2 - 1 (the task's encoding);
+- edges ``<stem>_<task>.png``: 16-bit PNG, value = edge strength * 65535 (the task's units);
+- any other task: the task's ``encode_taskonomy`` written as PNG.
+"""
+import io
+from pathlib import Path
+from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.hooks import Hook
+from PIL import Image
+
+from mtl_adapters.registry import HOOKS
+from mtl_adapters.tasks import BaseTask, DepthTask, EdgeTask, NormalTask, SemanticTask, build_tasks
+from mtl_adapters.tasks.semantic import label_palette
+from mtl_adapters.utils import atomic_write_bytes, write_png
+
+from .grid import to_hwc
+
+#: depth units of 16-bit depth PNGs: suffix -> units per metre
+DEPTH_UNITS = {'mm': 1000.0, 'cm': 100.0}
+
+
+def write_label_png(path: Union[str, Path], label: np.ndarray, palette: np.ndarray) -> None:
+    """Write an HxW label map (values < 256) as a palette PNG; unlisted indices are black."""
+    full = np.zeros((256, 3), np.uint8)
+    full[:len(palette)] = palette[:256]
+    img = Image.fromarray(np.asarray(label).astype(np.uint8), mode='P')
+    img.putpalette(full.reshape(-1).tolist())
+    buf = io.BytesIO()
+    img.save(buf, format='PNG')
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def depth_unit(task: BaseTask) -> str:
+    """'mm' when the task's depth range fits 16-bit millimetres, else 'cm'."""
+    return 'mm' if float(task.metric_cfg.get('max_depth', 65.0)) <= 65.535 else 'cm'
+
+
+def _save_label(task: SemanticTask, value: np.ndarray, stem: Path) -> Path:
+    path = stem.with_name(f'{stem.name}_{task.name}.png')
+    write_label_png(path, value, label_palette(task.num_classes))
+    return path
+
+
+def _save_depth(task: DepthTask, value: np.ndarray, stem: Path) -> Path:
+    unit = depth_unit(task)
+    path = stem.with_name(f'{stem.name}_{task.name}_{unit}.png')
+    depth = np.nan_to_num(np.asarray(value, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    write_png(path, np.clip(np.round(depth * DEPTH_UNITS[unit]), 0, 65535).astype(np.uint16))
+    return path
+
+
+def _save_encoded(task: BaseTask, value: np.ndarray, stem: Path) -> Path:
+    path = stem.with_name(f'{stem.name}_{task.name}.png')
+    write_png(path, task.encode_taskonomy(value))
+    return path
+
+
+#: how each task type is written (first match wins; anything else: ``_save_encoded``)
+PREDICTION_WRITERS: Dict[type, Callable] = {
+    SemanticTask: _save_label, DepthTask: _save_depth,
+    NormalTask: _save_encoded, EdgeTask: _save_encoded}
+
+
+def save_task_prediction(task: BaseTask, value, stem: Union[str, Path]) -> Path:
+    """Write one task's prediction ((C, H, W) tensor or canonical array) next to ``stem``
+    (a path without extension); returns the file written."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    arr = to_hwc(value)
+    writer = next((w for cls, w in PREDICTION_WRITERS.items() if isinstance(task, cls)),
+                  _save_encoded)
+    return writer(task, arr, stem)
+
+
+def save_predictions(preds: Mapping[str, object],
+                     tasks: Union[Mapping[str, BaseTask], Sequence],
+                     stem: Union[str, Path]) -> Dict[str, Path]:
+    """Write every task's prediction of one image; ``{task: path}``."""
+    task_dict = dict(tasks) if isinstance(tasks, Mapping) else build_tasks(tasks)
+    return {name: save_task_prediction(task_dict[name], value, stem)
+            for name, value in preds.items() if name in task_dict}
+
+
+def read_depth_png(path: Union[str, Path]) -> np.ndarray:
+    """Read a depth PNG written here back to metres (unit taken from the file name)."""
+    from mtl_adapters.utils import read_image
+    path = Path(path)
+    unit = path.stem.rsplit('_', 1)[-1]
+    if unit not in DEPTH_UNITS:
+        raise ValueError(f'{path}: depth file names end in _mm.png or _cm.png')
+    return read_image(path).astype(np.float64) / DEPTH_UNITS[unit]
+
+
+def sample_stem(sample, index: int) -> str:
+    """File stem of a data sample: ``<parent folder>/<image name>`` when it has an
+    ``img_path`` (Taskonomy names repeat across buildings), else ``sample_<index>``."""
+    img_path = sample.metainfo.get('img_path') if hasattr(sample, 'metainfo') else None
+    if not img_path:
+        return f'sample_{index:06d}'
+    p = Path(img_path)
+    return f'{p.parent.name}/{p.stem}' if p.parent.name else p.stem
+
+
+@HOOKS.register_module()
+class SavePredictionsHook(Hook):
+    """Write every test (and optionally validation) prediction as per-task PNG files under
+    ``out_dir`` (formats: see :mod:`mtl_adapters.visualization.save_predictions`)."""
+
+    def __init__(self, out_dir: str, on_val: bool = False):
+        self.out_dir = Path(out_dir)
+        self.on_val = on_val
+        self._count = 0
+
+    def before_test(self, runner) -> None:
+        """Restart the sample count."""
+        self._count = 0
+
+    def before_val(self, runner) -> None:
+        """Restart the sample count."""
+        self._count = 0
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None,
+                        outputs: Optional[Sequence] = None) -> None:
+        """Save the batch's predictions."""
+        self._save(runner, outputs or [])
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
+                       outputs: Optional[Sequence] = None) -> None:
+        """Save the batch's predictions when ``on_val``."""
+        if self.on_val:
+            self._save(runner, outputs or [])
+
+    def _save(self, runner, outputs: Sequence) -> None:
+        model = getattr(runner.model, 'module', runner.model)
+        for sample in outputs:
+            preds = {name: sample.get_pred(name) for name in model.tasks
+                     if sample.get_pred(name) is not None}
+            save_predictions(preds, model.tasks, self.out_dir / sample_stem(sample, self._count))
+            self._count += 1
