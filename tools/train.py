@@ -56,10 +56,26 @@ def build_cfg(args) -> Config:
     return cfg
 
 
+def init_cpu_distributed(cfg: Config) -> None:
+    """torchrun without GPUs (CI, debugging): gloo process group, DDP without device ids.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device``; we start the group ourselves so
+    the Runner finds it initialised and skips that call.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+
+
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
-    runner = Runner.from_cfg(build_cfg(args))
+    cfg = build_cfg(args)
+    init_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
 

@@ -57,6 +57,13 @@ def data_root(tmp_path_factory):
     return root
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def _env():
     return dict(os.environ, HF_HUB_OFFLINE='1', NO_ALBUMENTATIONS_UPDATE='1',
                 OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
@@ -95,3 +102,19 @@ def test_resume_after_kill(tmp_path, data_root):
     moved = [k for k, v in final['state_dict'].items()
              if k.startswith('decoders.') and not torch.equal(v, ckpt['state_dict'][k])]
     assert moved, 'resumed training did not update the decoders'
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path, data_root):
+    """The multi-GPU entry point (torchrun + --launcher pytorch), on CPU with gloo."""
+    work = tmp_path / 'ddp'
+    cmd = _train_cmd(work, data_root, 4)
+    i = cmd.index('--cfg-options')       # --launcher before the --cfg-options values
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_port', str(_free_port())] + cmd[1:i] + ['--launcher', 'pytorch'] + cmd[i:]
+    res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert 'Distributed training: True' in log
+    ckpt = torch.load(work / 'iter_4.pth', map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == 4
+    assert not any(k.startswith('module.') for k in ckpt['state_dict'])
