@@ -1,0 +1,35 @@
+"""Benchmarks; each prints a table and writes JSON under work_dirs/benchmarks/.
+
+    python tools/benchmark.py --render             # synthetic scene rendering, images/s
+    python tools/benchmark.py --speed [args...]    # training images/s and memory, 1-4 tasks
+    python tools/benchmark.py --troa [args...]     # TROA overhead on step time
+
+Arguments after the mode go to that benchmark (``--speed --help`` lists them).
+"""
+import argparse
+import importlib
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
+         'speed': 'mtl_adapters.benchmarks.train_speed',
+         'troa': 'mtl_adapters.benchmarks.troa_overhead'}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group(required=True)
+    for mode, module in MODES.items():
+        group.add_argument(f'--{mode}', action='store_const', dest='mode', const=mode,
+                           help=f'run {module}')
+    args, rest = parser.parse_known_args(argv)
+    from mtl_adapters.utils import register_all_modules
+    register_all_modules()
+    return importlib.import_module(MODES[args.mode]).main(rest)
+
+
+if __name__ == '__main__':
+    main()
