@@ -49,10 +49,11 @@ def main(argv=None):
     written, bad, used = {}, [], set()
     for path in tqdm(paths, desc='inference', unit='img'):
         try:
-            img = read_image(path, unchanged=False, hint='pass an image file (PNG, JPEG, ...)')
+            img = read_image(path, unchanged=False,
+                             hint='give only image files (PNG, JPEG, ...), or use --skip-bad')
         except DataFileError as exc:
             if not args.skip_bad:
-                raise SystemExit(f'error: {exc}\n(use --skip-bad to skip such files)')
+                raise SystemExit(f'error: {exc}')
             tqdm.write(f'skipped: {exc}')
             bad.append(str(path))
             continue

@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.runner import BaseLoop
 
 from mtl_adapters.registry import HOOKS
 from mtl_adapters.utils import write_png
@@ -66,6 +67,7 @@ class MultiTaskVisualizationHook(Hook):
         tasks = model.tasks
         inputs = (data_batch or {}).get('inputs')
         out_dir = self.out_dir or osp.join(runner.work_dir, 'vis')
+        step = _train_iter(runner)
         for i, sample in enumerate(outputs):
             idx = self._seen
             self._seen += 1
@@ -76,7 +78,13 @@ class MultiTaskVisualizationHook(Hook):
             gts = {n: sample.get_gt(n) for n in tasks if sample.get_gt(n) is not None}
             preds = {n: sample.get_pred(n) for n in tasks if sample.get_pred(n) is not None}
             grid = make_prediction_grid(inputs[i], gts, preds, tasks)
-            write_png(osp.join(out_dir, f'{mode}_iter{runner.iter}_{idx}.png'), grid)
+            write_png(osp.join(out_dir, f'{mode}_iter{step}_{idx}.png'), grid)
             if self.add_to_visualizer and getattr(runner, 'visualizer', None) is not None:
-                runner.visualizer.add_image(f'{mode}_sample{idx}', grid, step=runner.iter)
+                runner.visualizer.add_image(f'{mode}_sample{idx}', grid, step=step)
             self._drawn += 1
+
+
+def _train_iter(runner) -> int:
+    """The training iteration, 0 when the runner has no built train loop (``runner.iter``
+    would build one, and a test-only config has no training data)."""
+    return runner.iter if isinstance(getattr(runner, '_train_loop', None), BaseLoop) else 0
