@@ -10,8 +10,9 @@ Weighting (``weighting=dict(type=...)`` from ``WEIGHTINGS``, uniform by default)
 ``loss()`` too, so it also runs under DDP, where no hook can run between backward and step:
 gradient methods (PCGrad, GradNorm) take per-task gradients on ``shared_parameters()`` with
 ``torch.autograd.grad(retain_graph=True)`` and return their combined gradient as a zero-valued
-surrogate loss term (``mtl_adapters/weighting/base.py``). TROA runs its affinity update in
-``loss()`` on the iterations ``TROAHook`` marks due, reusing that iteration's forward graph.
+surrogate loss term (``mtl_adapters/weighting/base.py``). TROA takes its task gradients on
+the iterations ``TROAHook`` marks due, from that iteration's own forward graph: never a second
+forward, never through the frozen trunk (see ``loss``).
 """
 import warnings
 from typing import Dict, List, Optional, Sequence, Union
@@ -71,6 +72,7 @@ class MultiTaskModel(BaseModel):
         self.weighting = WEIGHTINGS.build(dict(weighting or dict(type='UniformWeighting'),
                                                task_names=self.task_names))
         self._warned_no_shared = False
+        self._troa_branch_grad: Optional[Tensor] = None
 
     def shared_parameters(self) -> List[nn.Parameter]:
         """The explicit shared trainable set (gradient weighting, TROA 'params' mode): the
@@ -156,39 +158,52 @@ class MultiTaskModel(BaseModel):
                                    for g, p in zip(grads, params)]))
         return torch.stack(rows)
 
-    def troa_step(self, outputs: Dict[str, Tensor], data_samples: Sequence[MultiTaskDataSample],
-                  losses: Dict[str, Tensor], branch_input: Optional[Tensor] = None) -> Tensor:
-        """One TROA update from this batch: per-task gradients on halves A and B of the batch
-        (on the adapter parameters, or on ``branch_input`` from ONE backward), then
-        ``TROAWeighting.update`` (a collective under DDP: every rank calls it)."""
-        batch = next(iter(outputs.values())).shape[0]
-        half = batch // 2
-        rows = {}
-        if branch_input is not None:
-            total = sum(losses.values())
-            grad, = torch.autograd.grad(total, branch_input, retain_graph=True)
-            grad = grad.unflatten(0, (len(outputs), batch))              # (T, B, H, W, C)
-            dim = grad[0, 0].numel()
-            if half > 0:
-                rows = {t: (grad[i, :half].sum(0).flatten(), grad[i, half:].sum(0).flatten())
-                        for i, t in enumerate(outputs)}
-        else:
-            shared = self.shared_parameters()
-            dim = sum(p.numel() for p in shared)
-            if half > 0 and shared:
-                parts = [slice(0, half), slice(half, batch)]
-                per_half = [self.task_losses({t: o[part] for t, o in outputs.items()},
-                                             data_samples[part]) for part in parts]
-                grads = [self.per_task_gradients(list(h.values()), shared) for h in per_half]
-                rows = {t: (grads[0][i], grads[1][i]) for i, t in enumerate(outputs)}
-        device = self.task_weights.device
-        g_a = torch.zeros(len(self.task_names), dim, device=device)
+    def _troa_update(self, rows: Dict[str, tuple], dim: int) -> Tensor:
+        """``{task: (g_half_a, g_half_b)}`` -> ``TROAWeighting.update`` (zeros for absent
+        tasks: skipped there). A collective under DDP: every rank calls it."""
+        g_a = torch.zeros(len(self.task_names), dim, device=self.task_weights.device)
         g_b = torch.zeros_like(g_a)
         for i, name in enumerate(self.task_names):
             if name in rows:
                 g_a[i], g_b[i] = rows[name][0].detach(), rows[name][1].detach()
-        self.weighting.due = False
         return self.weighting.update(g_a, g_b)
+
+    def troa_params_step(self, outputs: Dict[str, Tensor],
+                         data_samples: Sequence[MultiTaskDataSample]) -> Tensor:
+        """TROA 'params' mode: each task's gradient on the adapter parameters, separately on
+        halves A and B of the batch (2T ``autograd.grad`` calls on this forward's graph)."""
+        shared = self.shared_parameters()
+        batch = next(iter(outputs.values())).shape[0]
+        half = batch // 2
+        rows = {}
+        if half > 0 and shared:
+            parts = [slice(0, half), slice(half, batch)]
+            per_half = [self.task_losses({t: o[part] for t, o in outputs.items()},
+                                         data_samples[part]) for part in parts]
+            grads = [self.per_task_gradients(list(h.values()), shared) for h in per_half]
+            rows = {t: (grads[0][i], grads[1][i]) for i, t in enumerate(outputs)}
+        return self._troa_update(rows, sum(p.numel() for p in shared))
+
+    def finish_troa(self) -> Optional[Tensor]:
+        """TROA 'representation' mode: the update from the gradient that the last training
+        backward left on the (T*B, ...) adapter input (chunk t = task t; a half's gradient is
+        the sum over its samples). No-op if nothing is pending. Called by ``TROAHook`` after
+        the step and by the next ``loss()``: on every rank at the same point."""
+        grad, self._troa_branch_grad = self._troa_branch_grad, None
+        if grad is None:
+            return None
+        num_tasks = len(self.task_names)
+        grad = grad.unflatten(0, (num_tasks, grad.shape[0] // num_tasks))   # (T, B, H, W, C)
+        half = grad.shape[1] // 2
+        rows = {}
+        if half > 0:
+            rows = {t: (grad[i, :half].sum(0).flatten(), grad[i, half:].sum(0).flatten())
+                    for i, t in enumerate(self.task_names)}
+        return self._troa_update(rows, grad[0, 0].numel())
+
+    def _capture_branch_grad(self, grad: Tensor) -> None:
+        """Tensor hook: keep the adapter input's gradient from the training backward."""
+        self._troa_branch_grad = grad.detach()
 
     def weigh_losses(self, losses: Dict[str, Tensor]) -> dict:
         """Per-task losses -> the loss dict: ``<task>.loss_<name>`` weighted by
@@ -223,17 +238,24 @@ class MultiTaskModel(BaseModel):
         return out
 
     def loss(self, inputs: Tensor, data_samples: Sequence[MultiTaskDataSample]) -> dict:
-        """Weighted per-task losses, keyed ``<task>.loss_<name>`` (logs read by task); runs a
-        TROA update first when ``TROAHook`` marked this iteration due."""
-        troa_due = isinstance(self.weighting, TROAWeighting) and self.weighting.due
-        branch_input = None
-        if troa_due and self.weighting.gradient_mode == 'representation':
+        """Weighted per-task losses, keyed ``<task>.loss_<name>`` (logs read by task). On an
+        iteration ``TROAHook`` marked due, TROA takes its task gradients from this forward:
+        'params' mode here (``autograd.grad``), 'representation' mode from the training
+        backward itself (a hook on the adapter input; the update runs in ``finish_troa``)."""
+        troa = isinstance(self.weighting, TROAWeighting)
+        if troa:
+            self.finish_troa()
+        due = troa and self.weighting.due and torch.is_grad_enabled()
+        if due and self.weighting.gradient_mode == 'representation':
             outputs, branch_input = self.forward_tasks(inputs, return_branch_input=True)
+            branch_input.register_hook(self._capture_branch_grad)
         else:
             outputs = self.forward_tasks(inputs)
         losses = self.task_losses(outputs, data_samples)
-        if troa_due:
-            self.troa_step(outputs, data_samples, losses, branch_input)
+        if due:
+            self.weighting.due = False
+            if self.weighting.gradient_mode == 'params':
+                self.troa_params_step(outputs, data_samples)
         return self.weigh_losses(losses)
 
     # --------------------------------------------------------------- prediction

@@ -21,7 +21,7 @@ four stage outputs equal the plain timm encoder's for every task.
 Outputs per task: ``[stage0, stage1, stage2_t, stage3_t]`` NCHW; the frozen-stage features are the
 same tensor objects for every task.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
