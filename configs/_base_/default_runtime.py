@@ -13,6 +13,10 @@ load_from = None
 resume = False
 randomness = dict(seed=0)
 custom_imports = dict(imports=['mtl_adapters.utils.setup_env'], allow_failed_imports=False)
-# Grid pictures (input | ground truth | prediction per task) of every `interval`-th
-# validation/test sample, at most `max_samples` per evaluation: <work_dir>/vis and TensorBoard.
-custom_hooks = [dict(type='MultiTaskVisualizationHook', interval=50, max_samples=8)]
+custom_hooks = [
+    # parameter table (total, trainable, per component and per task) when training starts
+    dict(type='ParamReportHook'),
+    # grid pictures (input | ground truth | prediction per task) of every `interval`-th
+    # validation/test sample, at most `max_samples` per evaluation: <work_dir>/vis, TensorBoard
+    dict(type='MultiTaskVisualizationHook', interval=50, max_samples=8),
+]

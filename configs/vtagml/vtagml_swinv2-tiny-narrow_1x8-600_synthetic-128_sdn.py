@@ -13,4 +13,3 @@ model = dict(
                  model_kwargs=dict(embed_dim=32, num_heads=(1, 2, 4, 8)),
                  embed_dim=32),
     decoder=dict(num_heads=(8, 4, 2, 1), img_size=(128, 128), head_channels=16))
-custom_hooks = [dict(type='ParamReportHook')]

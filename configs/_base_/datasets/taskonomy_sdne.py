@@ -1,0 +1,52 @@
+# Taskonomy (tiny/medium/full split CSVs as released), 256 px, all four tasks.
+# Leaf configs narrow the task set in the model only (`model = dict(tasks=_base_.tasks[:2])`).
+data_root = 'data/taskonomy'
+crop_size = (256, 256)
+tasks = [
+    dict(type='SemanticTask', num_classes=17),     # background + 16 COCO classes
+    dict(type='DepthTask'),
+    dict(type='NormalTask'),
+    dict(type='EdgeTask'),
+]
+train_pipeline = [
+    dict(type='LoadMultiTaskImageAndAnnotations', tasks=tasks),
+    dict(type='MultiTaskAlbu', tasks=tasks,
+         geometric=[dict(type='RandomResizedCrop', size=crop_size, scale=(0.5, 1.0),
+                         ratio=(0.75, 1.333)),
+                    dict(type='HorizontalFlip', p=0.5)],
+         photometric=[dict(type='ColorJitter', brightness=0.2, contrast=0.2, saturation=0.2,
+                           hue=0.02, p=0.8)]),
+    dict(type='PackMultiTaskInputs', tasks=tasks),
+]
+test_pipeline = [
+    dict(type='LoadMultiTaskImageAndAnnotations', tasks=tasks),
+    dict(type='MultiTaskAlbu', tasks=tasks,
+         geometric=[dict(type='Resize', height=crop_size[0], width=crop_size[1])]),
+    dict(type='PackMultiTaskInputs', tasks=tasks),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(type='TaskonomyDataset', data_root=data_root,
+                 split_file='splits/train_val_test_tiny.csv', split='train', tasks=tasks,
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='TaskonomyDataset', data_root=data_root,
+                 split_file='splits/train_val_test_tiny.csv', split='val', tasks=tasks,
+                 pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='TaskonomyDataset', data_root=data_root,
+                 split_file='splits/train_val_test_tiny.csv', split='test', tasks=tasks,
+                 pipeline=test_pipeline))
+val_evaluator = dict(type='MultiTaskMetric', tasks=tasks)
+test_evaluator = val_evaluator
