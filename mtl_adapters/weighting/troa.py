@@ -70,12 +70,12 @@ def mirror_descent_update(W: Tensor, C: Tensor, eta: float, rho: float = 0.0,
     if cols.numel() < 2:
         return W.clone()
     rows_cols = torch.meshgrid(cols, cols, indexing='ij')
-    sub = W[rows_cols]                                                # (V, V)
-    logits = (1.0 - eta * rho) * sub.log() + eta * C[rows_cols]
-    mass = sub.sum(dim=1, keepdim=True)
-    out = W.clone()
-    out[rows_cols] = mass * torch.softmax(logits, dim=1)
-    return out
+    out = W.double()                                                  # float64: no drift
+    sub = out[rows_cols]                                              # (V, V)
+    logits = (1.0 - eta * rho) * sub.log() + eta * C.double()[rows_cols]
+    out[rows_cols] = sub.sum(dim=1, keepdim=True) * torch.softmax(logits, dim=1)
+    out[cols] = out[cols] / out[cols].sum(dim=1, keepdim=True)        # exact simplex rows
+    return out.to(W.dtype)
 
 
 @WEIGHTINGS.register_module()

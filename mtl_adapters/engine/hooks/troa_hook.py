@@ -1,0 +1,119 @@
+"""Schedule TROA updates, log W and C, and write their heatmaps and a JSON at the end.
+
+Under DDP no hook can run between backward and step, so the task gradients come from the model:
+``before_train_iter`` marks the iteration due every ``interval`` iterations and the model takes
+the per-task gradients from that iteration's forward graph ('params' mode: ``autograd.grad`` in
+``loss()``; 'representation' mode: captured from the training backward, the update runs in
+``after_train_iter`` here through ``finish_troa``, on every rank). After the step, this hook
+copies the new W into the encoder (so validation and checkpoints see it), logs
+every entry as a scalar (``troa/W/<target>-><source>``, ``troa/C/<target>-><source>``: row t is
+the target task, column s the source) and, at the end of training, writes
+``<work_dir>/troa/W_iter<k>.png``, ``C_iter<k>.png`` and ``troa_final.json``.
+"""
+import json
+import os.path as osp
+from typing import Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mtl_adapters.registry import HOOKS
+from mtl_adapters.visualization.affinity import plot_affinity
+from mtl_adapters.weighting import TROAWeighting
+
+
+@HOOKS.register_module()
+class TROAHook(Hook):
+    """Run a TROA update every ``interval`` training iterations and report W and C.
+
+    Args:
+        interval: iterations between updates (the first update is at ``start_iter``).
+        start_iter: first iteration with an update.
+        plot_interval: also write heatmaps every this many iterations (None: only at the end).
+        out_dir: folder under ``work_dir`` for the PNGs and the JSON.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, interval: int = 10, start_iter: int = 0,
+                 plot_interval: Optional[int] = None, out_dir: str = 'troa'):
+        if interval < 1:
+            raise ValueError(f'TROAHook.interval must be >= 1, got {interval}')
+        self.interval = int(interval)
+        self.start_iter = int(start_iter)
+        self.plot_interval = plot_interval
+        self.out_dir = out_dir
+        self._updates_seen = 0
+
+    @staticmethod
+    def model_of(runner):
+        """The unwrapped model (DDP wrappers hold it in ``.module``)."""
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+    def weighting_of(self, runner) -> TROAWeighting:
+        """The model's ``TROAWeighting``, or a clear error naming the config field."""
+        weighting = getattr(self.model_of(runner), 'weighting', None)
+        if not isinstance(weighting, TROAWeighting):
+            raise TypeError("TROAHook needs model.weighting=dict(type='TROAWeighting', ...) in "
+                            f'the config; the model has {type(weighting).__name__}')
+        return weighting
+
+    def before_train(self, runner) -> None:
+        """Check the model and push W (initial or resumed) into the encoder."""
+        self._updates_seen = int(self.weighting_of(runner).num_updates)
+        self.model_of(runner).sync_affinity()
+
+    def is_due(self, iteration: int) -> bool:
+        """Whether iteration ``iteration`` (0-based) runs an update."""
+        return iteration >= self.start_iter and (iteration - self.start_iter) % self.interval == 0
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Mark the iteration due (identically on every rank: it depends on the iteration)."""
+        self.weighting_of(runner).due = self.is_due(runner.iter)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """After an update: apply W to the encoder, log W and C, plot if asked."""
+        weighting = self.weighting_of(runner)
+        weighting.due = False
+        self.model_of(runner).finish_troa()        # 'representation' mode: gradient captured
+        if int(weighting.num_updates) == self._updates_seen:
+            return
+        self._updates_seen = int(weighting.num_updates)
+        self.model_of(runner).sync_affinity()
+        names = weighting.task_names
+        scalars = {}
+        for key, matrix in (('W', weighting.affinity), ('C', weighting.cosine)):
+            for t, target in enumerate(names):
+                for s, source in enumerate(names):
+                    scalars[f'troa/{key}/{target}->{source}'] = float(matrix[t, s])
+        runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
+        if self.plot_interval and (runner.iter + 1) % self.plot_interval == 0:
+            self.save_plots(runner)
+
+    def save_plots(self, runner) -> None:
+        """Write ``W_iter<k>.png`` and ``C_iter<k>.png`` (main process only)."""
+        if not is_main_process():
+            return
+        weighting = self.weighting_of(runner)
+        folder = osp.join(runner.work_dir, self.out_dir)
+        k = runner.iter
+        plot_affinity(weighting.affinity, weighting.task_names, f'TROA W (iter {k})',
+                      osp.join(folder, f'W_iter{k}.png'), vmin=0.0, vmax=1.0)
+        plot_affinity(weighting.cosine, weighting.task_names, f'TROA C (iter {k})',
+                      osp.join(folder, f'C_iter{k}.png'), vmin=-1.0, vmax=1.0, cmap='coolwarm')
+
+    def after_train(self, runner) -> None:
+        """Final heatmaps and ``troa_final.json`` with W, C and the update count."""
+        if not is_main_process():
+            return
+        self.save_plots(runner)
+        weighting = self.weighting_of(runner)
+        summary = dict(iter=runner.iter, task_names=weighting.task_names,
+                       num_updates=int(weighting.num_updates), interval=self.interval,
+                       eta=weighting.eta, rho=weighting.rho,
+                       gradient_mode=weighting.gradient_mode,
+                       W=weighting.affinity.cpu().tolist(), C=weighting.cosine.cpu().tolist(),
+                       loss_weights=weighting.loss_weights().cpu().tolist())
+        with open(osp.join(runner.work_dir, self.out_dir, 'troa_final.json'), 'w') as f:
+            json.dump(summary, f, indent=2)

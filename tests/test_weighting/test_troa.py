@@ -1,0 +1,158 @@
+"""TROA: the cosine matrix against brute-force backward passes, the simplex, degenerate cases."""
+import warnings
+
+import pytest
+import torch
+
+from mtl_adapters.weighting import (TROAWeighting, cosine_matrix, init_affinity,
+                                    mirror_descent_update)
+from weighting_toys import build_model, make_batch
+
+
+def _brute_force_params(model, inputs, samples):
+    """Per (task, half): a fresh forward on that half and a full backward of that task's loss."""
+    shared = model.shared_parameters()
+    half = inputs.shape[0] // 2
+    grads = {}
+    for h, part in enumerate((slice(0, half), slice(half, None))):
+        for t, name in enumerate(model.task_names):
+            model.zero_grad()
+            losses = model.task_losses(model.forward_tasks(inputs[part]), samples[part])
+            losses[name].backward()
+            grads[h, t] = torch.cat([p.grad.flatten() for p in shared])
+    T = len(model.task_names)
+    return (torch.stack([grads[0, t] for t in range(T)]),
+            torch.stack([grads[1, t] for t in range(T)]))
+
+
+def _brute_force_representation(model, inputs, samples):
+    """Per task: a full backward of that task's loss to the replicated adapter input."""
+    half, batch, T = inputs.shape[0] // 2, inputs.shape[0], len(model.task_names)
+    g_a, g_b = [], []
+    for t, name in enumerate(model.task_names):
+        outputs, branch = model.forward_tasks(inputs, return_branch_input=True)
+        model.task_losses(outputs, samples)[name].backward()
+        chunk = branch.grad[t * batch:(t + 1) * batch]                   # (B, H, W, C)
+        g_a.append(chunk[:half].sum(0).flatten())
+        g_b.append(chunk[half:].sum(0).flatten())
+    return torch.stack(g_a), torch.stack(g_b)
+
+
+@pytest.mark.parametrize('mode', ['params', 'representation'])
+def test_cosine_matrix_matches_brute_force(mode):
+    model = build_model(dict(type='TROAWeighting', gradient_mode=mode, eta=0.5, rho=0.2))
+    model.train()
+    inputs, samples = make_batch(batch=4)
+    w0 = model.weighting.affinity.clone()
+    model.weighting.due = True
+    sum(model.loss(inputs, samples).values()).backward()
+    model.finish_troa()                         # representation mode: after the backward
+    w1 = model.weighting.affinity.clone()
+    model.weighting.affinity.copy_(w0)          # the brute force must see the same encoder
+    brute = (_brute_force_params if mode == 'params' else _brute_force_representation)(
+        model, inputs, samples)
+    model.weighting.affinity.copy_(w1)
+    expected = cosine_matrix(*brute)
+    torch.testing.assert_close(model.weighting.cosine, expected, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(model.weighting.affinity,
+                               mirror_descent_update(w0, expected, 0.5, 0.2), atol=1e-6,
+                               rtol=1e-5)
+    C = model.weighting.cosine
+    assert (C.diagonal() < 1).all() and not torch.allclose(C, C.T)    # asymmetric, diag < 1
+    assert not model.weighting.due and int(model.weighting.num_updates) == 1
+
+
+def test_rows_stay_on_simplex():
+    g = torch.Generator().manual_seed(0)
+    W = init_affinity(4, 0.1)
+    torch.testing.assert_close(W.sum(1), torch.ones(4))
+    for step in range(200):
+        C = torch.rand(4, 4, generator=g) * 2 - 1
+        valid = torch.rand(4, generator=g) > 0.2
+        W = mirror_descent_update(W, C, eta=1.0, rho=0.3 * (step % 2), valid=valid)
+        assert (W > 0).all()
+        torch.testing.assert_close(W.sum(1), torch.ones(4), atol=1e-6, rtol=0)
+
+
+def test_agreeing_source_gains_weight_and_fixed_point():
+    W = init_affinity(3, 0.1)
+    C = torch.tensor([[0.5, 0.9, -0.5], [0.1, 0.9, 0.1], [0.0, 0.0, 0.9]])
+    new = mirror_descent_update(W, C, eta=0.5, rho=0.0)
+    assert new[0, 1] > W[0, 1] and new[0, 2] < W[0, 2]     # agrees more than the row average
+    for _ in range(400):                                  # rho > 0: fixed point softmax(C/rho)
+        W = mirror_descent_update(W, C, eta=0.5, rho=0.5)
+    torch.testing.assert_close(W, torch.softmax(C / 0.5, dim=1), atol=1e-5, rtol=0)
+
+
+def test_update_from_gradients_agreeing_task_gains():
+    troa = TROAWeighting(['a', 'b', 'c'], eta=1.0, rho=0.0)
+    base = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    g_a = torch.stack([base, torch.tensor([0.0, 1.0, 0.0, 0.0]), torch.tensor([0, 0, 1.0, 0])])
+    g_b = torch.stack([base + 1.0, base, -base])     # on half B, b agrees with a more than a
+    w0 = troa.affinity.clone()
+    troa.update(g_a, g_b)
+    assert troa.affinity[0, 1] > w0[0, 1] and troa.affinity[0, 2] < w0[0, 2]
+
+
+def test_degenerate_tasks_are_skipped_and_warned_once():
+    troa = TROAWeighting(['a', 'b', 'c'], eta=1.0, rho=0.1)
+    g = torch.randn(3, 5, generator=torch.Generator().manual_seed(1))
+    bad = g.clone()
+    bad[1] = 0.0                                           # zero gradient for task b
+    w0 = troa.affinity.clone()
+    with pytest.warns(UserWarning, match="task 'b'"):
+        troa.update(bad, g)
+    W = troa.affinity
+    torch.testing.assert_close(W[1], w0[1], atol=0, rtol=0)         # row skipped
+    torch.testing.assert_close(W[:, 1], w0[:, 1], atol=1e-7, rtol=1e-6)   # column kept
+    assert not torch.equal(W[0], w0[0])
+    torch.testing.assert_close(W.sum(1), torch.ones(3))
+    nan = g.clone()
+    nan[1, 0] = float('nan')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                      # warned once already
+        troa.update(g, nan)
+    assert torch.isfinite(troa.affinity).all() and torch.isfinite(troa.cosine).all()
+
+
+def test_eta_zero_keeps_w_fixed():
+    troa = TROAWeighting(['a', 'b'], eta=0.0, rho=0.5)
+    w0 = troa.affinity.clone()
+    troa.update(torch.randn(2, 3), torch.randn(2, 3))
+    assert torch.equal(troa.affinity, w0)
+
+
+def test_task_missing_from_batch_is_skipped():
+    model = build_model(dict(type='TROAWeighting', eta=1.0, rho=0.0))
+    model.train()
+    inputs, samples = make_batch(drop=('depth',))
+    w0 = model.weighting.affinity.clone()
+    model.weighting.due = True
+    with pytest.warns(UserWarning, match="task 'depth'"):
+        model.loss(inputs, samples)
+    W = model.weighting.affinity
+    assert torch.equal(W[1], w0[1])
+    torch.testing.assert_close(W[:, 1], w0[:, 1], atol=1e-7, rtol=1e-6)
+    assert not torch.equal(W[0], w0[0])
+
+
+def test_w_feeds_encoder_and_loss_weights():
+    model = build_model(dict(type='TROAWeighting', eta=1.0, rho=0.0, loss_weighting=True))
+    model.train()
+    inputs, samples = make_batch()
+    model.weighting.due = True
+    out = model.loss(inputs, samples)
+    sum(out.values()).backward()                          # W is applied after the backward
+    model.loss(inputs, samples)
+    W = model.weighting.affinity
+    assert torch.equal(model.encoder.affinity, W)
+    torch.testing.assert_close(model.task_weights, 3 * W.mean(0))
+    torch.testing.assert_close(model.task_weights.sum(), torch.tensor(3.0))
+
+
+def test_representation_mode_needs_adapter_encoder():
+    model = build_model(dict(type='TROAWeighting', gradient_mode='representation'),
+                        encoder='SwinV2Encoder')
+    model.weighting.due = True
+    with pytest.raises(TypeError, match='gradient_mode'):
+        model.loss(*make_batch())

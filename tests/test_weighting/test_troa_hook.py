@@ -1,0 +1,66 @@
+"""TROAHook in a real Runner: schedule, scalars, heatmaps + JSON, checkpoint resume of W."""
+import json
+
+import pytest
+import torch
+from mmengine.runner import Runner
+from torch.utils.data import Dataset
+
+from weighting_toys import build_model, make_batch
+
+
+class _ToyData(Dataset):
+    """Eight random images with labels, as the packer hands them over."""
+
+    def __init__(self):
+        inputs, self.samples = make_batch(batch=8, seed=5)
+        self.images = (inputs * 40 + 120).clamp(0, 255)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return dict(inputs=self.images[i], data_samples=self.samples[i])
+
+
+def _runner(work_dir, max_iters, resume=False, mode='params'):
+    model = build_model(dict(type='TROAWeighting', eta=1.0, rho=0.2, loss_weighting=True,
+                             gradient_mode=mode))
+    return Runner(
+        model=model, work_dir=str(work_dir), experiment_name=f'troa{max_iters}{resume}',
+        train_dataloader=dict(dataset=_ToyData(), batch_size=4, num_workers=0,
+                              sampler=dict(type='InfiniteSampler', shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        custom_hooks=[dict(type='TROAHook', interval=2)],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        log_processor=dict(by_epoch=False), resume=resume, default_scope='mtl_adapters',
+        randomness=dict(seed=0))
+
+
+@pytest.mark.parametrize('mode', ['params', 'representation'])
+def test_hook_logs_plots_and_resumes(tmp_path, mode):
+    runner = _runner(tmp_path, max_iters=4, mode=mode)
+    runner.train()
+    weighting = runner.model.weighting
+    assert int(weighting.num_updates) == 2                              # iters 0 and 2
+    W = weighting.affinity.clone()
+    assert torch.equal(runner.model.encoder.affinity, W)
+    torch.testing.assert_close(W.sum(1), torch.ones(3))
+    scalars = [json.loads(line) for line in
+               next(tmp_path.rglob('vis_data/scalars.json')).read_text().splitlines()]
+    logged = [s for s in scalars if 'troa/W/seg->depth' in s]
+    assert [s['step'] for s in logged] == [1, 3]
+    assert logged[-1]['troa/W/seg->depth'] == float(W[0, 1])
+    assert (tmp_path / 'troa' / 'W_iter4.png').is_file()
+    assert (tmp_path / 'troa' / 'C_iter4.png').is_file()
+    final = json.loads((tmp_path / 'troa' / 'troa_final.json').read_text())
+    assert final['num_updates'] == 2 and torch.equal(torch.tensor(final['W']), W)
+    # a new runner resumes from iter_4.pth: W, C and the update count come back
+    resumed = _runner(tmp_path, max_iters=4, resume=True, mode=mode)
+    resumed.load_or_resume()
+    assert torch.equal(resumed.model.weighting.affinity, W)
+    assert torch.equal(resumed.model.weighting.cosine, weighting.cosine)
+    assert int(resumed.model.weighting.num_updates) == 2
