@@ -121,24 +121,27 @@ def main(argv=None):
 
 
 def write_pictures(cfg, args) -> list:
-    """Prediction grids on the test split (visualisation hook) and on a real photograph."""
+    """Prediction grids of the test split (written by the visualisation hook during testing)
+    and the predictions for a real photograph of a non-square, non-window-multiple size."""
     import glob
-    found = sorted(glob.glob(osp.join(args.work_dir, 'vis', '*.png')))[:4]
-    try:
-        import numpy as np
-        import skimage.data
 
-        from mtl_adapters.apis import inference_model, init_model, save_side_by_side
-        from mtl_adapters.utils import write_png
-    except ImportError:       # inference API not available: the grids are enough
-        return found
-    photo = osp.join(args.work_dir, 'astronaut.png')
-    write_png(photo, np.ascontiguousarray(skimage.data.astronaut()[:301, :457]))
-    ckpt = osp.join(args.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
-    model = init_model(cfg, ckpt, device='cpu')
-    out = osp.join(args.work_dir, 'astronaut_predictions.png')
-    save_side_by_side(model, inference_model(model, photo), photo, out)
-    return found + [out]
+    import numpy as np
+    import skimage.data
+
+    from mtl_adapters.apis import inference_model, init_model
+    from mtl_adapters.utils import write_png
+    from mtl_adapters.visualization import make_side_by_side, save_predictions
+    grids = sorted(glob.glob(osp.join(args.work_dir, 'vis', 'test_*.png')))[:4]
+    photo = np.ascontiguousarray(skimage.data.astronaut()[:301, :457])   # a real photograph
+    write_png(osp.join(args.work_dir, 'astronaut.png'), photo)
+    model = init_model(cfg, osp.join(args.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth'),
+                       device='cpu')
+    sample = inference_model(model, photo)
+    preds = {name: sample.get_pred(name) for name in model.tasks}
+    save_predictions(preds, model.tasks, osp.join(args.work_dir, 'astronaut', 'astronaut'))
+    overview = osp.join(args.work_dir, 'astronaut_predictions.png')
+    write_png(overview, make_side_by_side(photo, preds, model.tasks))
+    return grids + [overview]
 
 
 if __name__ == '__main__':

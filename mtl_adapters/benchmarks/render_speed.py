@@ -54,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--size', type=int, default=128, help='square image size')
     parser.add_argument('--num-images', type=int, default=96,
-                        help='images per measurement (generate: rounded to whole scenes of 8 views)')
+                        help='images per measurement (generate: whole scenes of 8 views)')
     parser.add_argument('--workers', type=int, nargs='+', default=None,
                         help='worker counts to time (default: 1 and min(2, cpu count))')
     parser.add_argument('--out', default='work_dirs/benchmarks/render_speed.json',

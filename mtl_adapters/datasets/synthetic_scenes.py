@@ -108,22 +108,29 @@ def _sample_layout(seed: int) -> dict:
     footprints: List[Tuple[float, float, float]] = []  # (x, y, radius) of floor objects
 
     def free(x: float, y: float, r: float) -> bool:
+        """Whether a floor circle (x, y, r) keeps 10 cm from every placed footprint."""
         return all(math.hypot(x - fx, y - fy) >= r + fr + 0.1 for fx, fy, fr in footprints)
 
     def place_box(hx: float, hy: float, against_wall: bool):
+        """(x, y, yaw) of a free spot for a box of half extents (hx, hy), or None."""
         for _ in range(40):
             if against_wall:
                 wall = int(rng.integers(4))
                 yaw = (math.pi / 2, -math.pi / 2, 0.0, math.pi)[wall]
                 ex, ey = (hy, hx) if wall < 2 else (hx, hy)  # world half extents
-                gap = 0.02
-                x = (gap + ex, lx - gap - ex)[wall] if wall < 2 else rng.uniform(ex + gap, lx - ex - gap)
-                y = rng.uniform(ey + gap, ly - ey - gap) if wall < 2 else (gap + ey, ly - gap - ey)[wall - 2]
+                gap = 0.02  # keep faces off the wall planes
+                if wall < 2:
+                    x = (gap + ex, lx - gap - ex)[wall]
+                    y = rng.uniform(ey + gap, ly - ey - gap)
+                else:
+                    x = rng.uniform(ex + gap, lx - ex - gap)
+                    y = (gap + ey, ly - gap - ey)[wall - 2]
             else:
                 yaw = rng.uniform(0, math.pi)
                 c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
                 ex, ey = c * hx + s * hy, s * hx + c * hy
-                x, y = rng.uniform(ex + 0.05, lx - ex - 0.05), rng.uniform(ey + 0.05, ly - ey - 0.05)
+                x = rng.uniform(ex + 0.05, lx - ex - 0.05)
+                y = rng.uniform(ey + 0.05, ly - ey - 0.05)
             r = math.hypot(hx, hy)
             if free(x, y, r):
                 footprints.append((x, y, r))
@@ -131,8 +138,10 @@ def _sample_layout(seed: int) -> dict:
         return None
 
     def place_round(r: float):
+        """(x, y) of a free spot for a round object of radius r, or None."""
         for _ in range(40):
-            x, y = rng.uniform(r + 0.05, lx - r - 0.05), rng.uniform(r + 0.05, ly - r - 0.05)
+            x = rng.uniform(r + 0.05, lx - r - 0.05)
+            y = rng.uniform(r + 0.05, ly - r - 0.05)
             if free(x, y, r):
                 footprints.append((x, y, r))
                 return x, y
@@ -145,7 +154,8 @@ def _sample_layout(seed: int) -> dict:
         counts['table'] += 1
         counts['cabinet'] += 1
     for _ in range(counts['cabinet']):
-        hx, hy, h = rng.uniform(0.3, 0.6), rng.uniform(0.2, 0.32), rng.uniform(1.2, min(2.1, hz - 0.3))
+        hx, hy = rng.uniform(0.3, 0.6), rng.uniform(0.2, 0.32)
+        h = rng.uniform(1.2, min(2.1, hz - 0.3))
         pos = place_box(hx, hy, against_wall=rng.random() < 0.75)
         if pos:
             objects.append(dict(kind='box', cls=CABINET, center=np.array([pos[0], pos[1], h / 2]),
@@ -162,12 +172,14 @@ def _sample_layout(seed: int) -> dict:
             is_ball = rng.random() < 0.5
             r = rng.uniform(0.06, 0.14) if is_ball else rng.uniform(0.05, 0.1)
             for _ in range(10):
-                lx_, ly_ = rng.uniform(-hx + r + 0.02, hx - r - 0.02), rng.uniform(-hy + r + 0.02, hy - r - 0.02)
-                if all(math.hypot(lx_ - a, ly_ - b) >= r + rb + 0.03 for a, b, rb in items):
-                    items.append((lx_, ly_, r))
-                    wx, wy, _ = rot @ np.array([lx_, ly_, 0.0]) + np.array([pos[0], pos[1], 0.0])
+                ix = rng.uniform(-hx + r + 0.02, hx - r - 0.02)  # in the table's frame
+                iy = rng.uniform(-hy + r + 0.02, hy - r - 0.02)
+                if all(math.hypot(ix - a, iy - b) >= r + rb + 0.03 for a, b, rb in items):
+                    items.append((ix, iy, r))
+                    wx, wy, _ = rot @ np.array([ix, iy, 0.0]) + np.array([pos[0], pos[1], 0.0])
                     if is_ball:
-                        objects.append(dict(kind='sphere', cls=BALL, center=np.array([wx, wy, h + r]), radius=r))
+                        objects.append(dict(kind='sphere', cls=BALL,
+                                            center=np.array([wx, wy, h + r]), radius=r))
                     else:
                         objects.append(dict(kind='cylinder', cls=VASE, center=np.array([wx, wy]),
                                             radius=r, z0=h, z1=h + rng.uniform(0.15, 0.35)))
@@ -176,12 +188,14 @@ def _sample_layout(seed: int) -> dict:
         r = rng.uniform(0.15, 0.35)
         pos = place_round(r)
         if pos:
-            objects.append(dict(kind='cylinder', cls=PILLAR, center=np.array(pos), radius=r, z0=0.0, z1=hz))
+            objects.append(dict(kind='cylinder', cls=PILLAR, center=np.array(pos), radius=r,
+                                z0=0.0, z1=hz))
     for _ in range(counts['ball']):
         r = rng.uniform(0.12, 0.35)
         pos = place_round(r)
         if pos:
-            objects.append(dict(kind='sphere', cls=BALL, center=np.array([pos[0], pos[1], r]), radius=r))
+            objects.append(dict(kind='sphere', cls=BALL, center=np.array([pos[0], pos[1], r]),
+                                radius=r))
     for _ in range(counts['vase']):
         r = rng.uniform(0.08, 0.18)
         pos = place_round(r)
@@ -203,7 +217,8 @@ def _object_top(obj: dict) -> float:
 def _object_middle(obj: dict) -> np.ndarray:
     """A point in the middle of an object (a camera target)."""
     if obj['kind'] == 'cylinder':
-        return np.array([obj['center'][0], obj['center'][1], 0.5 * (obj['z0'] + min(obj['z1'], 1.6))])
+        mid = 0.5 * (obj['z0'] + min(obj['z1'], 1.6))
+        return np.array([obj['center'][0], obj['center'][1], mid])
     return np.array(obj['center'], dtype=np.float64)
 
 
@@ -231,10 +246,11 @@ def _sample_camera(layout: dict, seed: int, view: int) -> Tuple[np.ndarray, np.n
             break
     delta = target - eye
     yaw = math.atan2(delta[1], delta[0]) + rng.normal(0, 0.25)
-    pitch = float(np.clip(math.atan2(delta[2], math.hypot(delta[0], delta[1])) + rng.normal(0, 0.15),
-                          -0.6, 0.4))
+    pitch = math.atan2(delta[2], math.hypot(delta[0], delta[1])) + rng.normal(0, 0.15)
+    pitch = float(np.clip(pitch, -0.6, 0.4))
     roll = float(np.clip(rng.normal(0, 0.03), -0.08, 0.08))
-    fwd = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)])
+    fwd = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw),
+                    math.sin(pitch)])
     right = np.cross(fwd, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)
     down = np.cross(fwd, right)
@@ -247,22 +263,25 @@ def _sample_camera(layout: dict, seed: int, view: int) -> Tuple[np.ndarray, np.n
 #: per-class look of the 'default' style: hue, saturation, value ranges, textures and their
 #: probabilities, texture period (metres), contrast between the two colours
 _DEFAULT_LOOK = {
-    FLOOR: dict(h=(0.05, 0.11), s=(0.15, 0.55), v=(0.35, 0.7), scale=(0.15, 0.6), contrast=(0.15, 0.5),
+    FLOOR: dict(h=(0.05, 0.11), s=(0.15, 0.55), v=(0.35, 0.7), scale=(0.15, 0.6),
+                contrast=(0.15, 0.5),
                 tex=(('stripes', 0.4), ('checker', 0.3), ('noise', 0.2), ('plain', 0.1))),
-    WALL: dict(h=(0.0, 1.0), s=(0.02, 0.2), v=(0.68, 0.92), scale=(0.1, 0.5), contrast=(0.05, 0.25),
-               tex=(('plain', 0.5), ('stripes', 0.25), ('noise', 0.25))),
-    CEILING: dict(h=(0.08, 0.15), s=(0.0, 0.08), v=(0.85, 0.97), scale=(0.3, 0.8), contrast=(0.03, 0.15),
-                  tex=(('plain', 0.5), ('noise', 0.3), ('checker', 0.2))),
-    TABLE: dict(h=(0.04, 0.1), s=(0.3, 0.7), v=(0.25, 0.6), scale=(0.05, 0.2), contrast=(0.1, 0.4),
-                tex=(('stripes', 0.5), ('noise', 0.3), ('plain', 0.2))),
-    CABINET: dict(h=(0.0, 1.0), s=(0.0, 0.35), v=(0.3, 0.9), scale=(0.1, 0.5), contrast=(0.1, 0.4),
+    WALL: dict(h=(0.0, 1.0), s=(0.02, 0.2), v=(0.68, 0.92), scale=(0.1, 0.5),
+               contrast=(0.05, 0.25), tex=(('plain', 0.5), ('stripes', 0.25), ('noise', 0.25))),
+    CEILING: dict(h=(0.08, 0.15), s=(0.0, 0.08), v=(0.85, 0.97), scale=(0.3, 0.8),
+                  contrast=(0.03, 0.15), tex=(('plain', 0.5), ('noise', 0.3), ('checker', 0.2))),
+    TABLE: dict(h=(0.04, 0.1), s=(0.3, 0.7), v=(0.25, 0.6), scale=(0.05, 0.2),
+                contrast=(0.1, 0.4), tex=(('stripes', 0.5), ('noise', 0.3), ('plain', 0.2))),
+    CABINET: dict(h=(0.0, 1.0), s=(0.0, 0.35), v=(0.3, 0.9), scale=(0.1, 0.5),
+                  contrast=(0.1, 0.4),
                   tex=(('plain', 0.35), ('stripes', 0.25), ('checker', 0.2), ('noise', 0.2))),
-    BALL: dict(h=(0.0, 1.0), s=(0.5, 0.9), v=(0.5, 0.95), scale=(0.08, 0.25), contrast=(0.3, 0.8),
-               tex=(('checker', 0.4), ('stripes', 0.4), ('plain', 0.2))),
-    VASE: dict(h=(0.0, 1.0), s=(0.2, 0.7), v=(0.3, 0.9), scale=(0.04, 0.15), contrast=(0.2, 0.6),
+    BALL: dict(h=(0.0, 1.0), s=(0.5, 0.9), v=(0.5, 0.95), scale=(0.08, 0.25),
+               contrast=(0.3, 0.8), tex=(('checker', 0.4), ('stripes', 0.4), ('plain', 0.2))),
+    VASE: dict(h=(0.0, 1.0), s=(0.2, 0.7), v=(0.3, 0.9), scale=(0.04, 0.15),
+               contrast=(0.2, 0.6),
                tex=(('stripes', 0.35), ('noise', 0.25), ('checker', 0.2), ('plain', 0.2))),
-    PILLAR: dict(h=(0.0, 1.0), s=(0.0, 0.1), v=(0.5, 0.85), scale=(0.1, 0.5), contrast=(0.05, 0.3),
-                 tex=(('noise', 0.45), ('plain', 0.35), ('stripes', 0.2))),
+    PILLAR: dict(h=(0.0, 1.0), s=(0.0, 0.1), v=(0.5, 0.85), scale=(0.1, 0.5),
+                 contrast=(0.05, 0.3), tex=(('noise', 0.45), ('plain', 0.35), ('stripes', 0.2))),
 }
 #: the 'alt' style: vivid complementary colours, other texture families, larger contrast
 _ALT_TEX = (('grid', 0.3), ('dots', 0.25), ('waves', 0.25), ('noise', 0.2))
@@ -312,14 +331,18 @@ def _sample_appearance(layout: dict, seed: int, style: str) -> dict:
     objects = [_sample_material(rng, obj['cls'], style) for obj in layout['objects']]
 
     def light_pos():
+        """A point light position under the ceiling, outside tall furniture."""
         for _ in range(50):
-            p = np.array([rng.uniform(0.4, lx - 0.4), rng.uniform(0.4, ly - 0.4), hz - rng.uniform(0.2, 0.5)])
-            if all(math.hypot(p[0] - o['center'][0], p[1] - o['center'][1]) > _footprint_radius(o) + 0.1
-                   or _object_top(o) < p[2] - 0.1 for o in layout['objects']):
+            p = np.array([rng.uniform(0.4, lx - 0.4), rng.uniform(0.4, ly - 0.4),
+                          hz - rng.uniform(0.2, 0.5)])
+            if all(math.hypot(p[0] - o['center'][0], p[1] - o['center'][1])
+                   > _footprint_radius(o) + 0.1 or _object_top(o) < p[2] - 0.1
+                   for o in layout['objects']):  # not inside a pillar or a cabinet
                 return p
         return np.array([lx / 2, ly / 2, hz - 0.05])
 
     def direction(elev_lo: float, elev_hi: float) -> np.ndarray:
+        """Unit travel direction of a directional light coming down from the given elevations."""
         az, el = rng.uniform(0, 2 * math.pi), rng.uniform(elev_lo, elev_hi)
         return -np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
 
@@ -465,6 +488,7 @@ def _square_wave(x: np.ndarray, w: np.ndarray, duty: float = 0.5) -> np.ndarray:
     w = np.maximum(w, 1e-4)
 
     def integral(y):
+        """Antiderivative of the square wave."""
         f = np.floor(y)
         return f * duty + np.maximum(y - f - (1.0 - duty), 0.0)
 
@@ -513,7 +537,8 @@ def _texture(mat: dict, uv: np.ndarray, footprint: np.ndarray) -> np.ndarray:
         lat = mat['lattice']
         n1 = _value_noise(a * 2, b * 2, lat) - 0.5
         n2 = _value_noise(a * 5 + 17.0, b * 5 + 31.0, lat) - 0.5
-        value = 0.5 + 1.4 * (0.65 * n1 * np.clip(1 - 2 * w, 0, 1) + 0.35 * n2 * np.clip(1 - 5 * w, 0, 1))
+        value = 0.5 + 1.4 * (0.65 * n1 * np.clip(1 - 2 * w, 0, 1)
+                             + 0.35 * n2 * np.clip(1 - 5 * w, 0, 1))  # fade what aliases
         value = np.clip(value, 0, 1)
     else:
         raise ValueError(f'unknown texture {tex!r}')
@@ -521,11 +546,70 @@ def _texture(mat: dict, uv: np.ndarray, footprint: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ rendering
-def _occluded(P: np.ndarray, D: np.ndarray, t_max: float, objects: List[dict]) -> np.ndarray:
-    """(M,) True where the segment P + t D, t in (0, t_max), hits a piece of furniture."""
+def _bounding_sphere(obj: dict) -> Tuple[np.ndarray, float]:
+    """Centre (3,) and radius of a sphere enclosing an object (for culling rays)."""
+    if obj['kind'] == 'box':
+        return obj['center'], float(np.linalg.norm(obj['half']))
+    if obj['kind'] == 'sphere':
+        return obj['center'], float(obj['radius'])
+    half_h = 0.5 * (obj['z1'] - obj['z0'])
+    centre = np.array([obj['center'][0], obj['center'][1], obj['z0'] + half_h])
+    return centre, math.hypot(obj['radius'], half_h)
+
+
+def _cone_candidates(V: np.ndarray, v_norm: np.ndarray, apex: np.ndarray, obj: dict):
+    """(M,) mask of rays from ``apex`` along V (M, 3) that may meet ``obj``; None = all may."""
+    centre, radius = _bounding_sphere(obj)
+    w = centre - apex
+    w_norm = float(np.linalg.norm(w))
+    if w_norm <= radius * 1.0001:
+        return None
+    cos_max = math.sqrt(1.0 - (radius / w_norm) ** 2)
+    return V @ w >= v_norm * (w_norm * cos_max * (1 - 1e-9))
+
+
+def _hit_candidates(O: np.ndarray, D: np.ndarray, obj: dict, cand) -> np.ndarray:
+    """(N,) hit parameters of ``_hit_object`` evaluated only where ``cand`` (inf elsewhere)."""
+    if cand is None:
+        return _hit_object(O, D, obj)
+    t = np.full(len(D), np.inf)
+    idx = np.nonzero(cand)[0]
+    if idx.size:
+        t[idx] = _hit_object(O if O.ndim == 1 else O[idx], D[idx], obj)
+    return t
+
+
+def _shadowed(P: np.ndarray, light: dict, objects: List[dict]) -> np.ndarray:
+    """(M,) True where furniture blocks the light from the points P (M, 3).
+
+    Rays are first culled with each object's bounding sphere (a cone from a point light, a
+    cylinder along a directional light), then intersected exactly.
+    """
     hit = np.zeros(len(P), dtype=bool)
+    if light['kind'] == 'point':
+        V = P - light['pos']  # (M, 3) light -> point
+        dist = np.linalg.norm(V, axis=-1)
+        for obj in objects:
+            _, radius = _bounding_sphere(obj)
+            cand = _cone_candidates(V, dist, light['pos'], obj)
+            near = dist > np.linalg.norm(_bounding_sphere(obj)[0] - light['pos']) - radius
+            cand = near if cand is None else cand & near
+            idx = np.nonzero(cand & ~hit)[0]
+            if idx.size:
+                hit[idx] = _hit_object(P[idx], -V[idx], obj) < 1.0  # segment point -> light
+        return hit
+    L = -np.asarray(light['dir'], dtype=np.float64)  # towards the light
+    u1 = np.cross(L, [1.0, 0.0, 0.0] if abs(L[0]) < 0.9 else [0.0, 1.0, 0.0])
+    u1 /= np.linalg.norm(u1)
+    u2 = np.cross(L, u1)
+    a, b, along = P @ u1, P @ u2, P @ L  # (M,) coordinates across and along the light
     for obj in objects:
-        hit |= _hit_object(P, D, obj) < t_max
+        centre, radius = _bounding_sphere(obj)
+        cand = ((a - centre @ u1) ** 2 + (b - centre @ u2) ** 2 <= radius * radius * (1 + 1e-9))
+        cand &= centre @ L + radius > along
+        idx = np.nonzero(cand & ~hit)[0]
+        if idx.size:
+            hit[idx] = np.isfinite(_hit_object(P[idx], np.broadcast_to(L, (idx.size, 3)), obj))
     return hit
 
 
@@ -553,8 +637,9 @@ def render_view(seed: int, size: Size = (128, 128), style: str = 'default',
     D = d_cam @ R.T  # (N, 3) world directions
     t_best = _hit_room(eye, D, room)  # (N,) closed room: always a hit
     prim = np.full(len(D), -1)  # -1 = room, k = objects[k]
+    d_norm = np.linalg.norm(D, axis=-1)
     for k, obj in enumerate(objects):
-        t = _hit_object(eye, D, obj)  # one origin (3,) for all rays
+        t = _hit_candidates(eye, D, obj, _cone_candidates(D, d_norm, eye, obj))  # (N,)
         closer = t < t_best
         t_best = np.where(closer, t, t_best)
         prim[closer] = k
@@ -563,7 +648,7 @@ def render_view(seed: int, size: Size = (128, 128), style: str = 'default',
     normal = np.zeros_like(D)
     seg = np.zeros(len(D), dtype=np.uint8)
     albedo = np.zeros_like(D)
-    d_unit = D / np.linalg.norm(D, axis=-1, keepdims=True)
+    d_unit = D / d_norm[:, None]
     for k in range(-1, len(objects)):
         idx = np.nonzero(prim == k)[0]
         if idx.size == 0:
@@ -588,15 +673,13 @@ def render_view(seed: int, size: Size = (128, 128), style: str = 'default',
             dist = np.linalg.norm(to_light, axis=-1)
             L = to_light / dist[:, None]
             gain = light['intensity'] / (1 + (dist / 3.0) ** 2)
-            seg_dir, t_max = to_light, 1.0
         else:
             L = np.broadcast_to(-light['dir'], D.shape)
             gain = np.full(len(D), light['intensity'])
-            seg_dir, t_max = L, np.inf
         ndl = _dot(normal, L)
         lit = np.nonzero(ndl > 0)[0]
         vis = np.zeros(len(D))
-        vis[lit] = ~_occluded(origin[lit], np.ascontiguousarray(seg_dir[lit]), t_max, objects)
+        vis[lit] = ~_shadowed(origin[lit], light, objects)
         irradiance += (np.maximum(ndl, 0) * gain * vis)[:, None] * light['color']
     radiance = albedo * irradiance
     srgb = (1 - np.exp(-look['exposure'] * radiance)) ** (1 / _GAMMA)
@@ -631,8 +714,8 @@ def synthetic_tasks() -> dict:
 def view_paths(out_dir, building: str, point: int) -> Dict[str, Path]:
     """Paths of the five files of one view: 'rgb' and one per task name."""
     from mtl_adapters.datasets.taskonomy import RGB_FOLDER, taskonomy_path
-    paths = {name: taskonomy_path(out_dir, t.taskonomy_folder, building, point, 0, t.taskonomy_domain)
-             for name, t in synthetic_tasks().items()}
+    paths = {name: taskonomy_path(out_dir, t.taskonomy_folder, building, point, 0,
+                                  t.taskonomy_domain) for name, t in synthetic_tasks().items()}
     paths['rgb'] = taskonomy_path(out_dir, RGB_FOLDER, building, point, 0, 'rgb')
     return paths
 
@@ -698,7 +781,7 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
     """
     from tqdm import tqdm
 
-    from mtl_adapters.datasets.taskonomy import write_split_csv
+    from mtl_adapters.datasets.taskonomy import read_split_csv, write_split_csv
     from mtl_adapters.utils.io import atomic_write_bytes
 
     if style not in STYLES:
@@ -746,7 +829,9 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
     meta_bytes = (json.dumps(meta, indent=2, sort_keys=True) + '\n').encode()
     if not meta_path.is_file() or meta_path.read_bytes() != meta_bytes:
         atomic_write_bytes(meta_path, meta_bytes)
-    write_split_csv(out / 'splits.csv', split_scenes)
+    csv_path = out / 'splits.csv'
+    if not csv_path.is_file() or read_split_csv(csv_path) != split_scenes:
+        write_split_csv(csv_path, split_scenes)
     rendered = status.count('rendered')
     return dict(out_dir=str(out), style=style, seed=int(seed), size=list(size),
                 num_scenes=num_scenes, views_per_scene=views_per_scene, num_views=len(jobs),
