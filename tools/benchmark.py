@@ -3,6 +3,7 @@
     python tools/benchmark.py --render             # synthetic scene rendering, images/s
     python tools/benchmark.py --speed [args...]    # training images/s and memory, 1-4 tasks
     python tools/benchmark.py --troa [args...]     # TROA overhead on step time
+    python tools/benchmark.py --weighting [args]   # every weighting method, S-D-N-E, and Δm
 
 Arguments after the mode go to that benchmark (``--speed --help`` lists them).
 """
@@ -15,7 +16,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
          'speed': 'mtl_adapters.benchmarks.train_speed',
-         'troa': 'mtl_adapters.benchmarks.troa_overhead'}
+         'troa': 'mtl_adapters.benchmarks.troa_overhead',
+         'weighting': 'mtl_adapters.benchmarks.weighting_comparison'}
 
 
 def main(argv=None):

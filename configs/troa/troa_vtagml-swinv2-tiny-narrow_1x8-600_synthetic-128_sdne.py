@@ -4,4 +4,4 @@
 _base_ = ['../vtagml/vtagml_swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py']
 model = dict(weighting=dict(type='TROAWeighting', eta=0.1, rho=0.5, eps=0.1,
                             gradient_mode='params', loss_weighting=True))
-custom_hooks = [dict(type='ParamReportHook'), dict(type='TROAHook', interval=10)]
+custom_hooks = _base_.custom_hooks + [dict(type='TROAHook', interval=10)]

@@ -101,14 +101,7 @@ def random_samples(model, batch: int, size, device) -> List:
     for _ in range(batch):
         s = MultiTaskDataSample(metainfo=dict(img_shape=tuple(size)))
         for name, task in model.tasks.items():
-            c = task.gt_channels
-            if name == 'seg':
-                gt = torch.randint(0, task.num_classes, (c, *size), device=device)
-            elif name == 'normal':
-                gt = torch.nn.functional.normalize(torch.randn(c, *size, device=device), dim=0)
-            else:
-                gt = torch.rand(c, *size, device=device) * 5 + 0.1
-            s.set_gt(name, gt)
+            s.set_gt(name, task.random_gt(tuple(size)).to(device))
         samples.append(s)
     return samples
 

@@ -29,11 +29,7 @@ def random_batch(model, batch: int, size: int, seed: int = 0):
     for _ in range(batch):
         sample = MultiTaskDataSample(metainfo=dict(img_shape=(size, size)))
         for name, task in model.tasks.items():
-            if name == 'seg':
-                gt = torch.randint(0, task.out_channels, (1, size, size), generator=g)
-            else:
-                gt = torch.rand(task.gt_channels, size, size, generator=g) + 0.5
-            sample.set_gt(name, gt)
+            sample.set_gt(name, task.random_gt((size, size), generator=g))
         samples.append(sample)
     return inputs, samples
 

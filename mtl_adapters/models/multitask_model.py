@@ -71,6 +71,7 @@ class MultiTaskModel(BaseModel):
         self.register_buffer('task_weights', torch.tensor(weights))
         self.weighting = WEIGHTINGS.build(dict(weighting or dict(type='UniformWeighting'),
                                                task_names=self.task_names))
+        self.weighting.bind_tasks(self.tasks)
         self._warned_no_shared = False
         self._troa_branch_grad: Optional[Tensor] = None
 

@@ -32,6 +32,8 @@ class BaseTask:
     #: Taskonomy folder and the domain tag inside file names
     taskonomy_folder: str = ''
     taskonomy_domain: str = ''
+    #: 'classification' or 'regression' (e.g. uncertainty weighting's likelihood)
+    likelihood: str = 'regression'
     #: metric names and whether larger is better (used by the multi-task score)
     metric_directions: Dict[str, bool] = {}
 
@@ -72,6 +74,10 @@ class BaseTask:
 
     def valid_mask(self, gt: Tensor) -> Tensor:
         """(B, C, H, W) ground truth -> (B, 1, H, W) bool mask of pixels that count."""
+        raise NotImplementedError
+
+    def random_gt(self, size, generator: Optional[torch.Generator] = None) -> Tensor:
+        """A random but valid (gt_channels, H, W) ground truth (benchmarks, smoke tests)."""
         raise NotImplementedError
 
     # -------------------------------------------------------------- training

@@ -67,6 +67,10 @@ class DepthTask(BaseTask):
     def valid_mask(self, gt: Tensor) -> Tensor:
         return (gt > 0) & torch.isfinite(gt)
 
+    def random_gt(self, size, generator=None) -> Tensor:
+        lo, hi = self.metric_cfg['min_depth'], min(self.metric_cfg['max_depth'], 20.0)
+        return torch.rand((1, *size), generator=generator) * (hi - lo) + lo
+
     def default_loss(self) -> dict:
         return dict(type='BerHuLoss')
 

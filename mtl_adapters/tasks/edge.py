@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from mtl_adapters.registry import TASKS
@@ -42,6 +43,9 @@ class EdgeTask(BaseTask):
 
     def valid_mask(self, gt: Tensor) -> Tensor:
         return gt >= 0
+
+    def random_gt(self, size, generator=None) -> Tensor:
+        return torch.rand((1, *size), generator=generator) * 0.2
 
     def default_loss(self) -> dict:
         return dict(type='MaskedL1Loss')

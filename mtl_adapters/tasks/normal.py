@@ -59,6 +59,9 @@ class NormalTask(BaseTask):
     def valid_mask(self, gt: Tensor) -> Tensor:
         return gt.norm(dim=-3, keepdim=True) > 0.5
 
+    def random_gt(self, size, generator=None) -> Tensor:
+        return F.normalize(torch.randn((3, *size), generator=generator), dim=0)
+
     def default_loss(self) -> dict:
         return dict(type='NormalL1Loss')
 

@@ -36,6 +36,7 @@ class SemanticTask(BaseTask):
     abbrev = 'S'
     ignore_value = IGNORE_INDEX
     interpolation = 'nearest'
+    likelihood = 'classification'
     taskonomy_folder = 'segment_semantic'
     taskonomy_domain = 'segmentsemantic'
     metric_directions = {'mIoU': True, 'aAcc': True}
@@ -71,6 +72,9 @@ class SemanticTask(BaseTask):
 
     def valid_mask(self, gt: Tensor) -> Tensor:
         return gt != IGNORE_INDEX
+
+    def random_gt(self, size, generator=None) -> Tensor:
+        return torch.randint(0, self.num_classes, (1, *size), generator=generator)
 
     def default_loss(self) -> dict:
         return dict(type='CrossEntropyLoss', ignore_index=IGNORE_INDEX)

@@ -14,7 +14,7 @@ from mmengine.runner import CheckpointLoader
 _REGISTERED = False
 
 
-def load_trusted_checkpoint(filename: str, map_location=None, logger=None):
+def load_from_trusted_local(filename: str, map_location=None, logger=None):
     """Load a local checkpoint written by this project (full pickle)."""
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'checkpoint file not found: {filename}')
@@ -22,9 +22,9 @@ def load_trusted_checkpoint(filename: str, map_location=None, logger=None):
 
 
 def register_trusted_checkpoint_loader() -> None:
-    """Make mmengine's ``load_checkpoint``/``resume`` use :func:`load_trusted_checkpoint` for
+    """Make mmengine's ``load_checkpoint``/``resume`` use :func:`load_from_trusted_local` for
     local files (the prefix '' matches plain paths)."""
     global _REGISTERED
     if not _REGISTERED:
-        CheckpointLoader.register_scheme(prefixes='', force=True)(load_trusted_checkpoint)
+        CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_trusted_local)
         _REGISTERED = True

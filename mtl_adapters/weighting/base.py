@@ -45,6 +45,10 @@ class BaseWeighting(nn.Module):
         super().__init__()
         self.task_names = list(task_names)
 
+    def bind_tasks(self, tasks: Dict[str, object]) -> None:
+        """Called by the model with its ``{name: task}`` definitions; methods that depend on
+        a task's kind (e.g. its likelihood) read it here instead of matching names."""
+
     @property
     def num_tasks(self) -> int:
         """Number of tasks T."""

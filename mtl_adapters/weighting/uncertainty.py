@@ -28,11 +28,13 @@ class UncertaintyWeighting(BaseWeighting):
 
     Args:
         task_names: the tasks (filled in by the model).
-        classification_tasks: tasks with a classification likelihood (``mode='kendall'``).
+        classification_tasks: tasks with a classification likelihood (``mode='kendall'``);
+            default: the tasks whose definition says ``likelihood = 'classification'``.
         mode: ``'kendall'`` (paper form) or ``'simplified'`` (``exp(-s) L + s``).
     """
 
-    def __init__(self, task_names: Sequence[str], classification_tasks: Sequence[str] = ('seg',),
+    def __init__(self, task_names: Sequence[str],
+                 classification_tasks: Optional[Sequence[str]] = None,
                  mode: str = 'kendall'):
         super().__init__(task_names)
         if mode not in ('kendall', 'simplified'):
@@ -40,13 +42,22 @@ class UncertaintyWeighting(BaseWeighting):
                              f'got {mode!r}')
         self.mode = mode
         self.log_vars = nn.Parameter(torch.zeros(self.num_tasks))
-        if mode == 'kendall':
-            scale = [1.0 if n in classification_tasks else 0.5 for n in self.task_names]
-            reg = 0.5
-        else:
-            scale, reg = [1.0] * self.num_tasks, 1.0
-        self.register_buffer('loss_scale', torch.tensor(scale), persistent=False)
-        self.reg_scale = reg
+        self.reg_scale = 0.5 if mode == 'kendall' else 1.0
+        self.register_buffer('loss_scale', torch.ones(self.num_tasks), persistent=False)
+        self._set_scales(classification_tasks or ())
+        self._classification_given = classification_tasks is not None
+
+    def _set_scales(self, classification_tasks: Sequence[str]) -> None:
+        """c_t = 1 for classification, 1/2 for regression (``'kendall'``); 1 otherwise."""
+        if self.mode == 'kendall':
+            self.loss_scale.copy_(torch.tensor(
+                [1.0 if n in classification_tasks else 0.5 for n in self.task_names]))
+
+    def bind_tasks(self, tasks) -> None:
+        """Classification tasks from the task definitions, unless given explicitly."""
+        if not self._classification_given:
+            self._set_scales([n for n, t in tasks.items()
+                              if getattr(t, 'likelihood', 'regression') == 'classification'])
 
     def forward(self, losses: Tensor, grads: Optional[Tensor] = None) -> WeightingResult:
         """(T,) losses -> weights ``c_t exp(-s_t)`` and the regulariser ``r * sum_t s_t``."""

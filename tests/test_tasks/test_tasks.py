@@ -78,3 +78,11 @@ def test_build_tasks_rejects_duplicates_and_empty():
         build_tasks([])
     with pytest.raises(KeyError):
         build_tasks(['NoSuchTask'])
+
+
+@pytest.mark.parametrize('name', ['SemanticTask', 'DepthTask', 'NormalTask', 'EdgeTask'])
+def test_random_gt_is_valid_everywhere(name):
+    task = TASKS.build(dict(type=name))
+    gt = task.random_gt((6, 7), generator=torch.Generator().manual_seed(0))
+    assert tuple(gt.shape) == (task.gt_channels, 6, 7)
+    assert task.valid_mask(gt[None]).all()

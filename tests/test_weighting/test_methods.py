@@ -1,6 +1,8 @@
 """Uniform, uncertainty, GradNorm, PCGrad, and the surrogate-loss trick inside the model."""
 import torch
 
+from mtl_adapters.tasks import build_tasks
+
 from mtl_adapters.weighting import (GradNormWeighting, PCGradWeighting, UncertaintyWeighting,
                                     UniformWeighting)
 from weighting_toys import build_model, make_batch
@@ -59,6 +61,7 @@ def test_surrogate_gives_exactly_the_combined_gradient():
 
 def test_uncertainty_weights_finite_and_large_loss_is_down_weighted():
     unc = UncertaintyWeighting(['seg', 'depth'])
+    unc.bind_tasks(build_tasks(['SemanticTask', 'DepthTask']))   # seg: a classification task
     opt = torch.optim.SGD(unc.parameters(), lr=0.1)
     losses = torch.tensor([0.2, 10.0])
     for _ in range(20):
@@ -72,6 +75,16 @@ def test_uncertainty_weights_finite_and_large_loss_is_down_weighted():
     assert unc.log_vars[1] > 0 and w[1] < 0.5                  # regression: starts at 0.5
     torch.testing.assert_close(unc(losses).weights[0].detach(),
                                torch.exp(-unc.log_vars[0]).detach())   # classification: 1/s^2
+
+
+def test_uncertainty_likelihood_from_task_definitions_or_config():
+    tasks = build_tasks(['DepthTask', 'SemanticTask'])
+    unc = UncertaintyWeighting(['depth', 'seg'])
+    unc.bind_tasks(tasks)
+    assert unc.loss_scale.tolist() == [0.5, 1.0]
+    explicit = UncertaintyWeighting(['depth', 'seg'], classification_tasks=['depth'])
+    explicit.bind_tasks(tasks)                                   # the config wins
+    assert explicit.loss_scale.tolist() == [1.0, 0.5]
 
 
 def test_gradnorm_down_weights_the_task_with_larger_gradients():
