@@ -10,6 +10,10 @@ step), so the table shows the trunk's cost staying flat as tasks are added. Peak
 measured from just before the model is built (model, optimizer state and activations): CUDA
 max-allocated minus the allocated level on GPU; on CPU the RSS high-water mark minus the RSS
 (Linux ``/proc``, after ``malloc_trim``). Prints a table and writes JSON (``--out``).
+
+``--strategy per-task`` times the way the authors' release trains instead: the whole encoder
+(trunk and adapter blocks) runs once per task, tasks one after another, on the same model and
+data; the ratio of the two rows is the speed-up of running the trunk once and batching tasks.
 """
 import argparse
 import ctypes
@@ -44,6 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--seg-classes', type=int, default=17)
+    p.add_argument('--strategy', nargs='+', choices=['batched', 'per-task'],
+                   default=['batched', 'per-task'],
+                   help="'batched': trunk once, tasks batched as (B*T) (ours); 'per-task': the "
+                        "whole encoder once per task (as the authors' release)")
     p.add_argument('--out', default='work_dirs/benchmarks/train_speed.json')
     return p.parse_args(argv)
 
@@ -112,7 +120,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_one(args, num_tasks: int, size) -> Dict:
+def run_one(args, num_tasks: int, size, strategy: str = 'batched') -> Dict:
     """Time ``args.iters`` training steps with ``num_tasks`` tasks; one result row."""
     device = torch.device(args.device)
     _trim_heap()
@@ -145,7 +153,11 @@ def run_one(args, num_tasks: int, size) -> Dict:
         t1 = time.perf_counter()
         optim.zero_grad(set_to_none=True)
         with autocast():
-            feats = enc.adapt(trunk, names)
+            if strategy == 'batched':
+                feats = enc.adapt(trunk, names)
+            else:          # the whole encoder again for every task (trunk included)
+                feats = {t: enc.adapt(trunk if i == 0 else enc.trunk(img), [t])[t]
+                         for i, t in enumerate(names)}
             outs = {t: model.decoders[t](feats[t], tuple(size)) for t in names}
         losses = model.task_losses({t: o.float() for t, o in outs.items()}, samples)
         loss = sum(model.task_weights[i] * losses[t] for i, t in enumerate(names))
@@ -175,7 +187,8 @@ def run_one(args, num_tasks: int, size) -> Dict:
     total_s = statistics.median(t + b for t, b in times)
     trainable = sum(p.numel() for p in params)
     del model, optim, enc, params
-    return dict(tasks=num_tasks, task_names=names, batch_size=args.batch_size,
+    return dict(tasks=num_tasks, strategy=strategy, task_names=names,
+                batch_size=args.batch_size,
                 img_size=list(size), step_ms=total_s * 1e3, trunk_ms=trunk_s * 1e3,
                 branch_ms=branch_s * 1e3, images_per_s=args.batch_size / total_s,
                 peak_mem_mb=peak_mb, memory=mem_kind, trainable_params=trainable)
@@ -183,11 +196,11 @@ def run_one(args, num_tasks: int, size) -> Dict:
 
 def format_table(rows: List[Dict]) -> str:
     """Fixed-width table of the result rows."""
-    head = (f'{"tasks":>5} {"img/s":>8} {"step ms":>9} {"trunk ms":>9} {"branch ms":>10} '
+    head = (f'{"strategy":>9} {"tasks":>5} {"img/s":>8} {"step ms":>9} {"trunk ms":>9} {"branch ms":>10} '
             f'{"peak MB":>9} {"trainable M":>12}')
     lines = [head, '-' * len(head)]
     for r in rows:
-        lines.append(f'{r["tasks"]:>5} {r["images_per_s"]:>8.2f} {r["step_ms"]:>9.1f} '
+        lines.append(f'{r["strategy"]:>9} {r["tasks"]:>5} {r["images_per_s"]:>8.2f} {r["step_ms"]:>9.1f} '
                      f'{r["trunk_ms"]:>9.1f} {r["branch_ms"]:>10.1f} {r["peak_mem_mb"]:>9.1f} '
                      f'{r["trainable_params"] / 1e6:>12.3f}')
     return '\n'.join(lines)
@@ -202,10 +215,12 @@ def main(argv=None) -> List[Dict]:
         torch.set_num_threads(args.threads)
     size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size[:2]
     rows = []
-    for n in args.tasks:
-        row = run_one(args, n, size)
-        rows.append(row)
-        print(f'[train_speed] {n} task(s): {row["images_per_s"]:.2f} img/s', flush=True)
+    for strategy in args.strategy:
+        for n in args.tasks:
+            row = run_one(args, n, size, strategy)
+            rows.append(row)
+            print(f'[train_speed] {strategy}, {n} task(s): {row["images_per_s"]:.2f} img/s',
+                  flush=True)
     dev = (torch.cuda.get_device_name(args.device) if args.device.startswith('cuda')
            else platform.processor() or platform.machine())
     print(f'\nmodel {args.model}{" (narrow)" if args.narrow else ""}, {size[0]}x{size[1]}, '
