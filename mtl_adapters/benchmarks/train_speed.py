@@ -186,7 +186,6 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched') -> Dict:
     branch_s = statistics.median(b for _, b in times)
     total_s = statistics.median(t + b for t, b in times)
     trainable = sum(p.numel() for p in params)
-    del model, optim, enc, params
     return dict(tasks=num_tasks, strategy=strategy, task_names=names,
                 batch_size=args.batch_size,
                 img_size=list(size), step_ms=total_s * 1e3, trunk_ms=trunk_s * 1e3,

@@ -1,6 +1,6 @@
 """Batching: normalise images, pad images and every task's ground truth with its own value."""
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -15,7 +15,7 @@ the iterations ``TROAHook`` marks due, from that iteration's own forward graph: 
 forward, never through the frozen trunk (see ``loss``).
 """
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn

@@ -94,7 +94,7 @@ def test_resume_after_kill(tmp_path, data_root):
                          env=_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     log = res.stdout + res.stderr
-    assert f'resumed' in log.lower() and f'iter_{killed_at}.pth' in log
+    assert 'resumed' in log.lower() and f'iter_{killed_at}.pth' in log
     assert re.search(rf'Iter\(train\) \[\s*{killed_at + 1}/{target}\]', log), log[-2000:]
     assert not re.search(r'Iter\(train\) \[\s*1/', log)       # did not start over
     final = torch.load(work / f'iter_{target}.pth', map_location='cpu', weights_only=False)

@@ -27,7 +27,7 @@ def _brute_force_params(model, inputs, samples):
 
 def _brute_force_representation(model, inputs, samples):
     """Per task: a full backward of that task's loss to the replicated adapter input."""
-    half, batch, T = inputs.shape[0] // 2, inputs.shape[0], len(model.task_names)
+    half, batch = inputs.shape[0] // 2, inputs.shape[0]
     g_a, g_b = [], []
     for t, name in enumerate(model.task_names):
         outputs, branch = model.forward_tasks(inputs, return_branch_input=True)

@@ -2,7 +2,6 @@
 from typing import Sequence
 
 import cv2
-import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mtl_adapters.registry import TRANSFORMS
