@@ -38,7 +38,8 @@ class GradNormWeighting(BaseWeighting):
         self.alpha = float(alpha)
         self.loss_weights = nn.Parameter(torch.ones(self.num_tasks))
         self.register_buffer('initial_losses', torch.zeros(self.num_tasks))
-        self.register_buffer('initialised', torch.tensor(False))
+        #: per task: whether L_t(0) has been recorded (at its first batch with a loss)
+        self.register_buffer('initialised', torch.zeros(self.num_tasks, dtype=torch.bool))
 
     @torch.no_grad()
     def _renormalise(self) -> None:
@@ -53,18 +54,26 @@ class GradNormWeighting(BaseWeighting):
         if grads is None or not self.training:
             return WeightingResult(weights=weights)
         losses = losses.detach()
-        if not bool(self.initialised):
-            init = losses.clone()
-            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-                dist.all_reduce(init)
-                init /= dist.get_world_size()
-            self.initial_losses.copy_(init.clamp(min=1e-12))
-            self.initialised.fill_(True)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            losses = losses.clone()
+            dist.all_reduce(losses)                  # every rank sees the same rates
+            losses /= dist.get_world_size()
+        # a task with no labels in this batch has loss 0: it neither sets L_t(0) nor moves
+        present = losses > 0
+        new = present & ~self.initialised
+        self.initial_losses[new] = losses[new]
+        self.initialised |= new
+        active = present & self.initialised
+        if int(active.sum()) < 2:      # nothing to balance; keep w in the graph for DDP
+            return WeightingResult(weights=weights,
+                                   extra_losses=dict(loss_gradnorm=self.loss_weights.sum() * 0))
         norms = grads.detach().norm(dim=1)                             # (T,)
         g_w = weights * norms                                          # G_t
-        rate = losses / self.initial_losses
-        rate = rate / rate.mean().clamp(min=1e-12)
-        target = g_w.mean() * rate.pow(self.alpha)
-        grad_w = torch.sign(g_w - target) * norms                      # d sum|G - target| / dw
+        rate = torch.where(active, losses / self.initial_losses.clamp(min=1e-12),
+                           torch.zeros_like(losses))
+        rate = rate / rate[active].mean().clamp(min=1e-12)
+        target = g_w[active].mean() * rate.pow(self.alpha)
+        grad_w = torch.where(active, torch.sign(g_w - target) * norms,
+                             torch.zeros_like(norms))                  # d sum|G - target| / dw
         surrogate = ((self.loss_weights - self.loss_weights.detach()) * grad_w).sum()
         return WeightingResult(weights=weights, extra_losses=dict(loss_gradnorm=surrogate))

@@ -70,7 +70,7 @@ def mirror_descent_update(W: Tensor, C: Tensor, eta: float, rho: float = 0.0,
     if cols.numel() < 2:
         return W.clone()
     rows_cols = torch.meshgrid(cols, cols, indexing='ij')
-    out = W.double()                                                  # float64: no drift
+    out = W.detach().to(torch.float64, copy=True)                     # float64: no drift
     sub = out[rows_cols]                                              # (V, V)
     logits = (1.0 - eta * rho) * sub.log() + eta * C.double()[rows_cols]
     out[rows_cols] = sub.sum(dim=1, keepdim=True) * torch.softmax(logits, dim=1)

@@ -103,6 +103,19 @@ def test_gradnorm_down_weights_the_task_with_larger_gradients():
     torch.testing.assert_close(w.sum(), torch.tensor(2.0))
 
 
+def test_gradnorm_task_absent_from_first_batch_is_not_favoured():
+    gn = GradNormWeighting(['a', 'b', 'c'], alpha=1.5)
+    grads = torch.ones(3, 4)
+    gn(torch.tensor([1.0, 1.0, 0.0]), grads)            # task c has no labels yet
+    assert gn.initialised.tolist() == [True, True, False]
+    result = gn(torch.tensor([0.5, 0.5, 0.0]), grads)
+    total = sum(result.extra_losses.values())
+    total.backward()
+    assert gn.loss_weights.grad[2] == 0                  # absent: neither up nor down
+    gn(torch.tensor([0.5, 0.5, 2.0]), grads)             # c's first loss becomes its L(0)
+    assert gn.initialised.all() and gn.initial_losses[2] == 2.0
+
+
 def test_gradnorm_and_uncertainty_train_in_the_model():
     for cfg in (dict(type='GradNormWeighting'), dict(type='UncertaintyWeighting')):
         model = build_model(cfg)
