@@ -76,6 +76,29 @@ class BaseTask:
         """(B, C, H, W) ground truth -> (B, 1, H, W) bool mask of pixels that count."""
         raise NotImplementedError
 
+    def valid_mask_np(self, value: np.ndarray) -> np.ndarray:
+        """Canonical HxW[xC] numpy ground truth -> HxW bool mask of pixels that count."""
+        return self.valid_mask(self.to_tensor(value)[None])[0, 0].numpy()
+
+    def clean_resampled(self, value: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """After resampling a map together with its validity mask: pixels whose neighbourhood
+        held any invalid (or padded) pixel become ``ignore_value`` (bilinear resampling must
+        not blend real values with the invalid sentinel into fake measurements)."""
+        value = value.copy()
+        value[~valid] = self.ignore_value
+        return value
+
+    def resize(self, value: np.ndarray, size) -> np.ndarray:
+        """Resize a canonical map to ``size`` (H, W) with the task's interpolation, keeping
+        invalid pixels out of the interpolated values."""
+        import cv2
+        interp = cv2.INTER_NEAREST if self.interpolation == 'nearest' else cv2.INTER_LINEAR
+        h, w = size
+        out = cv2.resize(value, (w, h), interpolation=interp)
+        valid = cv2.resize(self.valid_mask_np(value).astype(np.float32), (w, h),
+                           interpolation=interp)
+        return self.clean_resampled(out, valid > 1 - 1e-3)
+
     def random_gt(self, size, generator: Optional[torch.Generator] = None) -> Tensor:
         """A random but valid (gt_channels, H, W) ground truth (benchmarks, smoke tests)."""
         raise NotImplementedError

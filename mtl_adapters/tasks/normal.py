@@ -56,6 +56,12 @@ class NormalTask(BaseTask):
         value[..., 0] *= -1
         return value
 
+    def clean_resampled(self, value: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Interpolated normals are shorter than 1: renormalise, then blank invalid pixels."""
+        norm = np.linalg.norm(value, axis=-1, keepdims=True)
+        value = np.where(norm > 1e-6, value / np.maximum(norm, 1e-6), 0.0).astype(value.dtype)
+        return super().clean_resampled(value, valid)
+
     def valid_mask(self, gt: Tensor) -> Tensor:
         return gt.norm(dim=-3, keepdim=True) > 0.5
 

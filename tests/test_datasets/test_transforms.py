@@ -87,3 +87,39 @@ def test_each_task_padded_with_its_own_value():
         assert task.valid_mask(g[None])[..., :h, :w].all()
     assert torch.all(out['inputs'][0, :, :h, :w] != 0)   # normalised image, zero padding
     assert torch.all(out['inputs'][0, :, h:, :] == 0)
+
+
+def test_resampling_never_invents_depth_or_labels_from_invalid_or_padded_pixels():
+    tasks = build_tasks(TEST_TASKS)
+    h, w = 40, 40
+    depth = np.full((h, w), 10.0, np.float32)
+    depth[:, :20] = 0.0                                   # left half: no measurement
+    normal = np.zeros((h, w, 3), np.float32)
+    normal[:, 20:] = (0.0, 0.6, -0.8)
+    seg = np.full((h, w), 3, np.uint8)
+    gt = dict(seg=seg, depth=depth, normal=normal, edge=np.full((h, w), 0.1, np.float32))
+    albu = MultiTaskAlbu(tasks=TEST_TASKS, geometric=[
+        dict(type='RandomResizedCrop', size=(31, 29), scale=(0.5, 0.9)),
+        dict(type='PadIfNeeded', min_height=48, min_width=48, border_mode=0,
+             position='top_left')])
+    for seed in range(5):
+        np.random.seed(seed)
+        res = albu.transform(dict(img=np.zeros((h, w, 3), np.uint8), gt=dict(gt)))['gt']
+        d = res['depth']
+        assert set(np.unique(d).tolist()) <= {0.0, 10.0}, np.unique(d)   # no blends with 0
+        n = res['normal']
+        norms = np.linalg.norm(n, axis=-1)
+        assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))          # unit or invalid
+        # padding: ignored for every task (albumentations filled it with 0)
+        assert np.all(res['seg'][31:, :] == 255) and np.all(res['seg'][:, 29:] == 255)
+        assert np.all(res['edge'][31:, :] == tasks['edge'].ignore_value)
+        assert set(np.unique(res['seg'][:31, :29]).tolist()) <= {3, 255}
+
+
+def test_loading_resize_keeps_invalid_pixels_out():
+    task = build_tasks(['DepthTask'])['depth']
+    depth = np.zeros((8, 8), np.float32)
+    depth[:, 4:] = 10.0
+    out = task.resize(depth, (6, 6))
+    assert set(np.unique(out).tolist()) <= {0.0, 10.0}
+    assert (out == 10.0).any() and (out == 0).any()

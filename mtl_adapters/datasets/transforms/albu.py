@@ -4,6 +4,12 @@ Geometric transforms are applied to the image and every task map together (label
 nearest interpolation as albumentations masks, continuous maps bilinear as extra images);
 photometric transforms touch the RGB image only. After a horizontal flip each task fixes its
 values (``task.hflip_values``: the normal's x-component changes sign).
+
+Every task map travels with its validity mask (same interpolation): a pixel whose resampling
+touched an invalid or padded pixel becomes the task's ignore value afterwards
+(``task.clean_resampled``). So bilinear resizing never invents depths between a measurement
+and the "no measurement" 0, and padding (albumentations fills with 0, a real class for labels)
+is ignored for every task, whatever the transform's fill value.
 """
 from typing import List, Optional, Sequence
 
@@ -56,19 +62,28 @@ class MultiTaskAlbu(BaseTransform):
                 raise ValueError(f'{type(t).__name__} rotates the image but not the vectors of '
                                  f'{[d.name for d in directional]}: use crops, scales and '
                                  'HorizontalFlip for these tasks')
-        targets = {f'gt_{n}': ('mask' if t.interpolation == 'nearest' else 'image')
-                   for n, t in self.tasks.items()}
+        targets = {}
+        for n, t in self.tasks.items():
+            kind = 'mask' if t.interpolation == 'nearest' else 'image'
+            targets.update({f'gt_{n}': kind, f'valid_{n}': kind})
         self.geometric = A.Compose(geo, additional_targets=targets, save_applied_params=True)
         self.photometric = A.Compose(_build(photometric))
 
     def transform(self, results: dict) -> dict:
         gts = results['gt']
-        out = self.geometric(image=results['img'], **{f'gt_{n}': v for n, v in gts.items()})
+        maps = {}
+        for name, value in gts.items():
+            maps[f'gt_{name}'] = value
+            task = self.tasks[name]   # float masks for bilinear targets: fractions survive
+            dtype = np.uint8 if task.interpolation == 'nearest' else np.float32
+            maps[f'valid_{name}'] = task.valid_mask_np(value).astype(dtype)
+        out = self.geometric(image=results['img'], **maps)
         flipped = sum(name in _HFLIPS for name, _ in out['applied_transforms']) % 2 == 1
         new_gt = {}
         for name in gts:
-            value = out[f'gt_{name}']
-            new_gt[name] = self.tasks[name].hflip_values(value) if flipped else value
+            task = self.tasks[name]
+            value = task.clean_resampled(out[f'gt_{name}'], out[f'valid_{name}'] > 1 - 1e-3)
+            new_gt[name] = task.hflip_values(value) if flipped else value
         img = self.photometric(image=out['image'])['image']
         results.update(img=img, gt=new_gt, img_shape=img.shape[:2],
                        flip=bool(results.get('flip', False)) ^ flipped)

@@ -1,14 +1,11 @@
 """Loading the image and every task's ground truth of one sample."""
 from typing import Sequence
 
-import cv2
 from mmcv.transforms import BaseTransform
 
 from mtl_adapters.registry import TRANSFORMS
 from mtl_adapters.tasks import build_tasks
 from mtl_adapters.utils import DataFileError, read_image
-
-_INTERP = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
 
 
 @TRANSFORMS.register_module()
@@ -44,7 +41,7 @@ class LoadMultiTaskImageAndAnnotations(BaseTransform):
                 raise DataFileError(f'cannot decode {name} ground truth {path} '
                                     f'({raw.dtype}, shape {raw.shape}): {exc}') from exc
             if gt.shape[:2] != (h, w):
-                gt = cv2.resize(gt, (w, h), interpolation=_INTERP[task.interpolation])
+                gt = task.resize(gt, (h, w))
             gts[name] = gt
         results.update(img=img, gt=gts, img_shape=(h, w), ori_shape=(h, w))
         return results
