@@ -59,20 +59,26 @@ class MultiTaskModel(BaseModel):
         self.encoder = MODELS.build(encoder)
         per_task = decoder if 'type' not in decoder else {t: decoder for t in self.task_names}
         unknown = set(per_task) - set(self.task_names)
-        if unknown:
-            raise KeyError(f'model.decoder has configs for unknown tasks {sorted(unknown)}; '
-                           f'tasks are {self.task_names}')
+        missing = [t for t in self.task_names if t not in per_task]
+        if unknown or missing:
+            raise KeyError(f'model.decoder: give one config for all tasks (with `type`) or one '
+                           f'per task {self.task_names}; unknown {sorted(unknown)}, '
+                           f'missing {missing}')
         self.decoders = nn.ModuleDict({
             name: MODELS.build(dict(per_task[name], in_channels=self.encoder.out_channels,
                                     out_channels=task.out_channels))
             for name, task in self.tasks.items()})
         self.losses = nn.ModuleDict({n: t.build_loss() for n, t in self.tasks.items()})
+        unknown = set(task_weights or {}) - set(self.task_names)
+        if unknown:
+            raise KeyError(f'model.task_weights names unknown tasks {sorted(unknown)}; '
+                           f'tasks are {self.task_names}')
         weights = [float((task_weights or {}).get(n, 1.0)) for n in self.task_names]
         self.register_buffer('task_weights', torch.tensor(weights))
         self.weighting = WEIGHTINGS.build(dict(weighting or dict(type='UniformWeighting'),
                                                task_names=self.task_names))
         self.weighting.bind_tasks(self.tasks)
-        self._warned_no_shared = False
+        self._warned = set()
         self._troa_branch_grad: Optional[Tensor] = None
 
     def shared_parameters(self) -> List[nn.Parameter]:
@@ -177,6 +183,8 @@ class MultiTaskModel(BaseModel):
         batch = next(iter(outputs.values())).shape[0]
         half = batch // 2
         rows = {}
+        if half == 0:
+            self._warn_small_batch()
         if half > 0 and shared:
             parts = [slice(0, half), slice(half, batch)]
             per_half = [self.task_losses({t: o[part] for t, o in outputs.items()},
@@ -197,7 +205,9 @@ class MultiTaskModel(BaseModel):
         grad = grad.unflatten(0, (num_tasks, grad.shape[0] // num_tasks))   # (T, B, H, W, C)
         half = grad.shape[1] // 2
         rows = {}
-        if half > 0:
+        if half == 0:
+            self._warn_small_batch()
+        else:
             rows = {t: (grad[i, :half].sum(0).flatten(), grad[i, half:].sum(0).flatten())
                     for i, t in enumerate(self.task_names)}
         return self._troa_update(rows, grad[0, 0].numel())
@@ -205,6 +215,17 @@ class MultiTaskModel(BaseModel):
     def _capture_branch_grad(self, grad: Tensor) -> None:
         """Tensor hook: keep the adapter input's gradient from the training backward."""
         self._troa_branch_grad = grad.detach()
+
+    def _warn_once(self, message: str) -> None:
+        """A warning shown once per model."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message)
+
+    def _warn_small_batch(self) -> None:
+        """TROA splits each GPU's batch into two halves: a batch of 1 gives no gradients."""
+        self._warn_once('TROA needs at least 2 images per GPU (it compares two halves of the '
+                        'batch); W is not updated on such steps')
 
     def weigh_losses(self, losses: Dict[str, Tensor]) -> dict:
         """Per-task losses -> the loss dict: ``<task>.loss_<name>`` weighted by
@@ -218,11 +239,10 @@ class MultiTaskModel(BaseModel):
             shared = self.shared_parameters()
             if shared:
                 grads = self.per_task_gradients(list(static * values), shared)
-            elif not self._warned_no_shared:
-                self._warned_no_shared = True
-                warnings.warn(f'{type(self.weighting).__name__} needs shared trainable '
-                              'parameters but the encoder has none (frozen baseline); it acts '
-                              'as uniform weighting. Use an adapter encoder.')
+            else:
+                self._warn_once(f'{type(self.weighting).__name__} needs shared trainable '
+                                'parameters but the encoder has none (frozen baseline); it '
+                                'acts as uniform weighting. Use an adapter encoder.')
         result = self.weighting(values, grads)
         weights = static * result.weights
         out = {}
@@ -246,6 +266,10 @@ class MultiTaskModel(BaseModel):
         troa = isinstance(self.weighting, TROAWeighting)
         if troa:
             self.finish_troa()
+            if not self.weighting.scheduled and self.weighting.eta > 0 and self.training:
+                self._warn_once('TROAWeighting is configured but no TROAHook schedules its '
+                                'updates, so W never changes: add custom_hooks = '
+                                "[..., dict(type='TROAHook', interval=10)] to the config")
         due = troa and self.weighting.due and torch.is_grad_enabled()
         if due and self.weighting.gradient_mode == 'representation':
             outputs, branch_input = self.forward_tasks(inputs, return_branch_input=True)

@@ -111,6 +111,8 @@ class TROAWeighting(BaseWeighting):
         self.register_buffer('num_updates', torch.tensor(0, dtype=torch.long))
         #: set by ``TROAHook`` before an iteration on which the model must run an update
         self.due = False
+        #: set by ``TROAHook`` when training starts; without it W never changes
+        self.scheduled = False
         self._warned = set()
 
     def loss_weights(self) -> Tensor:

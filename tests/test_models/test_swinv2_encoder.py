@@ -54,3 +54,12 @@ def test_outputs_at_input_size(size):
     assert {k: tuple(v.shape) for k, v in out.items()} == {
         'seg': (2, 5) + size, 'depth': (2, 1) + size, 'normal': (2, 3) + size,
         'edge': (2, 1) + size}
+
+
+def test_config_mistakes_name_the_key():
+    with pytest.raises(KeyError, match='decoder.*missing'):
+        MODELS.build(tiny_model_cfg(decoder=dict(seg=dict(type='LightHead', channels=8))))
+    cfg = tiny_model_cfg()
+    cfg['task_weights'] = dict(sge=2.0)
+    with pytest.raises(KeyError, match='task_weights.*sge'):
+        MODELS.build(cfg)

@@ -19,6 +19,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mtl_adapters.registry import HOOKS
+from mtl_adapters.utils import atomic_write_bytes
 from mtl_adapters.visualization.affinity import plot_affinity
 from mtl_adapters.weighting import TROAWeighting
 
@@ -61,7 +62,9 @@ class TROAHook(Hook):
 
     def before_train(self, runner) -> None:
         """Check the model and push W (initial or resumed) into the encoder."""
-        self._updates_seen = int(self.weighting_of(runner).num_updates)
+        weighting = self.weighting_of(runner)
+        weighting.scheduled = True
+        self._updates_seen = int(weighting.num_updates)
         self.model_of(runner).sync_affinity()
 
     def is_due(self, iteration: int) -> bool:
@@ -89,15 +92,15 @@ class TROAHook(Hook):
                     scalars[f'troa/{key}/{target}->{source}'] = float(matrix[t, s])
         runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
         if self.plot_interval and (runner.iter + 1) % self.plot_interval == 0:
-            self.save_plots(runner)
+            self.save_plots(runner, runner.iter + 1)
 
-    def save_plots(self, runner) -> None:
-        """Write ``W_iter<k>.png`` and ``C_iter<k>.png`` (main process only)."""
+    def save_plots(self, runner, k: int) -> None:
+        """Write ``W_iter<k>.png`` and ``C_iter<k>.png`` after ``k`` completed iterations
+        (main process only)."""
         if not is_main_process():
             return
         weighting = self.weighting_of(runner)
         folder = osp.join(runner.work_dir, self.out_dir)
-        k = runner.iter
         plot_affinity(weighting.affinity, weighting.task_names, f'TROA W (iter {k})',
                       osp.join(folder, f'W_iter{k}.png'), vmin=0.0, vmax=1.0)
         plot_affinity(weighting.cosine, weighting.task_names, f'TROA C (iter {k})',
@@ -107,7 +110,7 @@ class TROAHook(Hook):
         """Final heatmaps and ``troa_final.json`` with W, C and the update count."""
         if not is_main_process():
             return
-        self.save_plots(runner)
+        self.save_plots(runner, runner.iter)
         weighting = self.weighting_of(runner)
         summary = dict(iter=runner.iter, task_names=weighting.task_names,
                        num_updates=int(weighting.num_updates), interval=self.interval,
@@ -115,5 +118,5 @@ class TROAHook(Hook):
                        gradient_mode=weighting.gradient_mode,
                        W=weighting.affinity.cpu().tolist(), C=weighting.cosine.cpu().tolist(),
                        loss_weights=weighting.loss_weights().cpu().tolist())
-        with open(osp.join(runner.work_dir, self.out_dir, 'troa_final.json'), 'w') as f:
-            json.dump(summary, f, indent=2)
+        atomic_write_bytes(osp.join(runner.work_dir, self.out_dir, 'troa_final.json'),
+                           json.dumps(summary, indent=2).encode())
