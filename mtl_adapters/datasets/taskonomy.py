@@ -33,7 +33,7 @@ def read_split_csv(path) -> Dict[str, List[str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'split file not found: {path}. It lists buildings as '
-                                '"id,train,val,test" rows (see data_prep/taskonomy.py).')
+                                '"id,train,val,test" rows (see README, "Real data").')
     text = path.read_bytes().decode('utf-8-sig').replace('\r\n', '\n').replace('\r', '\n')
     rows = list(csv.reader(io.StringIO(text)))
     header = [h.strip().lower() for h in rows[0]] if rows else []

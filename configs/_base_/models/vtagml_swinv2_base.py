@@ -7,8 +7,11 @@ model = dict(
     encoder=dict(
         type='AdaptedSwinV2Encoder',
         model_name='swinv2_base_window8_256',
-        # timm checkpoint (model.safetensors of "timm/swinv2_base_window8_256.ms_in1k"),
-        # downloaded on a machine with internet and copied here; None = random init.
+        # local timm checkpoint, None = random init. The paper's ImageNet-22K weights are
+        # "timm/swinv2_base_window12_192.ms_in22k" (model.safetensors): with them also set
+        # model_kwargs=dict(pretrained_window_sizes=(12, 12, 12, 6)) so the continuous
+        # position bias is scaled as in pre-training. The window-8 ImageNet-1k checkpoint
+        # ("timm/swinv2_base_window8_256.ms_in1k") loads as it is.
         pretrained='weights/swinv2_base_window8_256.safetensors',
         img_size=(256, 256),
         adapter_blocks={2: (-4, -3, -2, -1), 3: 'all'},
