@@ -125,6 +125,17 @@ class BaseTask:
         """Combine per-sample statistics over a dataset into the task's metrics."""
         raise NotImplementedError
 
+    # ----------------------------------------------------------------- files
+    def save_prediction(self, value: np.ndarray, stem):
+        """Write a canonical prediction as a lossless PNG next to ``stem`` (a path without
+        extension): by default the Taskonomy encoding, ``<stem>_<task>.png``."""
+        from pathlib import Path
+
+        from mtl_adapters.utils import write_png
+        path = Path(stem).with_name(f'{Path(stem).name}_{self.name}.png')
+        write_png(path, self.encode_taskonomy(value))
+        return path
+
     # ---------------------------------------------------------- visualisation
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
         """Canonical map (HxW[xC]) -> HxWx3 uint8 RGB picture; ``reference`` fixes the scale."""

@@ -14,6 +14,8 @@ from .base_task import BaseTask
 #: Taskonomy stores depth_zbuffer as uint16 in units of 1/512 m; 65535 means no measurement.
 TASKONOMY_DEPTH_SCALE = 512.0
 TASKONOMY_DEPTH_INVALID = 65535
+#: units of 16-bit depth prediction PNGs: file-name suffix -> units per metre
+DEPTH_UNITS = {'mm': 1000.0, 'cm': 100.0}
 
 
 def turbo(x: np.ndarray) -> np.ndarray:
@@ -114,6 +116,22 @@ class DepthTask(BaseTask):
             per_image = [self._finish(s) for s in stats]
             return {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
         return self._finish({k: sum(s[k] for s in stats) for k in stats[0]})
+
+    def depth_unit(self) -> str:
+        """'mm' when the depth range fits 16-bit millimetres, else 'cm'."""
+        return 'mm' if float(self.metric_cfg['max_depth']) <= 65.535 else 'cm'
+
+    def save_prediction(self, value: np.ndarray, stem):
+        """16-bit PNG ``<stem>_<task>_mm.png`` (or ``_cm``), 0 = no value."""
+        from pathlib import Path
+
+        from mtl_adapters.utils import write_png
+        unit = self.depth_unit()
+        path = Path(stem).with_name(f'{Path(stem).name}_{self.name}_{unit}.png')
+        depth = value[..., 0] if value.ndim == 3 else value
+        depth = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        write_png(path, np.clip(np.round(depth * DEPTH_UNITS[unit]), 0, 65535).astype(np.uint16))
+        return path
 
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
         depth = value[..., 0] if value.ndim == 3 else value

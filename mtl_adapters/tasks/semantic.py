@@ -23,6 +23,22 @@ def label_palette(num_classes: int) -> np.ndarray:
     return palette
 
 
+def write_label_png(path, label: np.ndarray, palette: np.ndarray) -> None:
+    """Write an HxW label map (values < 256) as a palette PNG; unlisted indices are black."""
+    import io
+
+    from PIL import Image
+
+    from mtl_adapters.utils import atomic_write_bytes
+    full = np.zeros((256, 3), np.uint8)
+    full[:len(palette)] = palette[:256]
+    img = Image.fromarray(np.asarray(label).astype(np.uint8), mode='P')
+    img.putpalette(full.reshape(-1).tolist())
+    buf = io.BytesIO()
+    img.save(buf, format='PNG')
+    atomic_write_bytes(path, buf.getvalue())
+
+
 @TASKS.register_module()
 class SemanticTask(BaseTask):
     """Semantic segmentation: cross-entropy loss, mIoU (through mmseg's helpers).
@@ -95,6 +111,14 @@ class SemanticTask(BaseTask):
         for name, value in zip(self.class_names, iou):
             out[f'IoU.{name}'] = float(value * 100)
         return out
+
+    def save_prediction(self, value: np.ndarray, stem):
+        """Palette PNG ``<stem>_<task>.png``: pixel = class id, colours from the palette."""
+        from pathlib import Path
+        path = Path(stem).with_name(f'{Path(stem).name}_{self.name}.png')
+        label = value[..., 0] if value.ndim == 3 else value
+        write_label_png(path, label, label_palette(self.num_classes))
+        return path
 
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
         label = value[..., 0] if value.ndim == 3 else value

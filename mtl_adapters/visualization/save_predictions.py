@@ -2,6 +2,8 @@
 
 Formats (the suffix after the image stem says what the pixels mean):
 
+each task writes its own (``task.save_prediction``):
+
 - labels ``<stem>_<task>.png``: palette PNG (PIL 'P' mode), pixel = class id, colours from
   the task palette, 255 (ignore) black;
 - depth ``<stem>_<task>_mm.png`` (or ``_cm`` when the task's ``max_depth`` exceeds 65.535 m):
@@ -10,76 +12,25 @@ Formats (the suffix after the image stem says what the pixels mean):
 - edges ``<stem>_<task>.png``: 16-bit PNG, value = edge strength * 65535 (the task's units);
 - any other task: the task's ``encode_taskonomy`` written as PNG.
 """
-import io
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.hooks import Hook
-from PIL import Image
 
 from mtl_adapters.registry import HOOKS
-from mtl_adapters.tasks import BaseTask, DepthTask, EdgeTask, NormalTask, SemanticTask, build_tasks
-from mtl_adapters.tasks.semantic import label_palette
-from mtl_adapters.utils import atomic_write_bytes, write_png
+from mtl_adapters.tasks import BaseTask, build_tasks
+from mtl_adapters.tasks.depth import DEPTH_UNITS
+from mtl_adapters.tasks.semantic import write_label_png  # noqa: F401 (re-exported)
 
 from .grid import to_hwc
 
-#: depth units of 16-bit depth PNGs: suffix -> units per metre
-DEPTH_UNITS = {'mm': 1000.0, 'cm': 100.0}
-
-
-def write_label_png(path: Union[str, Path], label: np.ndarray, palette: np.ndarray) -> None:
-    """Write an HxW label map (values < 256) as a palette PNG; unlisted indices are black."""
-    full = np.zeros((256, 3), np.uint8)
-    full[:len(palette)] = palette[:256]
-    img = Image.fromarray(np.asarray(label).astype(np.uint8), mode='P')
-    img.putpalette(full.reshape(-1).tolist())
-    buf = io.BytesIO()
-    img.save(buf, format='PNG')
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def depth_unit(task: BaseTask) -> str:
-    """'mm' when the task's depth range fits 16-bit millimetres, else 'cm'."""
-    return 'mm' if float(task.metric_cfg.get('max_depth', 65.0)) <= 65.535 else 'cm'
-
-
-def _save_label(task: SemanticTask, value: np.ndarray, stem: Path) -> Path:
-    path = stem.with_name(f'{stem.name}_{task.name}.png')
-    write_label_png(path, value, label_palette(task.num_classes))
-    return path
-
-
-def _save_depth(task: DepthTask, value: np.ndarray, stem: Path) -> Path:
-    unit = depth_unit(task)
-    path = stem.with_name(f'{stem.name}_{task.name}_{unit}.png')
-    depth = np.nan_to_num(np.asarray(value, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    write_png(path, np.clip(np.round(depth * DEPTH_UNITS[unit]), 0, 65535).astype(np.uint16))
-    return path
-
-
-def _save_encoded(task: BaseTask, value: np.ndarray, stem: Path) -> Path:
-    path = stem.with_name(f'{stem.name}_{task.name}.png')
-    write_png(path, task.encode_taskonomy(value))
-    return path
-
-
-#: how each task type is written (first match wins; anything else: ``_save_encoded``)
-PREDICTION_WRITERS: Dict[type, Callable] = {
-    SemanticTask: _save_label, DepthTask: _save_depth,
-    NormalTask: _save_encoded, EdgeTask: _save_encoded}
-
-
 def save_task_prediction(task: BaseTask, value, stem: Union[str, Path]) -> Path:
     """Write one task's prediction ((C, H, W) tensor or canonical array) next to ``stem``
-    (a path without extension); returns the file written."""
+    (a path without extension) in the task's own format; returns the file written."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    arr = to_hwc(value)
-    writer = next((w for cls, w in PREDICTION_WRITERS.items() if isinstance(task, cls)),
-                  _save_encoded)
-    return writer(task, arr, stem)
+    return task.save_prediction(to_hwc(value), stem)
 
 
 def save_predictions(preds: Mapping[str, object],
