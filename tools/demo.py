@@ -8,7 +8,6 @@
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 import time
@@ -70,7 +69,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mtl_adapters.datasets.synthetic_scenes import generate
-    from mtl_adapters.utils import register_all_modules
+    from mtl_adapters.utils import atomic_write_bytes, register_all_modules
     register_all_modules()
     t0 = time.time()
 
@@ -109,9 +108,8 @@ def main(argv=None):
     print(table)
     summary = dict(config=args.config, minutes=(time.time() - t0) / 60, untrained=before,
                    trained=after, every_metric_improved=improved)
-    os.makedirs(args.work_dir, exist_ok=True)
-    with open(osp.join(args.work_dir, 'demo_summary.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    atomic_write_bytes(osp.join(args.work_dir, 'demo_summary.json'),
+                       json.dumps(summary, indent=2).encode())
 
     print('[5/5] prediction pictures')
     pictures = write_pictures(cfg, args)

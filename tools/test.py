@@ -20,7 +20,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mtl_adapters.utils import load_config, register_all_modules  # noqa: E402
+from mtl_adapters.utils import (atomic_write_bytes, load_config,  # noqa: E402
+                                register_all_modules)
 
 VIS_HOOK = 'MultiTaskVisualizationHook'
 
@@ -82,8 +83,8 @@ def main(argv=None):
     metrics = runner.test()
     out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with open(out, 'w') as f:
-        json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    atomic_write_bytes(out, json.dumps({k: float(v) for k, v in metrics.items()},
+                                       indent=2).encode())
     print(f'metrics written to {out}')
     return metrics
 
