@@ -807,6 +807,13 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
     jobs = [(str(out), scenes[i], p, scene_seed(seed, i), size, style)
             for i in range(num_scenes) for p in range(views_per_scene)]
 
+    K = camera_intrinsics(size)
+    meta = _meta(SYNTHETIC_CLASSES, size, style, seed, K, num_scenes, views_per_scene, split_scenes)
+    meta_bytes = (json.dumps(meta, indent=2, sort_keys=True) + '\n').encode()
+    if not meta_path.is_file() or meta_path.read_bytes() != meta_bytes:
+        # first, so an interrupted run resumed with other settings is caught by the check above
+        atomic_write_bytes(meta_path, meta_bytes)
+
     synthetic_tasks()  # import the task classes once, before any fork
     start = time.perf_counter()
     status = []
@@ -824,11 +831,6 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
             status.append(_generate_view(job))
     seconds = time.perf_counter() - start
 
-    K = camera_intrinsics(size)
-    meta = _meta(SYNTHETIC_CLASSES, size, style, seed, K, num_scenes, views_per_scene, split_scenes)
-    meta_bytes = (json.dumps(meta, indent=2, sort_keys=True) + '\n').encode()
-    if not meta_path.is_file() or meta_path.read_bytes() != meta_bytes:
-        atomic_write_bytes(meta_path, meta_bytes)
     csv_path = out / 'splits.csv'
     if not csv_path.is_file() or read_split_csv(csv_path) != split_scenes:
         write_split_csv(csv_path, split_scenes)

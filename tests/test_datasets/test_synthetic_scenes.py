@@ -244,3 +244,20 @@ def test_cli_writes_a_dataset(tmp_path, capsys):
     assert summary['rendered'] == 2 and summary['size'] == [24, 32] and summary['seed'] == 0
     assert 'wrote 2 view(s)' in capsys.readouterr().out
     assert read_split_csv(tmp_path / 'splits.csv')['train'] == ['scene_0000']
+
+
+def test_interrupted_run_resumed_with_other_settings_is_refused(tmp_path, monkeypatch):
+    import mtl_adapters.datasets.synthetic_scenes as scenes
+
+    def crash(job):
+        raise RuntimeError('killed')
+
+    monkeypatch.setattr(scenes, '_generate_view', crash)
+    with pytest.raises(RuntimeError, match='killed'):
+        scenes.generate(tmp_path, num_scenes=1, views_per_scene=1, size=(32, 32), workers=1,
+                        progress=False)
+    assert (tmp_path / 'meta.json').is_file()          # written before any view
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match='meta.json'):
+        scenes.generate(tmp_path, num_scenes=1, views_per_scene=1, size=(48, 48), workers=1,
+                        progress=False)
