@@ -12,6 +12,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmengine.config import DictAction  # noqa: E402
+
 
 def main(argv=None) -> dict:
     """Build the config's model and print its parameter table."""
@@ -20,20 +22,15 @@ def main(argv=None) -> dict:
     parser.add_argument('--pretrained', action='store_true',
                         help='load the encoder checkpoint named in the config')
     parser.add_argument('--json', default=None, help='also write the report here')
-    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        metavar='KEY=VALUE',
                         help='override config entries, e.g. model.encoder.embed_dim=32')
     args = parser.parse_args(argv)
-    from mmengine.config import Config, DictAction
-
     from mtl_adapters.models.param_report import format_param_report, parameter_report
     from mtl_adapters.registry import MODELS
-    from mtl_adapters.utils import register_all_modules
+    from mtl_adapters.utils import load_config, register_all_modules
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        opts = argparse.ArgumentParser()
-        opts.add_argument('o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(opts.parse_args(args.cfg_options).o)
+    cfg = load_config(args.config, args.cfg_options)
     if not args.pretrained and 'pretrained' in cfg.model.get('encoder', {}):
         cfg.model.encoder.pretrained = None
     report = parameter_report(MODELS.build(cfg.model))

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 from mtl_adapters.structures import MultiTaskDataSample
-from mtl_adapters.utils import read_image, register_all_modules
+from mtl_adapters.utils import load_config, read_image, register_all_modules
 
 #: file suffixes taken as images when a folder is given
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -20,9 +20,11 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     move it to ``device`` and switch to eval mode. The config is kept as ``model.cfg``."""
     register_all_modules()
     from mtl_adapters.registry import MODELS
-    cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    if isinstance(config, Config):
+        cfg = config
+        cfg.merge_from_dict(cfg_options or {})
+    else:
+        cfg = load_config(str(config), cfg_options)
     if 'model' not in cfg:
         raise KeyError(f'config {getattr(cfg, "filename", config)} has no `model`')
     model = MODELS.build(cfg.model)

@@ -28,6 +28,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from .common import random_samples
+
 TASK_CFGS = [dict(type='SemanticTask', num_classes=17), dict(type='DepthTask'),
              dict(type='NormalTask'), dict(type='EdgeTask')]
 NARROW = dict(embed_dim=32, num_heads=(1, 2, 4, 8))
@@ -100,18 +102,6 @@ def build_model(args, num_tasks: int, size):
     torch.manual_seed(0)
     return MODELS.build(dict(type='MultiTaskModel', tasks=tasks, encoder=encoder,
                              decoder=decoder))
-
-
-def random_samples(model, batch: int, size, device) -> List:
-    """Data samples with random but valid targets for every task of ``model``."""
-    from mtl_adapters.structures import MultiTaskDataSample
-    samples = []
-    for _ in range(batch):
-        s = MultiTaskDataSample(metainfo=dict(img_shape=tuple(size)))
-        for name, task in model.tasks.items():
-            s.set_gt(name, task.random_gt(tuple(size)).to(device))
-        samples.append(s)
-    return samples
 
 
 def _sync(device: torch.device) -> None:

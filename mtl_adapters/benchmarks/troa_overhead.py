@@ -17,21 +17,16 @@ from pathlib import Path
 
 import torch
 
+from .common import random_samples
+
 CONFIG = 'configs/troa/troa_vtagml-swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py'
 
 
 def random_batch(model, batch: int, size: int, seed: int = 0):
     """(inputs, data samples) with random labels for every task of ``model``."""
-    from mtl_adapters.structures import MultiTaskDataSample
     g = torch.Generator().manual_seed(seed)
     inputs = torch.randn(batch, 3, size, size, generator=g)
-    samples = []
-    for _ in range(batch):
-        sample = MultiTaskDataSample(metainfo=dict(img_shape=(size, size)))
-        for name, task in model.tasks.items():
-            sample.set_gt(name, task.random_gt((size, size), generator=g))
-        samples.append(sample)
-    return inputs, samples
+    return inputs, random_samples(model, batch, (size, size), generator=g)
 
 
 def time_step(model, optim, inputs, samples, mode: str, due: bool) -> float:

@@ -1,4 +1,4 @@
 """Engine: hooks."""
-from .hooks import MultiTaskVisualizationHook, ParamReportHook
+from .hooks import MultiTaskVisualizationHook, ParamReportHook, TROAHook
 
-__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook']
+__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'TROAHook']

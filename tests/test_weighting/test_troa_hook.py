@@ -27,7 +27,9 @@ def _runner(work_dir, max_iters, resume=False, mode='params'):
     model = build_model(dict(type='TROAWeighting', eta=1.0, rho=0.2, loss_weighting=True,
                              gradient_mode=mode))
     return Runner(
-        model=model, work_dir=str(work_dir), experiment_name=f'troa{max_iters}{resume}',
+        # a unique name: mmengine's global logger/visualiser instances are keyed by it
+        model=model, work_dir=str(work_dir),
+        experiment_name=f'troa{max_iters}{resume}{mode}_{abs(hash(str(work_dir)))}',
         train_dataloader=dict(dataset=_ToyData(), batch_size=4, num_workers=0,
                               sampler=dict(type='InfiniteSampler', shuffle=False),
                               collate_fn=dict(type='pseudo_collate')),

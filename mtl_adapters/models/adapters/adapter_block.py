@@ -112,6 +112,8 @@ class AdapterBlock(nn.Module):
             return None
         key = (hp, wp, ref.device, ref.dtype)
         if key not in self._masks:
+            if len(self._masks) >= 8:          # inference over many image sizes: stay bounded
+                self._masks.pop(next(iter(self._masks)))
             self._masks[key] = shift_window_mask(hp, wp, self.window_size, self.shift_size,
                                                  ref.device, ref.dtype)
         return self._masks[key]

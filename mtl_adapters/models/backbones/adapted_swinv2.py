@@ -90,6 +90,9 @@ class AdaptedSwinV2Encoder(BaseModule):
                  reduction: int = 4, shared_attn_bias: bool = False,
                  train_adapted_blocks: bool = False, frozen: bool = True, init_cfg=None):
         super().__init__(init_cfg)
+        if not frozen:
+            raise NotImplementedError('AdaptedSwinV2Encoder keeps the trunk frozen; use '
+                                      'train_adapted_blocks=True to tune the adapted blocks')
         self.task_names: List[str] = list(task_names)
         if not self.task_names:
             raise ValueError('AdaptedSwinV2Encoder needs task_names (MultiTaskModel fills them)')
@@ -130,9 +133,6 @@ class AdaptedSwinV2Encoder(BaseModule):
             for stage, b in self.adapter_positions:
                 for m in layers[stage].blocks[b].pretrained_modules():
                     m.requires_grad_(True)
-        if not frozen:
-            raise NotImplementedError('AdaptedSwinV2Encoder keeps the trunk frozen; use '
-                                      'train_adapted_blocks=True to tune the adapted blocks')
         self.swin.eval()
         #: (T*B, H, W, C) tensor that entered the first adapter block in the last ``adapt``
         self.branch_input: Optional[Tensor] = None
