@@ -74,7 +74,9 @@ def main(argv=None):
     t0 = time.time()
 
     print(f'[1/5] synthetic scenes -> {args.data_root}')
-    n_test = max(2, args.num_scenes // 10)
+    if args.num_scenes < 3:
+        raise SystemExit('--num-scenes must be at least 3 (train, val and test scenes)')
+    n_test = max(1, args.num_scenes // 10)
     generate(args.data_root, num_scenes=args.num_scenes, views_per_scene=args.views,
              size=(args.size, args.size), seed=args.seed, style='default',
              splits=(args.num_scenes - 2 * n_test, n_test, n_test))
@@ -87,7 +89,9 @@ def main(argv=None):
     cfg.train_cfg.max_iters = args.max_iters
     cfg.train_cfg.val_interval = args.max_iters
     cfg.default_hooks.checkpoint.interval = max(args.max_iters // 2, 1)
-    cfg.param_scheduler[-1].end = args.max_iters
+    warmup = max(1, min(50, args.max_iters // 5))      # linear warm-up, then poly decay
+    cfg.param_scheduler[0].end = cfg.param_scheduler[1].begin = warmup
+    cfg.param_scheduler[1].end = args.max_iters
     for hook in cfg.custom_hooks:        # a few more pictures of the small test split
         if hook.type == 'MultiTaskVisualizationHook':
             hook.interval = 10
