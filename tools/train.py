@@ -73,6 +73,11 @@ def main(argv=None):
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        # a clean shutdown: a process group left to interpreter exit can abort (seen with gloo)
+        dist.barrier()
+        dist.destroy_process_group()
     return runner
 
 
