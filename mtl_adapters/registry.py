@@ -11,6 +11,10 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -38,6 +42,14 @@ WEIGHTINGS = Registry(
 #: Hooks.
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='mtl_adapters', locations=['mtl_adapters.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='mtl_adapters', locations=['mtl_adapters.engine'])
+#: optimizers, wrappers and schedulers: mmengine's, reachable from this scope (no lookup warnings)
+OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, scope='mtl_adapters')
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mtl_adapters')
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS,
+                            scope='mtl_adapters')
 LOOPS = Registry(
     'loop', parent=MMENGINE_LOOPS, scope='mtl_adapters', locations=['mtl_adapters.engine'])
 #: Metrics.
@@ -54,5 +66,5 @@ VISBACKENDS = Registry(
 
 __all__ = [
     'TASKS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'WEIGHTINGS', 'HOOKS',
-    'LOOPS', 'METRICS', 'VISUALIZERS', 'VISBACKENDS'
+    'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'PARAM_SCHEDULERS', 'LOOPS', 'METRICS', 'VISUALIZERS', 'VISBACKENDS'
 ]

@@ -124,3 +124,23 @@ def test_gradnorm_and_uncertainty_train_in_the_model():
         sum(out.values()).backward()
         for p in model.weighting.parameters():
             assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+def test_optimizer_gets_trainable_params_and_no_decay_on_weighting_and_embeddings():
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+
+    from mtl_adapters.registry import MODELS
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    cfg = Config.fromfile(
+        repo / 'configs/troa/uncertainty_vtagml-swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py')
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay, no_decay = wrapper.optimizer.param_groups
+    assert decay['weight_decay'] == cfg.optim_wrapper.optimizer.weight_decay > 0
+    assert no_decay['weight_decay'] == 0.0
+    ids = lambda group: {id(p) for p in group['params']}  # noqa: E731
+    assert ids(no_decay) == {id(model.weighting.log_vars), id(model.encoder.task_embeddings)}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert ids(decay) | ids(no_decay) == trainable and not ids(decay) & ids(no_decay)

@@ -1,0 +1,4 @@
+"""Optimizer wrapper constructors."""
+from .multitask_optim_constructor import MultiTaskOptimWrapperConstructor
+
+__all__ = ['MultiTaskOptimWrapperConstructor']
