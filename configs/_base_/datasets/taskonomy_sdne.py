@@ -40,13 +40,6 @@ val_dataloader = dict(
     dataset=dict(type='TaskonomyDataset', data_root=data_root,
                  split_file='splits/train_val_test_tiny.csv', split='val', tasks=tasks,
                  pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='TaskonomyDataset', data_root=data_root,
-                 split_file='splits/train_val_test_tiny.csv', split='test', tasks=tasks,
-                 pipeline=test_pipeline))
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 val_evaluator = dict(type='MultiTaskMetric', tasks=tasks)
 test_evaluator = val_evaluator
