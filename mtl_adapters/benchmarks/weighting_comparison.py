@@ -1,22 +1,27 @@
-"""S-D-N-E on the synthetic scenes with every task-weighting method, same budget; Δm against
-single-task runs of the same model.
+"""S-D-N-E on the synthetic scenes with every task-weighting method, same budget, several seeds;
+Δm against single-task runs of the same model, budget and seed.
 
-    python tools/benchmark.py --weighting [--max-iters 200] [--data-root data/synthetic]
+    python tools/benchmark.py --weighting [--max-iters 200] [--seeds 0 1 2] [--data-root ...]
 
 Each run is ``tools/train.py`` then ``tools/test.py`` (test split) in a fresh process, with a
 config derived from ``configs/troa/*`` (methods) or the S-D-N-E adapter config narrowed to one
-task (baselines). Finished runs are skipped, so an interrupted comparison resumes. Writes
-``<work-dir>/weighting_comparison.{json,md}`` and prints the table; the TROA runs' affinity
-heatmaps stay in their work dirs (``troa/``).
+task (baselines), and ``randomness.seed`` set to the run's seed. Δm is computed per seed against
+that seed's single-task runs; the table reports mean ± std (sample std) over the seeds, so a
+difference can be read against the noise. Finished runs are skipped, so an interrupted
+comparison resumes. Writes ``<work-dir>/weighting_comparison.{json,md}`` and prints the table;
+the TROA runs' affinity heatmaps stay in their work dirs (``troa/``), and the JSON holds every
+seed's W and its mean.
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
+from typing import Dict, List
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py'
@@ -38,13 +43,34 @@ test_dataloader = dict(dataset=dict(data_root=_root))
 """
 
 
-def derived_config(path: str, base: str, root: str, iters: int, extra: str = '') -> str:
-    """Write a config inheriting ``base`` with this comparison's budget and data."""
+def derived_config(path: str, base: str, root: str, iters: int, seed: int,
+                   extra: str = '') -> str:
+    """Write a config inheriting ``base`` with this comparison's budget, data and seed."""
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
         f.write(OVERRIDES.format(base=osp.join(REPO, base), root=osp.abspath(root),
-                                 iters=iters, warmup=max(iters // 10, 1)) + extra)
+                                 iters=iters, warmup=max(iters // 10, 1))
+                + f'randomness = dict(seed={seed})\n' + extra)
     return path
+
+
+def mean_std(values: List[float]) -> tuple:
+    """(mean, sample std; 0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt(values: List[float], sign: bool = False) -> str:
+    """``mean ± std`` with 4 significant digits (``+`` sign if asked)."""
+    if not values:
+        return 'n/a'
+    mean, std = mean_std(values)
+    return (f'{mean:+.2f} ± {std:.2f}' if sign else f'{mean:.4g} ± {std:.2g}')
+
+
+def markdown(header: List[str], rows: List[List[str]]) -> str:
+    """A Markdown table."""
+    return '\n'.join(['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+                     + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 
 def run(name: str, config: str, work_dir: str, iters: int) -> dict:
@@ -70,11 +96,14 @@ def run(name: str, config: str, work_dir: str, iters: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    """Run all single-task baselines and weighting methods; print and write the table."""
+    """Run the single-task baselines and every weighting method for each seed; print and
+    write the mean ± std table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument('--work-dir', default='work_dirs/weighting_comparison')
     parser.add_argument('--max-iters', type=int, default=200)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='one run of every configuration per seed (>= 3 to read noise)')
     parser.add_argument('--methods', nargs='*', default=None,
                         help='configs/troa/* names (prefix before "_vtagml"); default all')
     args = parser.parse_args(argv)
@@ -88,42 +117,71 @@ def main(argv=None) -> dict:
     tasks_cfg = Config.fromfile(osp.join(REPO, BASE)).model.tasks
     tasks = build_tasks(tasks_cfg)
     directions = {f'{n}/{k}': v for n, t in tasks.items() for k, v in t.metric_directions.items()}
-    cfg_dir = osp.abspath(osp.join(args.work_dir, 'configs'))
-
-    print('single-task baselines')
-    baseline = {}
-    for i, name in enumerate(tasks):
-        cfg = derived_config(osp.join(cfg_dir, f'single_{name}.py'), BASE, args.data_root,
-                             args.max_iters, f'model = dict(tasks=[_base_.tasks[{i}]])\n')
-        metrics = run(f'single-{name}', cfg, osp.join(args.work_dir, f'single_{name}'),
-                      args.max_iters)
-        baseline.update({k: v for k, v in metrics.items() if k.startswith(f'{name}/')})
-
-    print('weighting methods (S-D-N-E)')
-    results = {}
+    methods = {}
     for path in sorted(glob.glob(osp.join(REPO, 'configs/troa/*.py'))):
         method = osp.basename(path).split('_vtagml')[0]
-        if args.methods and method not in args.methods:
-            continue
-        cfg = derived_config(osp.join(cfg_dir, f'{method}.py'), osp.relpath(path, REPO),
-                             args.data_root, args.max_iters)
-        metrics = run(method, cfg, osp.join(args.work_dir, method), args.max_iters)
-        keys = [k for k in COLUMNS if k in baseline]
-        metrics['mtl/delta_m'] = delta_m(metrics, {k: baseline[k] for k in keys}, directions)
-        results[method] = metrics
+        if not args.methods or method in args.methods:
+            methods[method] = osp.relpath(path, REPO)
 
-    header = ['method'] + list(COLUMNS) + ['Δm (%)']
-    rows = [['single-task'] + [f'{baseline.get(k, float("nan")):.4g}' for k in COLUMNS] + ['0']]
-    rows += [[m] + [f'{r.get(k, float("nan")):.4g}' for k in COLUMNS]
-             + [f'{r["mtl/delta_m"]:+.2f}'] for m, r in results.items()]
-    arrows = [''] + ['↑' if directions[k] else '↓' for k in COLUMNS] + ['↑']
-    md = ['| ' + ' | '.join(f'{h} {a}'.strip() for h, a in zip(header, arrows)) + ' |',
-          '|' + '---|' * len(header)] + ['| ' + ' | '.join(r) + ' |' for r in rows]
-    table = '\n'.join(md)
+    baseline: Dict[int, dict] = {}
+    results: Dict[str, Dict[int, dict]] = {m: {} for m in methods}
+    affinity: Dict[str, Dict[int, list]] = {}
+    for seed in args.seeds:
+        root = osp.join(args.work_dir, f'seed{seed}')
+        cfg_dir = osp.abspath(osp.join(root, 'configs'))
+        print(f'seed {seed}: single-task baselines', flush=True)
+        baseline[seed] = {}
+        for i, name in enumerate(tasks):
+            cfg = derived_config(osp.join(cfg_dir, f'single_{name}.py'), BASE, args.data_root,
+                                 args.max_iters, seed,
+                                 f'model = dict(tasks=[_base_.tasks[{i}]])\n')
+            metrics = run(f'single-{name}', cfg, osp.join(root, f'single_{name}'),
+                          args.max_iters)
+            baseline[seed].update({k: v for k, v in metrics.items()
+                                   if k.startswith(f'{name}/')})
+        print(f'seed {seed}: weighting methods (S-D-N-E)', flush=True)
+        keys = [k for k in COLUMNS if k in baseline[seed]]
+        for method, path in methods.items():
+            cfg = derived_config(osp.join(cfg_dir, f'{method}.py'), path, args.data_root,
+                                 args.max_iters, seed)
+            metrics = run(method, cfg, osp.join(root, method), args.max_iters)
+            metrics['mtl/delta_m'] = delta_m(metrics, {k: baseline[seed][k] for k in keys},
+                                             directions)
+            results[method][seed] = metrics
+            final = osp.join(root, method, 'troa', 'troa_final.json')
+            if osp.isfile(final):
+                with open(final) as f:
+                    affinity.setdefault(method, {})[seed] = json.load(f)['W']
+
+    def column(per_seed: Dict[int, dict], key: str) -> List[float]:
+        return [m[key] for m in per_seed.values() if key in m]
+
+    header = ['method'] + [f'{k} {"↑" if directions[k] else "↓"}' for k in COLUMNS] + \
+        ['Δm (%) ↑']
+    rows = [['single-task'] + [fmt(column(baseline, k)) for k in COLUMNS] + ['0']]
+    rows += [[m] + [fmt(column(r, k)) for k in COLUMNS] + [fmt(column(r, 'mtl/delta_m'), True)]
+             for m, r in results.items()]
+    table = markdown(header, rows)
+    names = list(tasks)
+    w_tables = {}
+    for method, per_seed in affinity.items():
+        mean_w = [[statistics.fmean(w[t][s] for w in per_seed.values())
+                   for s in range(len(names))] for t in range(len(names))]
+        std_w = [[mean_std([w[t][s] for w in per_seed.values()])[1]
+                  for s in range(len(names))] for t in range(len(names))]
+        w_tables[method] = dict(mean=mean_w, std=std_w, per_seed=per_seed)
+        table += (f'\n\n{method}: W after {args.max_iters} iterations (rows: target task), '
+                  f'mean ± std over {len(per_seed)} seeds\n\n')
+        table += markdown(['W'] + names,
+                          [[names[t]] + [f'{mean_w[t][s]:.3f} ± {std_w[t][s]:.3f}'
+                                         for s in range(len(names))]
+                           for t in range(len(names))])
     print(table)
-    summary = dict(max_iters=args.max_iters, baseline=baseline, methods=results,
-                   affinity_heatmaps=sorted(glob.glob(osp.join(args.work_dir, 'troa*', 'troa',
-                                                               '*.png'))))
+    summary = dict(max_iters=args.max_iters, seeds=args.seeds, baseline=baseline,
+                   methods=results, affinity=w_tables,
+                   affinity_heatmaps=sorted(glob.glob(osp.join(args.work_dir, 'seed*',
+                                                               'troa*', 'troa', '*.png'))))
+    os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'weighting_comparison.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     with open(osp.join(args.work_dir, 'weighting_comparison.md'), 'w') as f:

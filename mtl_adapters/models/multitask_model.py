@@ -80,6 +80,7 @@ class MultiTaskModel(BaseModel):
         self.weighting.bind_tasks(self.tasks)
         self._warned = set()
         self._troa_branch_grad: Optional[Tensor] = None
+        self._troa_exact_rows: Dict[str, tuple] = {}
 
     def shared_parameters(self) -> List[nn.Parameter]:
         """The explicit shared trainable set (gradient weighting, TROA 'params' mode): the
@@ -194,11 +195,20 @@ class MultiTaskModel(BaseModel):
         return self._troa_update(rows, sum(p.numel() for p in shared))
 
     def finish_troa(self) -> Optional[Tensor]:
-        """TROA 'representation' mode: the update from the gradient that the last training
-        backward left on the (T*B, ...) adapter input (chunk t = task t; a half's gradient is
-        the sum over its samples). No-op if nothing is pending. Called by ``TROAHook`` after
-        the step and by the next ``loss()``: on every rank at the same point."""
+        """TROA 'representation' mode: the update from task t's gradient on chunk t of the
+        (T*B, ...) adapter input, summed over each half of the batch. No-op if nothing is
+        pending. Called by ``TROAHook`` after the step and by the next ``loss()``: on every
+        rank at the same point.
+
+        What it computes: ``g_t(half) = d L_t(half) / d x_half`` up to a positive factor per
+        (task, half), which the cosine ignores, i.e. exactly the per-half definition. For a
+        task whose loss is ``batch_separable`` the training backward already holds it (the
+        batch loss's gradient on a half is parallel to the half's own loss gradient), so it is
+        read from there for free; a non-separable loss (berHu, SILog) gets it from its own
+        per-half losses in one extra ``autograd.grad`` in ``loss()``
+        (``_troa_exact_rows``)."""
         grad, self._troa_branch_grad = self._troa_branch_grad, None
+        exact, self._troa_exact_rows = self._troa_exact_rows, {}
         if grad is None:
             return None
         num_tasks = len(self.task_names)
@@ -208,9 +218,31 @@ class MultiTaskModel(BaseModel):
         if half == 0:
             self._warn_small_batch()
         else:
-            rows = {t: (grad[i, :half].sum(0).flatten(), grad[i, half:].sum(0).flatten())
+            rows = {t: exact.get(t, (grad[i, :half].sum(0).flatten(),
+                                     grad[i, half:].sum(0).flatten()))
                     for i, t in enumerate(self.task_names)}
         return self._troa_update(rows, grad[0, 0].numel())
+
+    def troa_exact_representation_rows(self, outputs: Dict[str, Tensor], branch_input: Tensor,
+                                       data_samples: Sequence[MultiTaskDataSample]) -> None:
+        """Per-half adapter-input gradients of the tasks whose loss is not batch-separable,
+        from their half-batch losses (one ``autograd.grad``: task t's half losses reach only
+        chunk t's half of ``branch_input``, so their sum gives every row at once)."""
+        batch = branch_input.shape[0] // len(self.task_names)
+        half = batch // 2
+        names = [t for t in outputs if not getattr(self.losses[t], 'batch_separable', False)]
+        if half == 0 or not names:
+            return
+        total = 0
+        for part in (slice(0, half), slice(half, batch)):
+            losses = self.task_losses({t: outputs[t][part] for t in names}, data_samples[part])
+            total = total + sum(losses.values())
+        grad, = torch.autograd.grad(total, branch_input, retain_graph=True)
+        grad = grad.unflatten(0, (len(self.task_names), batch))            # (T, B, H, W, C)
+        for t in names:
+            i = self.task_names.index(t)
+            self._troa_exact_rows[t] = (grad[i, :half].sum(0).flatten(),
+                                        grad[i, half:].sum(0).flatten())
 
     def _capture_branch_grad(self, grad: Tensor) -> None:
         """Tensor hook: keep the adapter input's gradient from the training backward."""
@@ -262,7 +294,8 @@ class MultiTaskModel(BaseModel):
         """Weighted per-task losses, keyed ``<task>.loss_<name>`` (logs read by task). On an
         iteration ``TROAHook`` marked due, TROA takes its task gradients from this forward:
         'params' mode here (``autograd.grad``), 'representation' mode from the training
-        backward itself (a hook on the adapter input; the update runs in ``finish_troa``)."""
+        backward itself (a hook on the adapter input; the update runs in ``finish_troa``),
+        plus one ``autograd.grad`` here for the tasks whose loss is not batch-separable."""
         troa = isinstance(self.weighting, TROAWeighting)
         if troa:
             self.finish_troa()
@@ -281,6 +314,8 @@ class MultiTaskModel(BaseModel):
             self.weighting.due = False
             if self.weighting.gradient_mode == 'params':
                 self.troa_params_step(outputs, data_samples)
+            else:
+                self.troa_exact_representation_rows(outputs, branch_input, data_samples)
         return self.weigh_losses(losses)
 
     # --------------------------------------------------------------- prediction

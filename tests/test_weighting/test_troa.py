@@ -26,16 +26,20 @@ def _brute_force_params(model, inputs, samples):
 
 
 def _brute_force_representation(model, inputs, samples):
-    """Per task: a full backward of that task's loss to the replicated adapter input."""
-    half, batch = inputs.shape[0] // 2, inputs.shape[0]
-    g_a, g_b = [], []
-    for t, name in enumerate(model.task_names):
-        outputs, branch = model.forward_tasks(inputs, return_branch_input=True)
-        model.task_losses(outputs, samples)[name].backward()
-        chunk = branch.grad[t * batch:(t + 1) * batch]                   # (B, H, W, C)
-        g_a.append(chunk[:half].sum(0).flatten())
-        g_b.append(chunk[half:].sum(0).flatten())
-    return torch.stack(g_a), torch.stack(g_b)
+    """Per (task, half): a fresh forward on that half and a backward of that task's loss on
+    that half to the replicated adapter input (the per-half definition, batch statistics of
+    the loss such as berHu's threshold included)."""
+    half = inputs.shape[0] // 2
+    grads = {}
+    for h, part in enumerate((slice(0, half), slice(half, None))):
+        n = inputs[part].shape[0]
+        for t, name in enumerate(model.task_names):
+            outputs, branch = model.forward_tasks(inputs[part], return_branch_input=True)
+            model.task_losses(outputs, samples[part])[name].backward()
+            grads[h, t] = branch.grad[t * n:(t + 1) * n].sum(0).flatten()
+    T = len(model.task_names)
+    return (torch.stack([grads[0, t] for t in range(T)]),
+            torch.stack([grads[1, t] for t in range(T)]))
 
 
 @pytest.mark.parametrize('mode', ['params', 'representation'])

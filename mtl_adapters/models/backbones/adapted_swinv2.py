@@ -66,6 +66,27 @@ def resolve_adapter_blocks(spec: Dict, depths: Sequence[int]) -> List[Tuple[int,
     return sorted(pairs)
 
 
+def check_norms_alive(swin: nn.Module, positions: Sequence[Tuple[int, int]],
+                      source: Optional[str]) -> None:
+    """Refuse a trunk whose res-post norms (wrapped by the task-scaled norms) are all zero.
+
+    TSN multiplies by the pretrained norm's weight, so an all-zero weight makes the task-adapted
+    attention and the TSN scale receive no gradient, ever. That is what a timm model saved
+    before any training looks like (timm zero-inits these norms), never a trained checkpoint.
+    """
+    for stage, b in positions:
+        blk = swin.layers[stage].blocks[b]
+        for name in ('norm1', 'norm2'):
+            if not getattr(blk, name).weight.detach().abs().max() > 0:
+                raise ValueError(
+                    f'trunk block layers.{stage}.blocks.{b}.{name} has an all-zero weight '
+                    f'(weights from {source or "random init"}): the task-scaled norm around it '
+                    'would pass no signal and its task-adapted attention would never learn. '
+                    'This is an untrained timm Swin-V2 (timm zero-inits its res-post norms); '
+                    'point model.encoder.pretrained at a trained checkpoint, or set it to None '
+                    'for a random trunk with trained-like norms.')
+
+
 @MODELS.register_module()
 class AdaptedSwinV2Encoder(BaseModule):
     """Frozen Swin-V2 trunk (run once) + task-conditioned adapter blocks (run per task).
@@ -111,6 +132,7 @@ class AdaptedSwinV2Encoder(BaseModule):
         # task embeddings theta (T, d) and the TROA affinity W (T, T)
         self.task_embeddings = nn.Parameter(torch.randn(num_tasks, embed_dim) * 0.02)
         self.register_buffer('affinity', torch.eye(num_tasks))
+        check_norms_alive(self.swin, self.adapter_positions, pretrained)
         # inject adapter blocks in place of the chosen timm blocks (LoRA-style, by name)
         self.swin.requires_grad_(False)
         for stage, b in self.adapter_positions:

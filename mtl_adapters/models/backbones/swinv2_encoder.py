@@ -3,6 +3,18 @@
 Any ``swinv2_*`` timm name works; ``model_kwargs`` override the architecture (the CPU demo and
 the tests use narrow models). Pretrained weights come from a local file (``.safetensors``,
 ``.pth`` or ``.bin`` as published for timm); nothing is downloaded.
+
+A trunk built *without* pretrained weights is made a stand-in for a trained one
+(:func:`init_respostnorm_like_trained`): timm starts every res-post-norm LayerNorm at weight 0,
+bias 0 (``_init_respostnorm``, a from-scratch training trick that makes every block the identity),
+and a frozen trunk never leaves that state. Then every trunk block passes nothing, and every
+adapter piece that scales by the pretrained norm's weight (the task-scaled norms, hence the
+task-adapted attention inside them) gets exactly zero gradient forever. Trained Swin-V2 norms are
+non-zero, so the random trunk gets LayerNorm's own default (weight 1, bias 0). The fix belongs
+here, at trunk creation, and not in the adapter maths: the adapters must scale by the pretrained
+norm as the method defines (identity at init is unchanged: it holds for any trunk weights), and
+a CPU demo, benchmark or test on a random trunk must exercise the same gradient paths as a run on
+real weights. A *loaded* trunk whose norms are all zero is refused by the adapter encoder.
 """
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -15,8 +27,23 @@ from torch import Tensor
 from mtl_adapters.registry import MODELS
 
 
+def init_respostnorm_like_trained(swin: torch.nn.Module) -> None:
+    """Give every block's res-post-norm LayerNorm (``norm1``, ``norm2``) weight 1 and bias 0.
+
+    Undoes timm's zero init of these norms for trunks that will never be trained (see the
+    module docstring): a random frozen trunk then has non-trivial blocks, like a trained one.
+    """
+    with torch.no_grad():
+        for stage in swin.layers:
+            for blk in stage.blocks:
+                for norm in (blk.norm1, blk.norm2):
+                    norm.weight.fill_(1.0)
+                    norm.bias.zero_()
+
+
 def create_swinv2(model_name: str, pretrained: Optional[str], img_size, model_kwargs=None):
-    """Build a timm Swin-V2 without a classifier, weights from the local file ``pretrained``."""
+    """Build a timm Swin-V2 without a classifier, weights from the local file ``pretrained``
+    (or random, with its res-post norms made trained-like: ``init_respostnorm_like_trained``)."""
     if not model_name.startswith('swinv2'):
         raise ValueError(f'model_name must be a timm swinv2_* model, got {model_name!r}')
     if model_name not in timm.list_models('swinv2*'):
@@ -33,7 +60,9 @@ def create_swinv2(model_name: str, pretrained: Optional[str], img_size, model_kw
                 'set model.encoder.pretrained to its path (or None for random init).')
         return timm.create_model(model_name, pretrained=True,
                                  pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
-    return timm.create_model(model_name, pretrained=False, **kwargs)
+    swin = timm.create_model(model_name, pretrained=False, **kwargs)
+    init_respostnorm_like_trained(swin)
+    return swin
 
 
 @MODELS.register_module()

@@ -1,6 +1,12 @@
 """Per-pixel losses of the dense tasks. Each takes ``(pred, gt, valid)``, all (B, C, H, W) with
 ``valid`` a (B, 1, H, W) bool mask, and returns ``loss_weight`` times a scalar. A batch with no
 valid pixel gives a zero that still depends on ``pred`` (so DDP sees every parameter used).
+
+``batch_separable`` says whether the loss is a (weighted) mean of per-pixel terms that do not
+depend on the rest of the batch. Then the gradient that the batch loss sends to a subset of the
+images is parallel to that subset's own loss gradient (only the mean's denominator differs), which
+TROA's 'representation' mode relies on to read per-half gradients off the training backward.
+BerHu (threshold from the batch maximum) and SILog (batch mean and variance) are not separable.
 """
 import torch
 import torch.nn as nn
@@ -18,6 +24,8 @@ class _PixelLoss(nn.Module):
     """Common ``loss_weight`` and the name shown in logs (``loss_<loss_name>``)."""
 
     loss_name = ''
+    #: a mean of per-pixel terms independent of the other images (see the module docstring)
+    batch_separable = True
 
     def __init__(self, loss_weight: float = 1.0):
         super().__init__()
@@ -55,6 +63,7 @@ class BerHuLoss(_PixelLoss):
     """Reverse Huber: |e| below c, (e^2 + c^2) / 2c above; c = ``threshold`` * max|e| in batch."""
 
     loss_name = 'berhu'
+    batch_separable = False     # c comes from the whole batch
 
     def __init__(self, threshold: float = 0.2, **kwargs):
         super().__init__(**kwargs)
@@ -86,6 +95,7 @@ class SILogLoss(_PixelLoss):
     """Scale-invariant log loss (Eigen et al.): sqrt(mean d^2 - lambda mean(d)^2), d = log p - log g."""
 
     loss_name = 'silog'
+    batch_separable = False     # batch mean and variance of the log error
 
     def __init__(self, variance_focus: float = 0.85, eps: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
