@@ -1,5 +1,7 @@
 """Shared fixtures: tiny datasets in the exact on-disk formats, tiny model configs."""
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
@@ -12,6 +14,21 @@ from mtl_adapters.utils import register_all_modules  # noqa: E402
 
 register_all_modules()
 torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` by path as module ``mtl_tools_<name>``.
+
+    Never ``sys.path`` + ``import test``: a tool imported under its bare name would shadow the
+    standard library's module of that name (``test``) for the rest of the pytest worker.
+    """
+    path = REPO / 'tools' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'mtl_tools_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 #: the narrow Swin-V2 used by every test model (about 1M parameters)
 NARROW_SWIN = dict(model_name='swinv2_tiny_window8_256', img_size=(64, 64),

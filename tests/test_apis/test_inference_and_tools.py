@@ -10,11 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import NARROW_SWIN
+from conftest import NARROW_SWIN, load_tool
 from mtl_adapters.utils import read_image, write_png
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools'))
 BASE_CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1x8-600_synthetic-128.py'
 IMG_HW = (301, 457)  # non-square, not a multiple of the window or the size divisor
 
@@ -66,7 +65,7 @@ def test_inference_model_any_size(config_and_checkpoint, astronaut_png):
 
 
 def test_infer_tool_writes_all_outputs(config_and_checkpoint, astronaut_png, tmp_path):
-    import infer
+    infer = load_tool('infer')
     folder = tmp_path / 'in'
     folder.mkdir()
     write_png(folder / 'small.png', np.full((37, 53, 3), 90, np.uint8))
@@ -94,7 +93,7 @@ def test_infer_tool_writes_all_outputs(config_and_checkpoint, astronaut_png, tmp
 
 def test_infer_tool_names_a_file_that_is_not_an_image(config_and_checkpoint, astronaut_png,
                                                       tmp_path, capsys):
-    import infer
+    infer = load_tool('infer')
     bad = tmp_path / 'notes.png'
     bad.write_text('this is not an image')
     with pytest.raises(SystemExit) as exc:
@@ -111,7 +110,9 @@ def test_infer_tool_names_a_file_that_is_not_an_image(config_and_checkpoint, ast
 
 def test_test_tool_writes_metrics_delta_m_and_per_image_outputs(config_and_checkpoint,
                                                                 tmp_path):
-    import test as test_tool
+    test_tool = load_tool('test')
+    # the tool must not take the standard library's `test` package's name in this worker
+    assert 'test' not in sys.modules or 'tools' not in str(sys.modules['test'].__file__)
     baseline = tmp_path / 'baseline.json'
     baseline.write_text(json.dumps({'seg/mIoU': 10.0, 'depth/rmse': 3.0, 'normal/mean': 60.0,
                                     'edge/l1': 0.2}))
