@@ -33,6 +33,6 @@ def test_demo_runs_end_to_end(tmp_path):
     state = torch.load(tmp_path / 'work' / f'iter_{ITERS}.pth', map_location='cpu',
                        weights_only=False)['state_dict']      # our own file, written above
     taa = {k: v for k, v in state.items() if '.taa.' in k}
-    assert len(taa) == 2 * 2 * 6, sorted(taa)          # bias + film.{weight,bias}... per block
+    assert len(taa) == 3 * 6, sorted(taa)     # task_bias, film.weight, film.bias x 6 blocks
     assert all(v.abs().max() > 0 for v in taa.values()), [k for k, v in taa.items()
                                                           if not v.abs().max() > 0]

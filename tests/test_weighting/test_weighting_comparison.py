@@ -1,0 +1,61 @@
+"""The weighting comparison's bookkeeping over seeds (runs replaced by recorded metrics): Δm per
+seed against that seed's single-task runs, mean ± std over seeds, W averaged, seeds in the
+derived configs."""
+import json
+
+import pytest
+
+from mtl_adapters.benchmarks import weighting_comparison as wc
+
+
+def fake_metrics(name: str, seed: int) -> dict:
+    """Deterministic metrics: single-task runs at a seed-dependent level, methods better."""
+    level = 1.0 + 0.1 * seed
+    gain = 1.0 if name.startswith('single') else (1.1 if name == 'uniform' else 0.9)
+    return {'seg/mIoU': 20 * level * gain, 'depth/rmse': level / gain,
+            'depth/abs_rel': 0.4 * level / gain, 'normal/mean': 30 * level / gain,
+            'normal/11.25': 25 * level * gain, 'edge/l1': 0.015 * level / gain}
+
+
+def test_seeds_aggregate_to_mean_and_std(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_run(name, config, work_dir, iters):
+        seed = int(work_dir.split('seed')[-1].split('/')[0])
+        calls.append((name, seed, open(config).read()))
+        return fake_metrics(name, seed)
+
+    monkeypatch.setattr(wc, 'run', fake_run)
+    monkeypatch.setattr('mtl_adapters.datasets.synthetic_scenes.generate', lambda *a, **k: None)
+    # one TROA run leaves its final W where the real hook writes it
+    for seed, w in ((0, 0.6), (1, 0.8)):
+        folder = tmp_path / f'seed{seed}' / 'troa' / 'troa'
+        folder.mkdir(parents=True)
+        eye = [[w if i == j else (1 - w) / 3 for j in range(4)] for i in range(4)]
+        (folder / 'troa_final.json').write_text(json.dumps({'W': eye}))
+    summary = wc.main(['--work-dir', str(tmp_path), '--max-iters', '3', '--seeds', '0', '1',
+                       '--methods', 'uniform', 'troa'])
+    assert {(n, s) for n, s, _ in calls} == {
+        (n, s) for s in (0, 1) for n in ('single-seg', 'single-depth', 'single-normal',
+                                         'single-edge', 'uniform', 'troa')}
+    assert all(f'randomness = dict(seed={s})' in text for _, s, text in calls)
+    # Δm against the same seed's baseline, so the seed's level cancels: two higher-is-better
+    # metrics at +10 %, four lower-is-better ones at 1 - 1/1.1 = +9.09 %
+    uniform = [summary['methods']['uniform'][s]['mtl/delta_m'] for s in (0, 1)]
+    troa = [summary['methods']['troa'][s]['mtl/delta_m'] for s in (0, 1)]
+    expect = (2 * 10.0 + 4 * (1 - 1 / 1.1) * 100) / 6
+    assert uniform == pytest.approx([expect, expect])
+    assert troa[0] == pytest.approx(troa[1]) and troa[0] < 0
+    # W: mean and std over the two seeds
+    assert summary['affinity']['troa']['mean'][0][0] == pytest.approx(0.7)
+    assert summary['affinity']['troa']['std'][0][0] == pytest.approx(0.1414, abs=1e-4)
+    table = (tmp_path / 'weighting_comparison.md').read_text()
+    assert '| uniform | 23.1 ± 1.6 |' in table             # mIoU 22 and 24.2 over the seeds
+    assert '0.700 ± 0.141' in table and table in capsys.readouterr().out
+
+
+def test_mean_std_and_format():
+    assert wc.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert wc.mean_std([5.0]) == (5.0, 0.0)
+    assert wc.fmt([1.0, 3.0], sign=True) == '+2.00 ± 1.41'
+    assert wc.fmt([]) == 'n/a'
