@@ -17,7 +17,7 @@ from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from mtl_adapters.apis import inference_model, init_model, list_images  # noqa: E402
-from mtl_adapters.utils import DataFileError, read_image, write_png  # noqa: E402
+from mtl_adapters.utils import DataFileError, read_image, trust_checkpoint, write_png  # noqa: E402
 from mtl_adapters.visualization import make_side_by_side, save_predictions  # noqa: E402
 
 
@@ -33,6 +33,9 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help='torch device, e.g. cuda:0')
     parser.add_argument('--skip-bad', action='store_true',
                         help='report files that are not images and go on (default: stop)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load the checkpoint with a full pickle load (runs any code inside '
+                        'it: only for files you wrote or trust); default: weights only')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys')
     return parser.parse_args(argv)
@@ -44,6 +47,8 @@ def main(argv=None):
     paths = list_images(args.images)
     if not paths:
         raise SystemExit(f'no images found in {args.images}')
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
     model = init_model(args.config, args.checkpoint, args.device, args.cfg_options)
     out_dir = Path(args.out_dir)
     written, bad, used = {}, [], set()

@@ -21,7 +21,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mtl_adapters.utils import (atomic_write_bytes, load_config,  # noqa: E402
-                                register_all_modules)
+                                register_all_modules, trust_checkpoint)
 
 VIS_HOOK = 'MultiTaskVisualizationHook'
 
@@ -33,6 +33,9 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load the checkpoint with a full pickle load (runs any code inside '
+                        'it: only for files you wrote or trust); default: weights only')
     parser.add_argument('--work-dir', help='where logs go (default: work_dirs/<config>)')
     parser.add_argument('--out', help='metrics JSON (default: <work-dir>/test_metrics.json)')
     parser.add_argument('--baseline', help='single-task baseline metrics (JSON) for Δm')
@@ -52,6 +55,8 @@ def build_cfg(args) -> Config:
     """Config from file + command line: checkpoint, baseline, output hooks."""
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
     if args.baseline:
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
             else [cfg.test_evaluator]

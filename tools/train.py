@@ -14,7 +14,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mtl_adapters.utils import load_config, register_all_modules  # noqa: E402
+from mtl_adapters.utils import load_config, register_all_modules, trust_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,6 +27,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
                         help='resume training: from CKPT, or (no value) from the last '
                         'checkpoint in the work dir')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load the --resume / load_from checkpoint with a full pickle load '
+                        '(runs any code inside it: only for files you wrote or trust)')
     parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on GPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. train_cfg.max_iters=100 '
@@ -46,6 +49,8 @@ def build_cfg(args) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
+    if args.trust_checkpoint and cfg.get('load_from'):
+        trust_checkpoint(cfg.load_from)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')

@@ -1,30 +1,116 @@
-"""Loading this project's own checkpoints under torch>=2.6.
+"""Checkpoints that are loaded without executing anything they contain.
 
-torch 2.6 made ``torch.load(weights_only=True)`` the default; mmengine's checkpoints hold its
-own objects (HistoryBuffer, message hub state), so resume fails with an unpickling error. We
-register a loader for local paths that trusts the file (``weights_only=False``): only use it for
-checkpoints you wrote yourself. Pretrained weights are loaded separately (safetensors or plain
-state dicts, see ``models/backbones``).
+A ``.pth`` is a pickle: loading one with ``torch.load(weights_only=False)`` runs whatever code
+its author put in it. Every local checkpoint (``tools/test.py``, ``tools/infer.py``,
+``load_from``, ``--resume``) is therefore loaded with ``weights_only=True`` and an explicit
+allow-list of harmless types (:data:`SAFE_GLOBALS`: numpy arrays, dtypes and scalars). A file
+that needs anything else is refused with :class:`UnsafeCheckpointError`, which names the types
+and the way to trust that one file explicitly (``--trust-checkpoint`` in the tools, or
+:func:`trust_checkpoint`).
+
+mmengine's own checkpoints hold its ``HistoryBuffer`` objects, whose pickles call
+``builtins.getattr`` (their bound statistics methods): an allow-list that admits ``getattr``
+admits anything. So we make what we save need less instead of allowing more:
+:class:`~mtl_adapters.engine.hooks.SafeCheckpointHook` stores the message hub's buffers as plain lists before a checkpoint
+is written and rebuilds them after one is loaded (before the Runner resumes from it).
 """
 import os
+import pickle
+from typing import List, Set
 
+import numpy as np
 import torch
+from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
+
+def _numpy_globals() -> list:
+    """numpy's array/scalar reconstruction functions and dtype classes (numpy 1 and 2)."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:                                     # numpy < 2
+        from numpy.core import multiarray
+    dtypes = {type(np.dtype(c)) for c in '?bBhHiIlLqQefdgFDGSUV'} | {type(np.dtype('O'))}
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+
+
+#: what a weights-only load may construct besides tensors and builtin containers
+SAFE_GLOBALS: list = _numpy_globals()
+#: absolute paths the user has explicitly trusted (full pickle load)
+_TRUSTED: Set[str] = set()
 _REGISTERED = False
+#: marker of a HistoryBuffer stored as plain data
+_BUFFER_KEY = '__mtl_history_buffer__'
 
 
-def load_from_trusted_local(filename: str, map_location=None, logger=None):
-    """Load a local checkpoint written by this project (full pickle)."""
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs types outside the allow-list: refused, nothing of it was executed."""
+
+
+def trust_checkpoint(path: str) -> None:
+    """Allow a full (code-executing) pickle load of exactly this file, for checkpoints the user
+    wrote themselves with other tools. Only the user can decide that: the tools expose it as
+    ``--trust-checkpoint``."""
+    _TRUSTED.add(os.path.realpath(path))
+
+
+def unsafe_globals(filename: str) -> List[str]:
+    """The globals in ``filename`` that a weights-only load with our allow-list refuses."""
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(filename))
+
+
+def load_checkpoint_file(filename: str, map_location=None, logger=None):
+    """Load a local checkpoint with ``weights_only=True`` and :data:`SAFE_GLOBALS`
+    (a full pickle load only for files passed to :func:`trust_checkpoint`)."""
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'checkpoint file not found: {filename}')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    if os.path.realpath(filename) in _TRUSTED:
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        try:
+            names = unsafe_globals(filename)
+        except Exception:  # noqa: BLE001 - the file may not even be a zip; report the original
+            names = []
+        if not names:
+            raise
+        raise UnsafeCheckpointError(
+            f'refused to load {filename}: it needs {", ".join(names)}, which a checkpoint '
+            'loaded without running code may not construct (a pickle can execute anything on '
+            'load). Only if you wrote this file yourself or trust its source, pass '
+            '--trust-checkpoint to the tool (Python: mtl_adapters.utils.trust_checkpoint('
+            'path)).') from err
 
 
-def register_trusted_checkpoint_loader() -> None:
-    """Make mmengine's ``load_checkpoint``/``resume`` use :func:`load_from_trusted_local` for
+def register_safe_checkpoint_loader() -> None:
+    """Make mmengine's ``load_checkpoint``/``resume`` use :func:`load_checkpoint_file` for
     local files (the prefix '' matches plain paths)."""
     global _REGISTERED
     if not _REGISTERED:
-        CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_trusted_local)
+        CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_file)
         _REGISTERED = True
+
+
+def plain_message_hub(state: dict) -> dict:
+    """A message-hub state dict with every ``HistoryBuffer`` as plain lists (in place)."""
+    scalars = state.get('log_scalars', {})
+    for key, value in list(scalars.items()):
+        if isinstance(value, HistoryBuffer):
+            log, count = value.data
+            scalars[key] = {_BUFFER_KEY: True, 'log_history': np.asarray(log).tolist(),
+                            'count_history': np.asarray(count).tolist(),
+                            'max_length': int(value.max_length)}
+    return state
+
+
+def restore_message_hub(state: dict) -> dict:
+    """Inverse of :func:`plain_message_hub` (in place)."""
+    scalars = state.get('log_scalars', {})
+    for key, value in list(scalars.items()):
+        if isinstance(value, dict) and value.get(_BUFFER_KEY):
+            scalars[key] = HistoryBuffer(value['log_history'], value['count_history'],
+                                         value['max_length'])
+    return state

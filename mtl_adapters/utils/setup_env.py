@@ -1,4 +1,4 @@
-"""Process-wide setup: offline hubs, registry scope, and a checkpoint loader for torch>=2.6."""
+"""Process-wide setup: offline hubs, registry scope, and the weights-only checkpoint loader."""
 import os
 
 
@@ -18,8 +18,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mtl_adapters.tasks  # noqa: F401
     import mtl_adapters.visualization  # noqa: F401
     import mtl_adapters.weighting  # noqa: F401
-    from .checkpoint import register_trusted_checkpoint_loader
-    register_trusted_checkpoint_loader()
+    from .checkpoint import register_safe_checkpoint_loader
+    register_safe_checkpoint_loader()
     if init_default_scope:
         from mmengine.registry import DefaultScope
         if DefaultScope.get_current_instance() is None or \

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import NARROW_SWIN, load_tool
+from conftest import NARROW_SWIN, Payload, load_tool
 from mtl_adapters.utils import read_image, write_png
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,3 +136,18 @@ def test_test_tool_writes_metrics_delta_m_and_per_image_outputs(config_and_check
             assert osp.isfile(f'{stem}{suffix}'), f'{stem}{suffix}'
         assert read_image(f'{stem}_depth_mm.png').shape == (64, 64)
     assert len(list((tmp_path / 'show').glob('test_iter0_*.png'))) == 3
+
+
+def test_tools_never_run_code_from_a_checkpoint(config_and_checkpoint, astronaut_png, tmp_path):
+    """A downloaded .pth handed to test.py or infer.py is refused before its code can run."""
+    from mtl_adapters.utils import UnsafeCheckpointError
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': Payload(marker)}, evil)
+    config = config_and_checkpoint[0]
+    with pytest.raises(UnsafeCheckpointError, match='--trust-checkpoint'):
+        load_tool('test').main([config, str(evil), '--work-dir', str(tmp_path / 'w')])
+    with pytest.raises(UnsafeCheckpointError, match='--trust-checkpoint'):
+        load_tool('infer').main([config, str(evil), str(astronaut_png),
+                                 '--out-dir', str(tmp_path / 'o')])
+    assert not marker.exists()

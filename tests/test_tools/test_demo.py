@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
+from mtl_adapters.utils import load_checkpoint_file
 
 REPO = Path(__file__).resolve().parents[2]
 ITERS = 30
@@ -30,8 +30,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert list((tmp_path / 'work' / 'vis').glob(f'test_iter{ITERS}_*.png'))
     assert (tmp_path / 'data' / 'splits.csv').is_file()
     # the task-adapted attention learned: no TAA tensor is still at its zero init
-    state = torch.load(tmp_path / 'work' / f'iter_{ITERS}.pth', map_location='cpu',
-                       weights_only=False)['state_dict']      # our own file, written above
+    state = load_checkpoint_file(str(tmp_path / 'work' / f'iter_{ITERS}.pth'))['state_dict']
     taa = {k: v for k, v in state.items() if '.taa.' in k}
     assert len(taa) == 3 * 6, sorted(taa)     # task_bias, film.weight, film.bias x 6 blocks
     assert all(v.abs().max() > 0 for v in taa.values()), [k for k, v in taa.items()

@@ -11,6 +11,9 @@ import pytest
 import torch
 from conftest import write_taskonomy_fixture
 
+from mtl_adapters.utils import load_checkpoint_file
+from mtl_adapters.utils.checkpoint import unsafe_globals
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1x8-600_synthetic-128.py'
 
@@ -87,7 +90,8 @@ def test_resume_after_kill(tmp_path, data_root):
     last = (work / 'last_checkpoint').read_text().strip()
     killed_at = int(re.search(r'iter_(\d+)\.pth', last).group(1))
     assert killed_at >= 4
-    ckpt = torch.load(last, map_location='cpu', weights_only=False)
+    assert unsafe_globals(last) == []            # loads weights-only: no code can run
+    ckpt = load_checkpoint_file(last, map_location='cpu')
     assert ckpt['meta']['iter'] == killed_at
     target = killed_at + 2
     res = subprocess.run(_train_cmd(work, data_root, target, '--resume'), cwd=REPO,
@@ -97,7 +101,7 @@ def test_resume_after_kill(tmp_path, data_root):
     assert 'resumed' in log.lower() and f'iter_{killed_at}.pth' in log
     assert re.search(rf'Iter\(train\) \[\s*{killed_at + 1}/{target}\]', log), log[-2000:]
     assert not re.search(r'Iter\(train\) \[\s*1/', log)       # did not start over
-    final = torch.load(work / f'iter_{target}.pth', map_location='cpu', weights_only=False)
+    final = load_checkpoint_file(str(work / f'iter_{target}.pth'), map_location='cpu')
     assert final['meta']['iter'] == target
     moved = [k for k, v in final['state_dict'].items()
              if k.startswith('decoders.') and not torch.equal(v, ckpt['state_dict'][k])]
@@ -115,6 +119,6 @@ def test_torchrun_two_processes_on_cpu(tmp_path, data_root):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     log = res.stdout + res.stderr
     assert 'Distributed training: True' in log
-    ckpt = torch.load(work / 'iter_4.pth', map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint_file(str(work / 'iter_4.pth'), map_location='cpu')
     assert ckpt['meta']['iter'] == 4
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])

@@ -21,4 +21,6 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=val_interval,
                     max_keep_ckpts=2, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # checkpoints that load with weights_only=True (no code runs when they are read)
+    safe_checkpoint=dict(type='SafeCheckpointHook'),
 )

@@ -1,6 +1,7 @@
 """Hooks."""
 from .param_report_hook import ParamReportHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 from .troa_hook import TROAHook
 from .visualization_hook import MultiTaskVisualizationHook
 
-__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'TROAHook']
+__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'SafeCheckpointHook', 'TROAHook']

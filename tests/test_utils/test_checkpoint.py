@@ -1,0 +1,56 @@
+"""Checkpoints load with weights_only=True: a file that would run code is refused (and its code
+never runs) unless the user trusts it explicitly; our own checkpoints need nothing unsafe."""
+import pickle
+
+import pytest
+import torch
+from conftest import Payload
+from mmengine.logging import HistoryBuffer
+
+from mtl_adapters.utils import UnsafeCheckpointError, load_checkpoint_file, trust_checkpoint
+from mtl_adapters.utils.checkpoint import (plain_message_hub, restore_message_hub,
+                                           unsafe_globals)
+
+
+def test_code_in_a_checkpoint_never_runs(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': Payload(marker)}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r'system.*--trust-checkpoint') as err:
+        load_checkpoint_file(str(path))
+    assert str(path) in str(err.value)
+    assert not marker.exists()
+
+
+def test_old_mmengine_checkpoint_refused_then_trusted(tmp_path):
+    """A message hub of raw HistoryBuffers needs builtins.getattr: refused, named, and loadable
+    only after the user trusts that file."""
+    path = tmp_path / 'old.pth'
+    torch.save({'message_hub': {'log_scalars': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}},
+               path)
+    with pytest.raises(UnsafeCheckpointError, match='builtins.getattr'):
+        load_checkpoint_file(str(path))
+    trust_checkpoint(str(path))
+    loaded = load_checkpoint_file(str(path))
+    assert loaded['message_hub']['log_scalars']['loss'].mean() == 1.5
+
+
+def test_message_hub_round_trip_is_weights_only(tmp_path):
+    state = {'log_scalars': {'train/loss': HistoryBuffer([0.5, 0.25, 0.125], [1, 1, 2], 2)},
+             'runtime_info': {'iter': 3}, 'resumed_keys': {'iter': True}}
+    path = tmp_path / 'hub.pth'
+    torch.save({'message_hub': plain_message_hub(state)}, path)
+    assert unsafe_globals(str(path)) == []
+    hub = restore_message_hub(load_checkpoint_file(str(path))['message_hub'])
+    buf = hub['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer) and buf.max_length == 2
+    assert buf.data[0].tolist() == [0.25, 0.125] and buf.data[1].tolist() == [1, 2]
+
+
+def test_not_a_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / 'truncated.pth'
+    path.write_bytes(b'PK\x03\x04 not really a zip')
+    with pytest.raises((RuntimeError, pickle.UnpicklingError, EOFError)):
+        load_checkpoint_file(str(path))
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        load_checkpoint_file(str(tmp_path / 'nope.pth'))
