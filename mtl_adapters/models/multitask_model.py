@@ -28,6 +28,26 @@ from mtl_adapters.tasks import build_tasks
 from mtl_adapters.weighting import TROAWeighting
 
 
+def check_finite_losses(losses: Dict[str, Tensor],
+                        data_samples: Sequence[MultiTaskDataSample]) -> None:
+    """Stop training on a non-finite task loss, before the step and before any checkpoint of
+    that state (one device sync per step). Names the iteration, the task and the images."""
+    values = torch.stack([v.detach().float() for v in losses.values()])
+    if bool(torch.isfinite(values).all()):
+        return
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_current_instance()
+    iteration = hub.get_info('iter')
+    bad = {n: float(v) for n, v in losses.items() if not torch.isfinite(v)}
+    paths = [s.metainfo.get('img_path') for s in data_samples if 'img_path' in s.metainfo]
+    where = 'iteration ' + (str(iteration + 1) if iteration is not None else '?')
+    raise FloatingPointError(
+        f'non-finite loss at {where}: {bad}. Training stopped before this step was applied, '
+        'so no checkpoint holds its state; resume from the last checkpoint with a lower '
+        'learning rate (optim_wrapper.optimizer.lr) or check the labels of this batch'
+        + (f': {paths}' if paths else '.'))
+
+
 @MODELS.register_module()
 class MultiTaskModel(BaseModel):
     """Frozen encoder + per-task decoders, trained on a weighted sum of task losses.
@@ -310,6 +330,8 @@ class MultiTaskModel(BaseModel):
         else:
             outputs = self.forward_tasks(inputs)
         losses = self.task_losses(outputs, data_samples)
+        if torch.is_grad_enabled():
+            check_finite_losses(losses, data_samples)
         if due:
             self.weighting.due = False
             if self.weighting.gradient_mode == 'params':

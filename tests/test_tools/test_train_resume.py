@@ -122,3 +122,26 @@ def test_torchrun_two_processes_on_cpu(tmp_path, data_root):
     ckpt = load_checkpoint_file(str(work / 'iter_4.pth'), map_location='cpu')
     assert ckpt['meta']['iter'] == 4
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
+
+
+def test_diverging_run_stops_before_a_non_finite_checkpoint(tmp_path, data_root):
+    """A learning rate that diverges: training stops with a clear error naming the iteration
+    and the task, and every checkpoint left behind (rotation keeps one) is finite."""
+    work = tmp_path / 'diverge'
+    cmd = _train_cmd(work, data_root, 30) + [
+        'optim_wrapper.optimizer.lr=1e12', 'optim_wrapper.clip_grad=None',
+        'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=1']
+    res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    log = res.stdout + res.stderr
+    assert res.returncode != 0, log[-2000:]
+    match = re.search(r'non-finite loss at iteration (\d+): \{[^}]*\'(seg|depth|normal|edge)\'',
+                      log)
+    assert match, log[-3000:]
+    stopped_at = int(match.group(1))
+    assert re.search(r"this batch: \[[^]]*point_\d+_view_\d+_domain_rgb\.png", log)  # images named
+    kept = sorted(work.glob('iter_*.pth'))
+    assert kept, 'the last finite checkpoint was deleted'
+    for path in kept:
+        state = load_checkpoint_file(str(path))['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+        assert int(path.stem.split('_')[1]) < stopped_at

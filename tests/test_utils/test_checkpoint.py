@@ -54,3 +54,27 @@ def test_not_a_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint_file(str(path))
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_checkpoint_file(str(tmp_path / 'nope.pth'))
+
+
+def test_safe_checkpoint_hook_refuses_non_finite_state():
+    """A non-finite gradient norm stops training after the iteration; a non-finite state dict
+    is never written (the hook runs before CheckpointHook)."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mtl_adapters.engine.hooks import SafeCheckpointHook
+    hook = SafeCheckpointHook()
+    hub = MessageHub.get_instance('safe_checkpoint_test')
+    runner = SimpleNamespace(message_hub=hub, iter=6)
+    hook.after_train_iter(runner, 0)                      # nothing logged yet: fine
+    hub.update_scalar('train/grad_norm', 3.0)
+    hook.after_train_iter(runner, 0)
+    hub.update_scalar('train/grad_norm', float('inf'))
+    with pytest.raises(FloatingPointError, match='gradient norm.*iteration 7'):
+        hook.after_train_iter(runner, 0)
+    ok = {'state_dict': {'w': torch.ones(2), 'n': torch.tensor(3)}, 'message_hub': {}}
+    hook.before_save_checkpoint(runner, ok)
+    bad = {'state_dict': {'w': torch.tensor([1.0, float('nan')])}, 'message_hub': {}}
+    with pytest.raises(FloatingPointError, match=r"non-finite values in \['w'\]"):
+        hook.before_save_checkpoint(runner, bad)
