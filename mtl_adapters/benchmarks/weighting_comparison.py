@@ -73,12 +73,15 @@ def markdown(header: List[str], rows: List[List[str]]) -> str:
                      + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 
-def run(name: str, config: str, work_dir: str, iters: int) -> dict:
-    """Train + test one configuration (skipped if its metrics exist); returns test metrics."""
+def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = False):
+    """Train + test one configuration (skipped if its metrics exist); returns test metrics
+    (None for a run that has not finished when ``report_only``)."""
     out = osp.join(osp.abspath(work_dir), 'test_metrics.json')
     if osp.isfile(out):
         with open(out) as f:
             return json.load(f)
+    if report_only:
+        return None
     env = dict(os.environ, HF_HUB_OFFLINE='1', NO_ALBUMENTATIONS_UPDATE='1')
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
@@ -106,6 +109,9 @@ def main(argv=None) -> dict:
                         help='one run of every configuration per seed (>= 3 to read noise)')
     parser.add_argument('--methods', nargs='*', default=None,
                         help='configs/troa/* names (prefix before "_vtagml"); default all')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing: tabulate the runs that have finished (the "seeds" '
+                        'column says how many per method)')
     args = parser.parse_args(argv)
     from mmengine.config import Config
 
@@ -136,15 +142,24 @@ def main(argv=None) -> dict:
                                  args.max_iters, seed,
                                  f'model = dict(tasks=[_base_.tasks[{i}]])\n')
             metrics = run(f'single-{name}', cfg, osp.join(root, f'single_{name}'),
-                          args.max_iters)
+                          args.max_iters, args.report_only)
+            if metrics is None:
+                break
             baseline[seed].update({k: v for k, v in metrics.items()
                                    if k.startswith(f'{name}/')})
+        if len(baseline[seed]) == 0 or any(not any(k.startswith(f'{n}/') for k in baseline[seed])
+                                           for n in tasks):
+            del baseline[seed]               # report-only: this seed's baselines are not done
+            continue
         print(f'seed {seed}: weighting methods (S-D-N-E)', flush=True)
         keys = [k for k in COLUMNS if k in baseline[seed]]
         for method, path in methods.items():
             cfg = derived_config(osp.join(cfg_dir, f'{method}.py'), path, args.data_root,
                                  args.max_iters, seed)
-            metrics = run(method, cfg, osp.join(root, method), args.max_iters)
+            metrics = run(method, cfg, osp.join(root, method), args.max_iters,
+                          args.report_only)
+            if metrics is None:
+                continue
             metrics['mtl/delta_m'] = delta_m(metrics, {k: baseline[seed][k] for k in keys},
                                              directions)
             results[method][seed] = metrics
@@ -156,11 +171,12 @@ def main(argv=None) -> dict:
     def column(per_seed: Dict[int, dict], key: str) -> List[float]:
         return [m[key] for m in per_seed.values() if key in m]
 
-    header = ['method'] + [f'{k} {"↑" if directions[k] else "↓"}' for k in COLUMNS] + \
+    header = ['method', 'seeds'] + [f'{k} {"↑" if directions[k] else "↓"}' for k in COLUMNS] + \
         ['Δm (%) ↑']
-    rows = [['single-task'] + [fmt(column(baseline, k)) for k in COLUMNS] + ['0']]
-    rows += [[m] + [fmt(column(r, k)) for k in COLUMNS] + [fmt(column(r, 'mtl/delta_m'), True)]
-             for m, r in results.items()]
+    rows = [['single-task', str(len(baseline))] + [fmt(column(baseline, k)) for k in COLUMNS]
+            + ['0']]
+    rows += [[m, str(len(r))] + [fmt(column(r, k)) for k in COLUMNS]
+             + [fmt(column(r, 'mtl/delta_m'), True)] for m, r in results.items() if r]
     table = markdown(header, rows)
     names = list(tasks)
     w_tables = {}

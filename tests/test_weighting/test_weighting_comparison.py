@@ -20,7 +20,7 @@ def fake_metrics(name: str, seed: int) -> dict:
 def test_seeds_aggregate_to_mean_and_std(tmp_path, monkeypatch, capsys):
     calls = []
 
-    def fake_run(name, config, work_dir, iters):
+    def fake_run(name, config, work_dir, iters, report_only=False):
         seed = int(work_dir.split('seed')[-1].split('/')[0])
         calls.append((name, seed, open(config).read()))
         return fake_metrics(name, seed)
@@ -50,7 +50,7 @@ def test_seeds_aggregate_to_mean_and_std(tmp_path, monkeypatch, capsys):
     assert summary['affinity']['troa']['mean'][0][0] == pytest.approx(0.7)
     assert summary['affinity']['troa']['std'][0][0] == pytest.approx(0.1414, abs=1e-4)
     table = (tmp_path / 'weighting_comparison.md').read_text()
-    assert '| uniform | 23.1 ± 1.6 |' in table             # mIoU 22 and 24.2 over the seeds
+    assert '| uniform | 2 | 23.1 ± 1.6 |' in table             # mIoU 22 and 24.2 over the seeds
     assert '0.700 ± 0.141' in table and table in capsys.readouterr().out
 
 
@@ -59,3 +59,24 @@ def test_mean_std_and_format():
     assert wc.mean_std([5.0]) == (5.0, 0.0)
     assert wc.fmt([1.0, 3.0], sign=True) == '+2.00 ± 1.41'
     assert wc.fmt([]) == 'n/a'
+
+
+def test_report_only_tabulates_finished_runs(tmp_path, monkeypatch):
+    """--report-only trains nothing and counts the seeds each method has."""
+    monkeypatch.setattr('mtl_adapters.datasets.synthetic_scenes.generate', lambda *a, **k: None)
+    monkeypatch.setattr(wc.subprocess, 'run', lambda *a, **k: pytest.fail('must not train'))
+    done = {(0, n) for n in ('single_seg', 'single_depth', 'single_normal', 'single_edge',
+                             'uniform', 'troa')} | {(1, n) for n in ('single_seg', 'single_depth',
+                                                                     'single_normal',
+                                                                     'single_edge', 'uniform')}
+    for seed, name in done:
+        folder = tmp_path / f'seed{seed}' / name
+        folder.mkdir(parents=True)
+        metrics = fake_metrics(name.replace('_', '-'), seed)
+        (folder / 'test_metrics.json').write_text(json.dumps(metrics))
+    summary = wc.main(['--work-dir', str(tmp_path), '--seeds', '0', '1', '2', '--report-only',
+                       '--methods', 'uniform', 'troa'])
+    assert sorted(summary['methods']['uniform']) == [0, 1]
+    assert sorted(summary['methods']['troa']) == [0]
+    table = (tmp_path / 'weighting_comparison.md').read_text()
+    assert '| single-task | 2 |' in table and '| troa | 1 |' in table
