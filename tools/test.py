@@ -54,7 +54,7 @@ def parse_args(argv=None):
 def build_cfg(args) -> Config:
     """Config from file + command line: checkpoint, baseline, output hooks."""
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None        # loaded strictly in main(), not by the Runner (non-strict)
     if args.trust_checkpoint:
         trust_checkpoint(args.checkpoint)
     if args.baseline:
@@ -85,6 +85,9 @@ def main(argv=None):
         raise SystemExit(f'baseline file not found: {args.baseline}')
     cfg = build_cfg(args)
     runner = Runner.from_cfg(cfg)
+    # strict: a checkpoint of another task set or class count, or an empty one, is an error
+    # naming the missing and unexpected keys, never metrics of randomly initialised decoders
+    runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)
     metrics = runner.test()
     out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

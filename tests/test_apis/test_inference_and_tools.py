@@ -151,3 +151,28 @@ def test_tools_never_run_code_from_a_checkpoint(config_and_checkpoint, astronaut
         load_tool('infer').main([config, str(evil), str(astronaut_png),
                                  '--out-dir', str(tmp_path / 'o')])
     assert not marker.exists()
+
+
+def test_test_tool_refuses_what_it_cannot_evaluate(config_and_checkpoint, tmp_path):
+    """Another task set, an empty state dict or a NaN checkpoint: an error, never metrics."""
+    from mmengine.config import Config
+
+    from mtl_adapters.registry import MODELS
+    config, ckpt = config_and_checkpoint
+    test_tool = load_tool('test')
+    cfg = Config.fromfile(config)
+    cfg.model.tasks = cfg.model.tasks[:2]                  # an S-D checkpoint for S-D-N-E
+    sd_ckpt = tmp_path / 'sd.pth'
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, sd_ckpt)
+    empty = tmp_path / 'empty.pth'
+    torch.save({'state_dict': {}, 'meta': {}}, empty)
+    for path, pattern in ((sd_ckpt, r'(?s)missing keys.*decoders\.normal'),
+                          (empty, r'(?s)missing keys.*decoders\.seg')):
+        with pytest.raises(RuntimeError, match=pattern):
+            test_tool.main([config, str(path), '--work-dir', str(tmp_path / 'w')])
+    state = torch.load(ckpt, weights_only=True)['state_dict']
+    nan = tmp_path / 'nan.pth'
+    torch.save({'state_dict': {k: v.float().fill_(float('nan')) if v.is_floating_point() else v
+                               for k, v in state.items()}, 'meta': {}}, nan)
+    with pytest.raises(FloatingPointError, match='non-finite .* prediction for .*bldC'):
+        test_tool.main([config, str(nan), '--work-dir', str(tmp_path / 'w')])

@@ -2,6 +2,7 @@
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from prettytable import PrettyTable
@@ -61,6 +62,11 @@ class MultiTaskMetric(BaseMetric):
                 if pred is None or gt is None:
                     continue
                 pred, gt = _data(pred), _data(gt)
+                if pred.is_floating_point() and not bool(torch.isfinite(pred).all()):
+                    raise FloatingPointError(
+                        f'non-finite {name} prediction for '
+                        f'{_get(sample, "img_path") or "an image"}: the model (checkpoint) '
+                        'is broken; metrics of it would be meaningless')
                 h, w = gt.shape[-2:]
                 stats[name] = task.metric_stats(pred[..., :h, :w].cpu(), gt.cpu())
             self.results.append(stats)
