@@ -40,14 +40,37 @@ def read_split_csv(path) -> Dict[str, List[str]]:
     if header[:1] != ['id'] or not set(SPLITS) <= set(header):
         raise ValueError(f'{path}: expected a header "id,train,val,test", got {rows[:1]}')
     out: Dict[str, List[str]] = {s: [] for s in SPLITS}
-    for row in rows[1:]:
+    seen: Dict[str, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
         if not row or not row[0].strip():
             continue
         rec = dict(zip(header, (c.strip() for c in row)))
-        for split in SPLITS:
-            if rec.get(split, '0') not in ('0', '', '0.0'):
-                out[split].append(rec['id'])
+        building = rec['id']
+        if building in seen:
+            raise ValueError(f'{path}, row {line}: building {building!r} is listed again (first '
+                             f'at row {seen[building]}); each building must appear once')
+        seen[building] = line
+        member = [sp for sp in SPLITS if _split_flag(rec.get(sp, ''), path, line, sp)]
+        if len(member) > 1:
+            raise ValueError(f'{path}, row {line}: building {building!r} is in {member}; a '
+                             'building may be in one split only (its views would leak)')
+        for split in member:
+            out[split].append(building)
     return out
+
+
+#: the values a split column may hold (the official CSVs use 0/1)
+_FLAGS = {'1': True, '1.0': True, 'true': True, '0': False, '0.0': False, 'false': False,
+          '': False}
+
+
+def _split_flag(value: str, path, line: int, split: str) -> bool:
+    """A split cell -> membership; anything but 0/1/true/false is an error naming the cell."""
+    flag = _FLAGS.get(value.strip().lower())
+    if flag is None:
+        raise ValueError(f'{path}, row {line}, column {split!r}: {value!r} is not a split flag; '
+                         'use 1/0 (or true/false)')
+    return flag
 
 
 def write_split_csv(path, splits: Dict[str, Sequence[str]]) -> None:

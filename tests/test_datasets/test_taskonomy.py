@@ -85,3 +85,19 @@ def test_bad_split_and_root_are_explained(tmp_path):
         _dataset(str(tmp_path), split='test')
     with pytest.raises(ValueError, match='split'):
         _dataset(str(tmp_path), split='training')
+
+
+@pytest.mark.parametrize('rows,message', [
+    ('a,True,False,False\rb,False,True,False\r', None),        # true/false accepted
+    ('a,1,0,0\ra,1,0,0\r', r"row 3: building 'a' is listed again \(first at row 2\)"),
+    ('a,1,1,0\r', r"row 2: building 'a' is in \['train', 'val'\]"),
+    ('a,yes,0,0\r', r"row 2, column 'train': 'yes' is not a split flag"),
+])
+def test_split_csv_values_are_validated(tmp_path, rows, message):
+    path = tmp_path / 'splits.csv'
+    path.write_bytes(('id,train,val,test\r' + rows).encode())
+    if message is None:
+        assert read_split_csv(path) == dict(train=['a'], val=['b'], test=[])
+    else:
+        with pytest.raises(ValueError, match=message):
+            read_split_csv(path)
