@@ -69,7 +69,8 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mtl_adapters.datasets.synthetic_scenes import generate
-    from mtl_adapters.utils import atomic_write_bytes, register_all_modules
+    from mtl_adapters.utils import (atomic_write_bytes, newest_loadable_checkpoint,
+                                    register_all_modules)
     register_all_modules()
     t0 = time.time()
 
@@ -83,7 +84,9 @@ def main(argv=None):
 
     cfg = Config.fromfile(args.config)
     cfg.work_dir = args.work_dir
-    cfg.resume = True        # continue an interrupted demo from its last checkpoint
+    cfg.resume = True        # continue an interrupted demo from its last checkpoint that loads
+    if osp.isdir(args.work_dir):
+        cfg.load_from = newest_loadable_checkpoint(args.work_dir)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data_root
     cfg.train_cfg.max_iters = args.max_iters

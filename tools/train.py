@@ -5,6 +5,7 @@
     torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
+import glob
 import os
 import os.path as osp
 import sys
@@ -14,7 +15,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mtl_adapters.utils import load_config, register_all_modules, trust_checkpoint  # noqa: E402
+from mtl_adapters.utils import (load_config, newest_loadable_checkpoint,  # noqa: E402
+                                register_all_modules, trust_checkpoint)
 
 
 def parse_args(argv=None):
@@ -46,7 +48,13 @@ def build_cfg(args) -> Config:
     """Config from file + command line."""
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # the newest checkpoint that loads: one truncated by a kill is skipped, with a warning
+        cfg.resume = True
+        if args.trust_checkpoint:         # the user's own work dir: trust what is in it
+            for path in glob.glob(osp.join(cfg.work_dir, '*.pth')):
+                trust_checkpoint(path)
+        cfg.load_from = newest_loadable_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) \
+            else None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     if args.trust_checkpoint and cfg.get('load_from'):

@@ -1,6 +1,7 @@
 """Utilities: I/O with clear errors, environment and registry set-up."""
 from .checkpoint import (SAFE_GLOBALS, UnsafeCheckpointError, load_checkpoint_file,
-                         register_safe_checkpoint_loader, trust_checkpoint)
+                         newest_loadable_checkpoint, register_safe_checkpoint_loader,
+                         trust_checkpoint)
 from .config import load_config
 from .io import DataFileError, atomic_write_bytes, read_image, write_png
 from .setup_env import register_all_modules, setup_offline_env
@@ -8,4 +9,5 @@ from .setup_env import register_all_modules, setup_offline_env
 __all__ = ['DataFileError', 'read_image', 'atomic_write_bytes', 'write_png',
            'register_all_modules', 'load_config', 'setup_offline_env', 'load_checkpoint_file',
            'register_safe_checkpoint_loader', 'trust_checkpoint', 'SAFE_GLOBALS',
+           'newest_loadable_checkpoint',
            'UnsafeCheckpointError']

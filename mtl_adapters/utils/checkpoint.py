@@ -14,9 +14,13 @@ admits anything. So we make what we save need less instead of allowing more:
 :class:`~mtl_adapters.engine.hooks.SafeCheckpointHook` stores the message hub's buffers as plain lists before a checkpoint
 is written and rebuilds them after one is loaded (before the Runner resumes from it).
 """
+import glob
 import os
+import os.path as osp
 import pickle
-from typing import List, Set
+import re
+import warnings
+from typing import List, Optional, Set
 
 import numpy as np
 import torch
@@ -114,3 +118,39 @@ def restore_message_hub(state: dict) -> dict:
             scalars[key] = HistoryBuffer(value['log_history'], value['count_history'],
                                          value['max_length'])
     return state
+
+
+def newest_loadable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest checkpoint in ``work_dir`` that loads (``last_checkpoint`` first, then
+    ``iter_*.pth`` / ``epoch_*.pth`` from the highest number down), or None if there is none.
+
+    A checkpoint that does not load (truncated by a kill during writing, corrupt, refused) is
+    skipped with a warning saying which and why; if every one fails, the error lists them all.
+    """
+    candidates: List[str] = []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            candidates.append(f.read().strip())
+    numbered = glob.glob(osp.join(work_dir, 'iter_*.pth')) + glob.glob(
+        osp.join(work_dir, 'epoch_*.pth'))
+    number = {p: int(re.search(r'_(\d+)\.pth$', p).group(1)) for p in numbered
+              if re.search(r'_(\d+)\.pth$', p)}
+    candidates += sorted(number, key=number.get, reverse=True)
+    failures = []
+    for path in dict.fromkeys(osp.abspath(c) for c in candidates if c):
+        if not osp.isfile(path):
+            failures.append(f'{path}: missing')
+            continue
+        try:
+            load_checkpoint_file(path, map_location='cpu')
+        except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, with reason
+            failures.append(f'{path}: {type(err).__name__}: {err}')
+            warnings.warn(f'resume: skipping {path}, it does not load ({type(err).__name__}: '
+                          f'{str(err)[:200]}); trying an older checkpoint')
+            continue
+        return path
+    if failures:
+        raise RuntimeError('resume: no checkpoint in ' + work_dir + ' loads:\n  '
+                           + '\n  '.join(failures))
+    return None

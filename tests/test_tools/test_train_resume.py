@@ -145,3 +145,21 @@ def test_diverging_run_stops_before_a_non_finite_checkpoint(tmp_path, data_root)
         state = load_checkpoint_file(str(path))['state_dict']
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
         assert int(path.stem.split('_')[1]) < stopped_at
+
+
+def test_resume_skips_a_truncated_checkpoint(tmp_path, data_root):
+    """The newest checkpoint was cut short (killed while writing): --resume says so and goes
+    on from the newest one that loads."""
+    work = tmp_path / 'trunc'
+    res = subprocess.run(_train_cmd(work, data_root, 4), cwd=REPO, env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    newest = work / 'iter_4.pth'
+    newest.write_bytes(newest.read_bytes()[:1000])
+    res = subprocess.run(_train_cmd(work, data_root, 6, '--resume'), cwd=REPO, env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-3000:]
+    assert re.search(r'skipping \S*iter_4\.pth, it does not load', log), log[-3000:]
+    assert re.search(r'Iter\(train\) \[\s*3/6\]', log), log[-2000:]      # from iter_2
+    assert load_checkpoint_file(str(work / 'iter_6.pth'))['meta']['iter'] == 6
