@@ -40,6 +40,7 @@ def load_tool(name: str):
     spec.loader.exec_module(module)
     return module
 
+
 #: the narrow Swin-V2 used by every test model (about 1M parameters)
 NARROW_SWIN = dict(model_name='swinv2_tiny_window8_256', img_size=(64, 64),
                    model_kwargs=dict(embed_dim=16, num_heads=(1, 2, 2, 4), depths=(1, 1, 2, 1),

@@ -11,8 +11,9 @@ and the way to trust that one file explicitly (``--trust-checkpoint`` in the too
 mmengine's own checkpoints hold its ``HistoryBuffer`` objects, whose pickles call
 ``builtins.getattr`` (their bound statistics methods): an allow-list that admits ``getattr``
 admits anything. So we make what we save need less instead of allowing more:
-:class:`~mtl_adapters.engine.hooks.SafeCheckpointHook` stores the message hub's buffers as plain lists before a checkpoint
-is written and rebuilds them after one is loaded (before the Runner resumes from it).
+:class:`~mtl_adapters.engine.hooks.SafeCheckpointHook` stores the message hub's buffers as
+plain lists before a checkpoint is written and rebuilds them after one is loaded (before the
+Runner resumes from it).
 """
 import glob
 import os

@@ -26,8 +26,8 @@ from mmengine.optim import build_optim_wrapper
 from mtl_adapters.benchmarks.common import random_samples
 from mtl_adapters.registry import MODELS
 
-CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(str(REPO / 'configs/**/*.py'),
-                                                            recursive=True)
+CONFIGS = sorted(osp.relpath(p, REPO)
+                 for p in glob.glob(str(REPO / 'configs/**/*.py'), recursive=True)
                  if '_base_' not in p)
 NARROW_SDNE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py'
 BASE_SDNE = 'configs/vtagml/vtagml_swinv2-base_1x8-40k_taskonomy-256_sdne.py'

@@ -5,10 +5,11 @@ Under DDP no hook can run between backward and step, so the task gradients come 
 the per-task gradients from that iteration's forward graph ('params' mode: ``autograd.grad`` in
 ``loss()``; 'representation' mode: captured from the training backward, plus one extra
 ``autograd.grad`` in ``loss()`` for tasks whose loss has batch statistics such as berHu's
-threshold; the update runs in ``after_train_iter`` here through ``finish_troa``, on every rank). After the step, this hook
-copies the new W into the encoder (so validation and checkpoints see it), logs
-every entry as a scalar (``troa/W/<target>-><source>``, ``troa/C/<target>-><source>``: row t is
-the target task, column s the source) and, at the end of training, writes
+threshold; the update runs in ``after_train_iter`` here through ``finish_troa``, on every
+rank). After the step, this hook copies the new W into the encoder (so validation and
+checkpoints see it), logs every entry as a scalar (``troa/W/<target>-><source>``,
+``troa/C/<target>-><source>``: row t is the target task, column s the source) and, at the end
+of training, writes
 ``<work_dir>/troa/W_iter<k>.png``, ``C_iter<k>.png`` and ``troa_final.json``.
 """
 import json
