@@ -163,3 +163,29 @@ def test_resume_skips_a_truncated_checkpoint(tmp_path, data_root):
     assert re.search(r'skipping \S*iter_4\.pth, it does not load', log), log[-3000:]
     assert re.search(r'Iter\(train\) \[\s*3/6\]', log), log[-2000:]      # from iter_2
     assert load_checkpoint_file(str(work / 'iter_6.pth'))['meta']['iter'] == 6
+
+
+def _losses(log: str) -> dict:
+    """``{iteration: logged total loss}`` from a training log."""
+    return {int(m.group(1)): m.group(2) for m in re.finditer(
+        r'Iter\(train\) \[\s*(\d+)/\d+\].*?\sloss: ([0-9.]+)', log)}
+
+
+def test_runs_and_resumed_runs_are_reproducible(tmp_path, data_root):
+    """Same seed, same losses (augmentation included); a run resumed from iteration 2 logs the
+    same losses at iterations 3 and 4 as the run that was never interrupted."""
+    logs = []
+    for name in ('a', 'b'):
+        res = subprocess.run(_train_cmd(tmp_path / name, data_root, 4), cwd=REPO, env=_env(),
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        logs.append(_losses(res.stdout + res.stderr))
+    assert sorted(logs[0]) == [1, 2, 3, 4] and logs[0] == logs[1]
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    ckpt = tmp_path / 'a' / 'iter_2.pth'
+    res = subprocess.run(_train_cmd(resumed, data_root, 4, '--resume', str(ckpt)), cwd=REPO,
+                         env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    again = _losses(res.stdout + res.stderr)
+    assert sorted(again) == [3, 4] and all(again[i] == logs[0][i] for i in (3, 4)), again

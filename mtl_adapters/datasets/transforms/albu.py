@@ -69,7 +69,21 @@ class MultiTaskAlbu(BaseTransform):
         self.geometric = A.Compose(geo, additional_targets=targets, save_applied_params=True)
         self.photometric = A.Compose(_build(photometric))
 
+    def reseed(self) -> None:
+        """Seed both pipelines for this sample from numpy's global generator.
+
+        albumentations 2 draws from generators of its own, which no global seed reaches, so
+        two runs with the same ``randomness.seed`` would differ from the first batch. numpy's
+        global generator is seeded from the run's seed by mmengine (per dataloader worker and
+        rank, ``worker_init_fn``; in the main process by ``set_random_seed``), and a resumed
+        run replays the batches it skips, so runs and resumed runs see the same augmentations.
+        """
+        seed = int(np.random.randint(0, 2 ** 31 - 2))
+        self.geometric.set_random_seed(seed)
+        self.photometric.set_random_seed(seed + 1)
+
     def transform(self, results: dict) -> dict:
+        self.reseed()
         gts = results['gt']
         maps = {}
         for name, value in gts.items():
