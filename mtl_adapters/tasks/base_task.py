@@ -55,6 +55,29 @@ class BaseTask:
         return 1
 
     # ------------------------------------------------------------ ground truth
+    #: what a Taskonomy-format file of this task must hold: dtypes and channel counts
+    taskonomy_dtypes: Sequence[str] = ()
+    taskonomy_channels: Sequence[int] = (1, 3)
+
+    def check_taskonomy_file(self, raw: np.ndarray) -> np.ndarray:
+        """Refuse a file this task cannot be decoded from (wrong bit depth or channel count):
+        decoding it anyway gives plausible wrong values. A single-channel task's file may
+        repeat its channel; it comes back as one (H, W) channel."""
+        channels = 1 if raw.ndim == 2 else raw.shape[-1]
+        if self.taskonomy_dtypes and raw.dtype.name not in self.taskonomy_dtypes:
+            raise ValueError(f'found {raw.dtype} values, expected '
+                             f'{" or ".join(self.taskonomy_dtypes)} for {self.name} '
+                             f'(Taskonomy {self.taskonomy_folder}/ format)')
+        if channels not in self.taskonomy_channels:
+            raise ValueError(f'found {channels} channel(s), expected '
+                             f'{" or ".join(map(str, self.taskonomy_channels))} for {self.name}')
+        if raw.ndim == 3 and self.gt_channels == 1:
+            if not all(np.array_equal(raw[..., 0], raw[..., c]) for c in range(1, channels)):
+                raise ValueError(f'found {channels} different channels, expected one channel '
+                                 f'(or equal ones) for {self.name}')
+            raw = raw[..., 0]
+        return raw
+
     def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
         """Turn an array read from a Taskonomy-format PNG into the canonical ground truth."""
         raise NotImplementedError

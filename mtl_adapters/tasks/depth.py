@@ -40,6 +40,7 @@ class DepthTask(BaseTask):
     interpolation = 'linear'
     taskonomy_folder = 'depth_zbuffer'
     taskonomy_domain = 'depth_zbuffer'
+    taskonomy_dtypes = ('uint16',)          # 1/512 m; 8-bit files would be read as ~0.5 m
     metric_directions = {'rmse': False, 'abs_rel': False, 'sq_rel': False, 'log10': False,
                          'd1': True, 'd2': True, 'd3': True}
 
@@ -55,8 +56,7 @@ class DepthTask(BaseTask):
         return 1
 
     def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        if raw.ndim == 3:
-            raw = raw[..., 0]
+        raw = self.check_taskonomy_file(raw)
         depth = raw.astype(np.float32) / TASKONOMY_DEPTH_SCALE
         depth[raw == TASKONOMY_DEPTH_INVALID] = 0.0
         return depth

@@ -27,6 +27,7 @@ class EdgeTask(BaseTask):
     interpolation = 'linear'
     taskonomy_folder = 'edge_texture'
     taskonomy_domain = 'edge_texture'
+    taskonomy_dtypes = ('uint16',)
     metric_directions = {'l1': False}
 
     @property
@@ -34,8 +35,7 @@ class EdgeTask(BaseTask):
         return 1
 
     def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        if raw.ndim == 3:
-            raw = raw[..., 0]
+        raw = self.check_taskonomy_file(raw)
         return raw.astype(np.float32) / EDGE_SCALE
 
     def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:

@@ -32,6 +32,8 @@ class NormalTask(BaseTask):
     interpolation = 'linear'
     taskonomy_folder = 'normal'
     taskonomy_domain = 'normal'
+    taskonomy_dtypes = ('uint8',)           # n = rgb / 255 * 2 - 1
+    taskonomy_channels = (3, 4)             # RGB (an alpha channel is dropped)
     metric_directions = {'mean': False, 'median': False, 'rmse': False,
                          '11.25': True, '22.5': True, '30': True}
 
@@ -44,6 +46,7 @@ class NormalTask(BaseTask):
         return 3
 
     def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
+        raw = self.check_taskonomy_file(raw)
         n = raw[..., :3].astype(np.float32) / 255.0 * 2.0 - 1.0
         norm = np.linalg.norm(n, axis=-1, keepdims=True)
         return np.where(norm > 0.5, n / np.maximum(norm, 1e-6), 0.0).astype(np.float32)

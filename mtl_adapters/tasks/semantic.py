@@ -55,11 +55,14 @@ class SemanticTask(BaseTask):
     likelihood = 'classification'
     taskonomy_folder = 'segment_semantic'
     taskonomy_domain = 'segmentsemantic'
+    taskonomy_dtypes = ('uint8', 'uint16')
     metric_directions = {'mIoU': True, 'aAcc': True}
 
     def __init__(self, num_classes: int = 17, class_names: Optional[Sequence[str]] = None,
-                 **kwargs):
+                 out_of_range_ignore: bool = False, **kwargs):
         super().__init__(**kwargs)
+        #: label values beyond num_classes become "ignore" instead of an error (explicit only)
+        self.out_of_range_ignore = bool(out_of_range_ignore)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f'SemanticTask: {len(class_names)} class_names given for '
                              f'num_classes={num_classes}')
@@ -72,10 +75,16 @@ class SemanticTask(BaseTask):
         return self.num_classes
 
     def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        if raw.ndim == 3:
-            raw = raw[..., 0]
-        raw = raw.astype(np.int32)
+        raw = self.check_taskonomy_file(raw).astype(np.int32)
         label = np.where(raw == 0, IGNORE_INDEX, raw - 1)
+        outside = label[(label >= self.num_classes) & (label != IGNORE_INDEX)]
+        if outside.size and not self.out_of_range_ignore:
+            values = sorted(set((np.unique(outside) + 1).tolist()))
+            raise ValueError(
+                f'found class values {values[:10]} ({outside.size} pixels) above the '
+                f'{self.num_classes} classes of this task (file values 1..{self.num_classes}, '
+                '0 = unlabelled): wrong num_classes, or another label set. To count them as '
+                'unlabelled set out_of_range_ignore=True in the SemanticTask config.')
         label[label >= self.num_classes] = IGNORE_INDEX
         return label.astype(np.uint8)
 

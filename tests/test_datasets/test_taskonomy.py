@@ -7,7 +7,7 @@ import pytest
 from conftest import TEST_TASKS, write_taskonomy_fixture
 
 from mtl_adapters.datasets import TaskonomyDataset, read_split_csv, taskonomy_path
-from mtl_adapters.utils import DataFileError
+from mtl_adapters.utils import DataFileError, write_png
 
 
 def _dataset(root, split='train', **kw):
@@ -101,3 +101,45 @@ def test_split_csv_values_are_validated(tmp_path, rows, message):
     else:
         with pytest.raises(ValueError, match=message):
             read_split_csv(path)
+
+
+def _rewrite(root, folder, domain, array):
+    """Replace building bldA's view 0 of one task with ``array`` (as a PNG)."""
+    path = taskonomy_path(root, folder, 'bldA', 0, 0, domain)
+    write_png(path, array)
+    return path
+
+
+@pytest.mark.parametrize('folder,domain,array,message', [
+    # 8-bit depth would be divided by 512 as if it were 16-bit
+    ('depth_zbuffer', 'depth_zbuffer', np.full((64, 64), 200, np.uint8),
+     'found uint8 values, expected uint16 for depth'),
+    # a 16-bit normal map would be decoded as 8-bit
+    ('normal', 'normal', np.full((64, 64, 3), 30000, np.uint16),
+     'found uint16 values, expected uint8 for normal'),
+    # a grayscale normal map used to crash inside the loss
+    ('normal', 'normal', np.full((64, 64), 128, np.uint8), 'found 1 channel.*expected 3 or 4'),
+    ('edge_texture', 'edge_texture', np.zeros((64, 64), np.uint8), 'expected uint16 for edge'),
+    # labels beyond num_classes (5 here) used to become "ignore" silently
+    ('segment_semantic', 'segmentsemantic', np.full((64, 64), 9, np.uint8),
+     r'class values \[9\].*above the 5 classes'),
+    # another aspect ratio used to be stretched onto the image
+    ('segment_semantic', 'segmentsemantic', np.ones((32, 64), np.uint8), '64x32 but its image'),
+])
+def test_label_files_are_validated(tmp_path, folder, domain, array, message):
+    write_taskonomy_fixture(str(tmp_path))
+    path = _rewrite(tmp_path, folder, domain, array)
+    ds = _dataset(str(tmp_path))
+    with pytest.raises(DataFileError, match=message) as err:
+        ds[0]
+    assert str(path) in str(err.value)
+
+
+def test_out_of_range_classes_ignored_only_when_asked(tmp_path):
+    from mtl_adapters.tasks import build_tasks
+    seg = build_tasks([dict(type='SemanticTask', num_classes=5,
+                            out_of_range_ignore=True)])['seg']
+    raw = np.array([[0, 1, 5, 6, 9]], np.uint8)
+    assert seg.decode_taskonomy(raw).tolist() == [[255, 0, 4, 255, 255]]
+    # a single-channel label stored as three equal channels decodes the same
+    assert seg.decode_taskonomy(np.stack([raw] * 3, -1)).tolist() == [[255, 0, 4, 255, 255]]

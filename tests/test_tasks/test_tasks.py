@@ -9,8 +9,13 @@ from mtl_adapters.tasks import build_tasks
 
 def test_semantic_taskonomy_quirks():
     task = TASKS.build(dict(type='SemanticTask', num_classes=17))
-    raw = np.array([[0, 1, 2, 17, 18]], np.uint8)   # uncertain, background, first, last, bad
-    assert task.decode_taskonomy(raw).tolist() == [[255, 0, 1, 16, 255]]
+    raw = np.array([[0, 1, 2, 17]], np.uint8)       # uncertain, background, first, last
+    assert task.decode_taskonomy(raw).tolist() == [[255, 0, 1, 16]]
+    bad = np.array([[0, 1, 2, 17, 18]], np.uint8)   # 18: beyond the 17 classes
+    with pytest.raises(ValueError, match=r'class values \[18\]'):
+        task.decode_taskonomy(bad)
+    lenient = TASKS.build(dict(type='SemanticTask', num_classes=17, out_of_range_ignore=True))
+    assert lenient.decode_taskonomy(bad).tolist() == [[255, 0, 1, 16, 255]]
     label = np.array([[255, 0, 16]], np.uint8)
     assert task.encode_taskonomy(label).tolist() == [[0, 1, 17]]
 

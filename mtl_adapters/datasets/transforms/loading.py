@@ -41,6 +41,12 @@ class LoadMultiTaskImageAndAnnotations(BaseTransform):
                 raise DataFileError(f'cannot decode {name} ground truth {path} '
                                     f'({raw.dtype}, shape {raw.shape}): {exc}') from exc
             if gt.shape[:2] != (h, w):
+                gh, gw = gt.shape[:2]
+                if gh * w != gw * h:     # another aspect ratio: stretching would misalign it
+                    raise DataFileError(
+                        f'{name} ground truth {path} is {gw}x{gh} but its image '
+                        f'{results["img_path"]} is {w}x{h}: a label map may be another '
+                        'resolution of the image (same aspect ratio), never another shape')
                 gt = task.resize(gt, (h, w))
             gts[name] = gt
         results.update(img=img, gt=gts, img_shape=(h, w), ori_shape=(h, w))
