@@ -32,6 +32,8 @@ import math
 import multiprocessing as mp
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -734,6 +736,25 @@ def _generate_view(job: tuple) -> str:
     return 'rendered'
 
 
+def _refuse_stale_views(out: Path, wanted: set, num_scenes: int, views_per_scene: int) -> None:
+    """Refuse a folder holding views these settings would not write (an earlier run with more
+    scenes or views): the loader would read them too, while meta.json describes fewer."""
+    rgb = out / 'rgb'
+    if not rgb.is_dir():
+        return
+    stale = []
+    for path in sorted(rgb.glob('*/point_*_view_0_domain_rgb.png')):
+        point = int(path.name.split('_')[1])
+        if (path.parent.name, point) not in wanted:
+            stale.append(str(path.relative_to(out)))
+    if stale:
+        raise ValueError(
+            f'{out} holds {len(stale)} views that {num_scenes} scenes x {views_per_scene} views '
+            f'would not write (e.g. {stale[:3]}), left by an earlier run with more scenes or '
+            'views; the dataset would load them too. Use another output folder, ask for at '
+            'least as many scenes and views as before, or delete the folder.')
+
+
 def _split_counts(num_scenes: int, splits: Sequence[float]) -> Tuple[int, int, int]:
     """Fractions (summing to 1) or explicit integer counts (summing to num_scenes) -> counts."""
     if len(splits) != 3:
@@ -806,6 +827,7 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
     split_scenes = {name: scenes[bounds[i]:bounds[i + 1]] for i, name in enumerate(_SPLIT_NAMES)}
     jobs = [(str(out), scenes[i], p, scene_seed(seed, i), size, style)
             for i in range(num_scenes) for p in range(views_per_scene)]
+    _refuse_stale_views(out, {(job[1], job[2]) for job in jobs}, num_scenes, views_per_scene)
 
     K = camera_intrinsics(size)
     meta = _meta(SYNTHETIC_CLASSES, size, style, seed, K, num_scenes, views_per_scene, split_scenes)
@@ -820,12 +842,20 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
     bar = dict(total=len(jobs), disable=not progress, desc=f'synthetic {style} {size[0]}x{size[1]}',
                unit='view')
     if workers > 1:
+        # a process pool that notices a dead worker (multiprocessing.Pool would wait forever
+        # for the lost task): the run fails at once and, resumable, can simply be run again
         methods = mp.get_all_start_methods()
         ctx = mp.get_context('fork' if 'fork' in methods else None)
         chunk = max(1, min(16, len(jobs) // (workers * 4)))
-        with ctx.Pool(workers) as pool:
-            for res in tqdm(pool.imap(_generate_view, jobs, chunksize=chunk), **bar):
-                status.append(res)
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            try:
+                for res in tqdm(pool.map(_generate_view, jobs, chunksize=chunk), **bar):
+                    status.append(res)
+            except BrokenProcessPool as err:
+                raise RuntimeError(
+                    f'a rendering worker died (killed, or out of memory) after {len(status)} '
+                    f'of {len(jobs)} views; every view written so far is complete (atomic '
+                    f'writes). Run the same command again to resume.') from err
     else:
         for job in tqdm(jobs, **bar):
             status.append(_generate_view(job))

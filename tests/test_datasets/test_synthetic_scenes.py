@@ -261,3 +261,50 @@ def test_interrupted_run_resumed_with_other_settings_is_refused(tmp_path, monkey
     with pytest.raises(ValueError, match='meta.json'):
         scenes.generate(tmp_path, num_scenes=1, views_per_scene=1, size=(48, 48), workers=1,
                         progress=False)
+
+
+def test_rerun_with_fewer_scenes_or_views_is_refused(tmp_path):
+    """Views an earlier, larger run left behind would be loaded while meta.json says fewer."""
+    kw = dict(size=24, seed=3, workers=1, progress=False)
+    generate(tmp_path, num_scenes=3, views_per_scene=2, splits=(1, 1, 1), **kw)
+    with pytest.raises(ValueError, match=r'holds 3 views that 3 scenes x 1 views would not'):
+        generate(tmp_path, num_scenes=3, views_per_scene=1, splits=(1, 1, 1), **kw)
+    with pytest.raises(ValueError, match=r'scene_0002/point_0'):
+        generate(tmp_path, num_scenes=2, views_per_scene=2, splits=(1, 1, 0), **kw)
+    more = generate(tmp_path, num_scenes=3, views_per_scene=3, splits=(1, 1, 1), **kw)
+    assert more['rendered'] == 3 and more['skipped'] == 6          # growing is a resume
+
+
+def test_a_killed_worker_fails_the_run_instead_of_hanging(tmp_path):
+    """SIGKILL one rendering worker: the run stops within seconds with a clear error, and the
+    same command resumes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    cmd = [sys.executable, str(REPO / 'data_prep' / 'synthetic.py'), '--out', str(tmp_path),
+           '--num-scenes', '40', '--views-per-scene', '20', '--size', '96', '--workers', '2',
+           '--no-progress']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    children = []
+    while time.time() < deadline and not children:
+        time.sleep(0.2)
+        kids = Path(f'/proc/{proc.pid}/task/{proc.pid}/children')
+        children = [int(c) for c in kids.read_text().split()] if kids.exists() else []
+        if children and not list(tmp_path.glob('rgb/*/*.png')):
+            children = []                                   # wait until rendering runs
+    assert children, 'the workers never started'
+    os.kill(children[0], signal.SIGKILL)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail('the run hung after a worker was killed')
+    assert proc.returncode != 0
+    assert 'a rendering worker died' in err and 'run the same command again' in err.lower()
+    done = len(list(tmp_path.glob('rgb/*/*.png')))
+    assert 0 < done < 800
