@@ -35,7 +35,7 @@ def _numpy_globals() -> list:
         from numpy._core import multiarray
     except ImportError:                                     # numpy < 2
         from numpy.core import multiarray
-    dtypes = {type(np.dtype(c)) for c in '?bBhHiIlLqQefdgFDGSUV'} | {type(np.dtype('O'))}
+    dtypes = {type(np.dtype(c)) for c in '?bBhHiIlLqQefdgFDGSUV'}    # no object arrays
     return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes]
 
 
