@@ -31,6 +31,8 @@ class SafeCheckpointHook(Hook):
         hub = runner.message_hub
         if 'train/grad_norm' not in hub.log_scalars:
             return
+        if getattr(getattr(runner, 'optim_wrapper', None), 'loss_scaler', None) is not None:
+            return         # fp16 loss scaling skips overflowing steps itself: params stay finite
         grad_norm = hub.get_scalar('train/grad_norm').current()
         if not math.isfinite(grad_norm):
             raise FloatingPointError(
