@@ -37,7 +37,9 @@ def _runner(work_dir, max_iters, resume=False, mode='params'):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         custom_hooks=[dict(type='TROAHook', interval=2)],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
+                           logger=dict(type='LoggerHook', interval=1),
+                           # as every schedule base: checkpoints that load weights-only
+                           safe_checkpoint=dict(type='SafeCheckpointHook')),
         log_processor=dict(by_epoch=False), resume=resume, default_scope='mtl_adapters',
         randomness=dict(seed=0))
 
