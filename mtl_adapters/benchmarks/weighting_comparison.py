@@ -44,8 +44,11 @@ test_dataloader = dict(dataset=dict(data_root=_root))
 
 
 def derived_config(path: str, base: str, root: str, iters: int, seed: int,
-                   extra: str = '') -> str:
-    """Write a config inheriting ``base`` with this comparison's budget, data and seed."""
+                   extra: str = '', write: bool = True) -> str:
+    """Write a config inheriting ``base`` with this comparison's budget, data and seed (only
+    its path with ``write=False``: a report must not rewrite the configs of running runs)."""
+    if not write:
+        return path
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
         f.write(OVERRIDES.format(base=osp.join(REPO, base), root=osp.abspath(root),
@@ -137,25 +140,27 @@ def main(argv=None) -> dict:
         cfg_dir = osp.abspath(osp.join(root, 'configs'))
         print(f'seed {seed}: single-task baselines', flush=True)
         baseline[seed] = {}
+        complete = True
         for i, name in enumerate(tasks):
             cfg = derived_config(osp.join(cfg_dir, f'single_{name}.py'), BASE, args.data_root,
                                  args.max_iters, seed,
-                                 f'model = dict(tasks=[_base_.tasks[{i}]])\n')
+                                 f'model = dict(tasks=[_base_.tasks[{i}]])\n',
+                                 write=not args.report_only)
             metrics = run(f'single-{name}', cfg, osp.join(root, f'single_{name}'),
                           args.max_iters, args.report_only)
             if metrics is None:
+                complete = False
                 break
             baseline[seed].update({k: v for k, v in metrics.items()
                                    if k.startswith(f'{name}/')})
-        if len(baseline[seed]) == 0 or any(not any(k.startswith(f'{n}/') for k in baseline[seed])
-                                           for n in tasks):
+        if not complete:
             del baseline[seed]               # report-only: this seed's baselines are not done
             continue
         print(f'seed {seed}: weighting methods (S-D-N-E)', flush=True)
         keys = [k for k in COLUMNS if k in baseline[seed]]
         for method, path in methods.items():
             cfg = derived_config(osp.join(cfg_dir, f'{method}.py'), path, args.data_root,
-                                 args.max_iters, seed)
+                                 args.max_iters, seed, write=not args.report_only)
             metrics = run(method, cfg, osp.join(root, method), args.max_iters,
                           args.report_only)
             if metrics is None:
@@ -181,10 +186,10 @@ def main(argv=None) -> dict:
     names = list(tasks)
     w_tables = {}
     for method, per_seed in affinity.items():
-        mean_w = [[statistics.fmean(w[t][s] for w in per_seed.values())
-                   for s in range(len(names))] for t in range(len(names))]
-        std_w = [[mean_std([w[t][s] for w in per_seed.values()])[1]
-                  for s in range(len(names))] for t in range(len(names))]
+        cells = [[mean_std([w[t][s] for w in per_seed.values()]) for s in range(len(names))]
+                 for t in range(len(names))]
+        mean_w = [[m for m, _ in row] for row in cells]
+        std_w = [[d for _, d in row] for row in cells]
         w_tables[method] = dict(mean=mean_w, std=std_w, per_seed=per_seed)
         table += (f'\n\n{method}: W after {args.max_iters} iterations (rows: target task), '
                   f'mean ± std over {len(per_seed)} seeds\n\n')

@@ -78,5 +78,6 @@ def test_report_only_tabulates_finished_runs(tmp_path, monkeypatch):
                        '--methods', 'uniform', 'troa'])
     assert sorted(summary['methods']['uniform']) == [0, 1]
     assert sorted(summary['methods']['troa']) == [0]
+    assert not list(tmp_path.glob('seed*/configs'))    # a report rewrites no run's config
     table = (tmp_path / 'weighting_comparison.md').read_text()
     assert '| single-task | 2 |' in table and '| troa | 1 |' in table
