@@ -4,10 +4,11 @@ from .checkpoint import (SAFE_GLOBALS, UnsafeCheckpointError, load_checkpoint_fi
                          trust_checkpoint)
 from .config import load_config
 from .io import DataFileError, atomic_write_bytes, read_image, write_png
+from .model import unwrap_model
 from .setup_env import register_all_modules, setup_offline_env
 
 __all__ = ['DataFileError', 'read_image', 'atomic_write_bytes', 'write_png',
            'register_all_modules', 'load_config', 'setup_offline_env', 'load_checkpoint_file',
            'register_safe_checkpoint_loader', 'trust_checkpoint', 'SAFE_GLOBALS',
-           'newest_loadable_checkpoint',
+           'newest_loadable_checkpoint', 'unwrap_model',
            'UnsafeCheckpointError']
