@@ -22,7 +22,7 @@ if str(REPO_ROOT) not in sys.path:
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 
-from mtl_adapters.datasets.synthetic_scenes import (  # noqa: E402
+from mtl_adapters.data_generation.synthetic import (  # noqa: E402
     DEFAULT_SIZE, DEFAULT_SPLITS, STYLES, SYNTHETIC_CLASSES, generate)
 
 #: default seed per style: a different seed keeps the 'alt' scenes disjoint from 'default' ones

@@ -3,7 +3,8 @@
 Every buildable component (tasks, datasets, transforms, models, weighting methods, hooks,
 metrics, visualisers) is registered here. ``locations`` makes the Registry import the
 sub-package that defines a name the first time a config asks for it, so configs only need
-``default_scope = 'mtl_adapters'``.
+``default_scope = 'mtl_adapters'``. :func:`register_all_modules` fills every registry at once
+(what scripts and tests call first).
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -18,7 +19,7 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
-from mmengine.registry import Registry
+from mmengine.registry import Registry, init_default_scope
 
 #: Task definitions (semantic segmentation, depth, normals, edges, ...).
 TASKS = Registry('task', scope='mtl_adapters', locations=['mtl_adapters.tasks'])
@@ -64,7 +65,33 @@ VISBACKENDS = Registry(
     'vis_backend', parent=MMENGINE_VISBACKENDS, scope='mtl_adapters',
     locations=['mtl_adapters.visualization'])
 
+
+
+def register_all_modules(init_default_scope_: bool = True) -> None:
+    """Import every sub-package that registers something, so all registries above are filled;
+    install the weights-only checkpoint loader; make ``mtl_adapters`` the default scope
+    (mmengine's ``init_default_scope``) unless ``init_default_scope_`` is False.
+
+    The imports are inside the function: this module is imported by every registering module,
+    so it must not import them when it is itself imported.
+    """
+    import mtl_adapters.datasets  # noqa: F401
+    import mtl_adapters.engine  # noqa: F401
+    import mtl_adapters.evaluation  # noqa: F401
+    import mtl_adapters.models  # noqa: F401
+    import mtl_adapters.tasks  # noqa: F401
+    import mtl_adapters.visualization  # noqa: F401
+    import mtl_adapters.weighting  # noqa: F401
+    from mtl_adapters.utils.checkpoint import register_safe_checkpoint_loader
+    from mtl_adapters.utils.setup_env import setup_offline_env
+    setup_offline_env()
+    register_safe_checkpoint_loader()
+    if init_default_scope_:
+        init_default_scope('mtl_adapters')
+
+
 __all__ = [
     'TASKS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'WEIGHTINGS', 'HOOKS',
-    'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'PARAM_SCHEDULERS', 'LOOPS', 'METRICS', 'VISUALIZERS', 'VISBACKENDS'
+    'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'PARAM_SCHEDULERS', 'LOOPS',
+    'METRICS', 'VISUALIZERS', 'VISBACKENDS', 'register_all_modules'
 ]

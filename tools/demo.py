@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-DEFAULT_CONFIG = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py'
+DEFAULT_CONFIG = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 
 
 def parse_args(argv=None):
@@ -68,7 +68,7 @@ def main(argv=None):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from mtl_adapters.datasets.synthetic_scenes import generate
+    from mtl_adapters.data_generation.synthetic import generate
     from mtl_adapters.utils import (atomic_write_bytes, newest_loadable_checkpoint,
                                     register_all_modules)
     register_all_modules()

@@ -1,6 +1,7 @@
 """Print a config's parameter report (total, trainable, per component, per-task add-on).
 
-    python tools/param_report.py configs/vtagml/vtagml_swinv2-base_1x8-40k_taskonomy-256_sdne.py
+    python tools/param_report.py \
+        configs/vtagml/vtagml_swinv2-base_1xb8-40k_taskonomy-256x256_sdne.py
 
 The encoder is built with random weights (``pretrained=None``) unless ``--pretrained`` is given:
 counting needs no checkpoint. ``--json`` also writes the report.

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from mtl_adapters.datasets.synthetic_scenes import generate, render_view, synthetic_tasks
+from mtl_adapters.data_generation.synthetic import generate, render_view, synthetic_tasks
 
 
 def _render_job(args) -> None:

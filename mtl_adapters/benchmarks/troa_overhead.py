@@ -1,9 +1,9 @@
 """Step time of the narrow CPU-demo model with TROA off vs on (interval 1 and 10), both modes.
 
 ``python -m mtl_adapters.benchmarks.troa_overhead [--iters 10] [--batch 8]`` builds the model of
-``configs/troa/troa_vtagml-swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py`` (adapter encoder),
-times full training steps (forward, loss, backward, AdamW step) on random 128 px batches, with
-the variants interleaved step by step so machine load drifts cancel, and reports medians. An
+``configs/troa/troa_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py`` (adapter
+encoder), times full training steps (forward, loss, backward, AdamW step) on random 128 px batches,
+with the variants interleaved step by step so machine load drifts cancel, and reports medians. An
 update costs ``t_due - t_off`` once per ``interval`` steps, so the overhead at interval k is
 ``(t_due - t_off) / (k t_off)``. Prints a table and writes
 ``work_dirs/benchmarks/troa_overhead.json``.
@@ -19,7 +19,7 @@ import torch
 
 from .common import random_samples
 
-CONFIG = 'configs/troa/troa_vtagml-swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py'
+CONFIG = 'configs/troa/troa_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 
 
 def random_batch(model, batch: int, size: int, seed: int = 0):
@@ -39,7 +39,7 @@ def time_step(model, optim, inputs, samples, mode: str, due: bool) -> float:
     optim.zero_grad()
     loss.backward()
     optim.step()
-    model.finish_troa()
+    model.weighting.after_backward()
     return time.perf_counter() - start
 
 

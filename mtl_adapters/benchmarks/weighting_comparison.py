@@ -24,7 +24,7 @@ import time
 from typing import Dict, List
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BASE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py'
+BASE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 #: the columns of the table: one or two headline metrics per task
 COLUMNS = ('seg/mIoU', 'depth/rmse', 'depth/abs_rel', 'normal/mean', 'normal/11.25', 'edge/l1')
 
@@ -118,7 +118,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     from mmengine.config import Config
 
-    from mtl_adapters.datasets.synthetic_scenes import generate
+    from mtl_adapters.data_generation.synthetic import generate
     from mtl_adapters.evaluation.delta_m import delta_m
     from mtl_adapters.tasks import build_tasks
     generate(args.data_root, num_scenes=30, views_per_scene=10, size=(128, 128), seed=0,

@@ -91,7 +91,10 @@ class TaskonomyDataset(BaseDataset):
         data_root: the folder holding ``rgb/`` and one folder per task.
         split_file: split CSV (relative to ``data_root`` or absolute).
         split: 'train', 'val' or 'test'.
-        tasks: task configs (or names); every sample gets one path per task.
+        tasks: task configs (or names), declared once for the whole pipeline: they are built
+            here, kept in ``metainfo['tasks']`` (the metric reads them there) and handed to
+            every sample as ``results['tasks']`` (the transforms read them there). Every
+            sample gets one path per task.
         buildings: use these buildings instead of reading ``split_file``.
         skip_missing: drop views that lack a task file (with a warning) instead of raising.
     """
@@ -110,7 +113,16 @@ class TaskonomyDataset(BaseDataset):
         self.split = split
         self.buildings = list(buildings) if buildings is not None else None
         self.skip_missing = skip_missing
+        kwargs['metainfo'] = dict(kwargs.get('metainfo') or {}, tasks=self.tasks)
         super().__init__(data_root=data_root, **kwargs)
+        self.tasks = self._metainfo['tasks']          # one set of built tasks, not two
+
+    def get_data_info(self, idx: int) -> dict:
+        """The sample's record plus the dataset's built tasks (``results['tasks']``), which
+        the transforms read: the pipeline config lists no tasks."""
+        info = super().get_data_info(idx)
+        info['tasks'] = self.tasks
+        return info
 
     def load_data_list(self) -> List[dict]:
         root = Path(self.data_root)

@@ -1,8 +1,8 @@
 """Models: encoders, adapters, decoders, heads, losses, the multi-task model."""
 from .backbones import AdaptedSwinV2Encoder, SwinV2Encoder
 from .data_preprocessor import MultiTaskDataPreprocessor
-from .decoders import SwinDecoder
-from .heads import LightHead
+from .decoders import LightHead, SwinDecoder
+from .heads import ConvTaskHead
 from .losses import (BerHuLoss, CrossEntropyLoss, MaskedL1Loss, NormalCosineLoss,
                      NormalL1Loss, SILogLoss)
 from .multitask_model import MultiTaskModel
@@ -10,5 +10,5 @@ from .param_report import format_param_report, parameter_report
 
 __all__ = ['SwinV2Encoder', 'MultiTaskDataPreprocessor', 'LightHead', 'MultiTaskModel',
            'BerHuLoss', 'CrossEntropyLoss', 'MaskedL1Loss', 'NormalCosineLoss', 'NormalL1Loss',
-           'SILogLoss', 'AdaptedSwinV2Encoder', 'SwinDecoder', 'parameter_report',
-           'format_param_report']
+           'SILogLoss', 'AdaptedSwinV2Encoder', 'SwinDecoder', 'ConvTaskHead',
+           'parameter_report', 'format_param_report']

@@ -3,16 +3,17 @@
 Data flow: ``inputs (B, 3, H, W)`` -> ``encoder(inputs, tasks)`` gives each task its stage
 features (the frozen trunk runs once; an adapter encoder adds task-specific deep stages) ->
 ``decoders[task](features, (H, W))`` gives (B, C_task, H, W) -> ``task.postprocess`` /
-``task`` losses. Loss weights are a buffer (``task_weights``), so a weighting method or hook can
-change them and they work under DDP (mmengine's wrapper calls our loss, not our train_step).
+``task`` losses, weighted by the configured ``task_weights`` (a buffer) times the weighting
+method's weights (mmengine's DDP wrapper calls our loss, not our train_step).
 
 Weighting (``weighting=dict(type=...)`` from ``WEIGHTINGS``, uniform by default) happens inside
-``loss()`` too, so it also runs under DDP, where no hook can run between backward and step:
-gradient methods (PCGrad, GradNorm) take per-task gradients on ``shared_parameters()`` with
-``torch.autograd.grad(retain_graph=True)`` and return their combined gradient as a zero-valued
-surrogate loss term (``mtl_adapters/weighting/base.py``). TROA takes its task gradients on
-the iterations ``TROAHook`` marks due, from that iteration's own forward graph: never a second
-forward, never through the frozen trunk (see ``loss``).
+``loss()`` too, so it also runs under DDP, where no hook can run between backward and step. The
+model names no weighting method: it calls the interface of ``mtl_adapters/weighting/base.py``
+at fixed points of the step (before the forward, after the per-task losses, the weighting
+itself) and passes the method's task-mixing matrix to the encoder by reference. Methods that
+need per-task gradients (``requires_grads``) get them on ``shared_parameters()`` with
+``torch.autograd.grad(retain_graph=True)`` from this step's graph, and their combined gradient
+comes back as a zero-valued surrogate loss term.
 """
 import warnings
 from typing import Dict, List, Optional, Sequence
@@ -25,7 +26,7 @@ from torch import Tensor
 from mtl_adapters.registry import MODELS, WEIGHTINGS
 from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.tasks import build_tasks
-from mtl_adapters.weighting import TROAWeighting
+from mtl_adapters.weighting.base import TrainingStep, per_task_gradients
 
 
 def check_finite_losses(losses: Dict[str, Tensor],
@@ -99,43 +100,43 @@ class MultiTaskModel(BaseModel):
                                                task_names=self.task_names))
         self.weighting.bind_tasks(self.tasks)
         self._warned = set()
-        self._troa_branch_grad: Optional[Tensor] = None
-        self._troa_exact_rows: Dict[str, tuple] = {}
+        self.register_load_state_dict_pre_hook(self._upgrade_legacy_state)
+
+    def _upgrade_legacy_state(self, module, state_dict, prefix, *args) -> None:
+        """Checkpoints written before the weighting interface still carry
+        ``encoder.affinity``, a copy of the weighting's task-mixing matrix (the encoder drops
+        it), and may hold a weighting's loss weights in ``task_weights`` (it used to copy them
+        there). The weighting's own buffers hold both, so ``task_weights`` is restored to the
+        configured weights for such checkpoints."""
+        if prefix + 'encoder.affinity' in state_dict and prefix + 'task_weights' in state_dict:
+            state_dict[prefix + 'task_weights'] = self.task_weights.detach().clone()
 
     def shared_parameters(self) -> List[nn.Parameter]:
-        """The explicit shared trainable set (gradient weighting, TROA 'params' mode): the
+        """The explicit shared trainable set (for gradient-based weighting methods): the
         encoder's adapter parameters if it has them, else its trainable parameters (none for
         the frozen baseline; decoders are per task, so nothing in them is shared)."""
         if hasattr(self.encoder, 'adapter_named_parameters'):
             return [p for _, p in self.encoder.adapter_named_parameters() if p.requires_grad]
         return [p for p in self.encoder.parameters() if p.requires_grad]
 
-    def sync_affinity(self) -> None:
-        """Copy TROA's W into the encoder's ``affinity`` and, with ``loss_weighting``, its
-        lambda into ``task_weights`` (done before a forward: never while a graph uses them)."""
-        if not isinstance(self.weighting, TROAWeighting):
-            return
-        if hasattr(self.encoder, 'set_affinity'):
-            self.encoder.set_affinity(self.weighting.affinity)
-        if self.weighting.loss_weighting:
-            self.task_weights.copy_(self.weighting.loss_weights())
-
     # ------------------------------------------------------------------ forward
     def forward_tasks(self, inputs: Tensor, task_names: Optional[Sequence[str]] = None,
                       return_branch_input: bool = False):
         """(B, 3, H, W) -> ``{task: (B, C_task, H, W)}`` raw outputs (and, with
-        ``return_branch_input``, the (T*B, ...) leaf entering the encoder's first adapter)."""
+        ``return_branch_input``, the (T*B, ...) leaf entering the encoder's task branch). The
+        encoder reads the weighting's task-mixing matrix by reference (None: identity)."""
         task_names = list(task_names or self.task_names)
-        self.sync_affinity()
+        affinity = self.weighting.task_affinity()
         if return_branch_input:
             if not hasattr(self.encoder, 'adapt'):
-                raise TypeError(f'{type(self.encoder).__name__} has no trunk/adapt split: TROA '
-                                "gradient_mode='representation' needs an adapter encoder; use "
-                                "model.weighting.gradient_mode='params'")
+                raise TypeError(f'{type(self.encoder).__name__} has no trunk/adapt split, so '
+                                'there is no task-branch input to return; use an adapter '
+                                'encoder')
             feats, branch_input = self.encoder.adapt(self.encoder.trunk(inputs), task_names,
-                                                     return_branch_input=True)
+                                                     return_branch_input=True,
+                                                     affinity=affinity)
         else:
-            feats = self.encoder(inputs, task_names)
+            feats = self.encoder(inputs, task_names, affinity=affinity)
         size = tuple(inputs.shape[-2:])
         outputs = {t: self.decoders[t](feats[t], size) for t in task_names}
         return (outputs, branch_input) if return_branch_input else outputs
@@ -177,107 +178,11 @@ class MultiTaskModel(BaseModel):
             losses[name] = self.losses[name](out, gt, self.tasks[name].valid_mask(gt))
         return losses
 
-    def per_task_gradients(self, losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor:
-        """(T, D): each loss's gradient on ``params``, flattened (zeros where unused)."""
-        rows = []
-        for value in losses:
-            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-            rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                                   for g, p in zip(grads, params)]))
-        return torch.stack(rows)
-
-    def _troa_update(self, rows: Dict[str, tuple], dim: int) -> Tensor:
-        """``{task: (g_half_a, g_half_b)}`` -> ``TROAWeighting.update`` (zeros for absent
-        tasks: skipped there). A collective under DDP: every rank calls it."""
-        g_a = torch.zeros(len(self.task_names), dim, device=self.task_weights.device)
-        g_b = torch.zeros_like(g_a)
-        for i, name in enumerate(self.task_names):
-            if name in rows:
-                g_a[i], g_b[i] = rows[name][0].detach(), rows[name][1].detach()
-        return self.weighting.update(g_a, g_b)
-
-    def troa_params_step(self, outputs: Dict[str, Tensor],
-                         data_samples: Sequence[MultiTaskDataSample]) -> Tensor:
-        """TROA 'params' mode: each task's gradient on the adapter parameters, separately on
-        halves A and B of the batch (2T ``autograd.grad`` calls on this forward's graph)."""
-        shared = self.shared_parameters()
-        batch = next(iter(outputs.values())).shape[0]
-        half = batch // 2
-        rows = {}
-        if half == 0:
-            self._warn_small_batch()
-        if half > 0 and shared:
-            parts = [slice(0, half), slice(half, batch)]
-            per_half = [self.task_losses({t: o[part] for t, o in outputs.items()},
-                                         data_samples[part]) for part in parts]
-            grads = [self.per_task_gradients(list(h.values()), shared) for h in per_half]
-            rows = {t: (grads[0][i], grads[1][i]) for i, t in enumerate(outputs)}
-        return self._troa_update(rows, sum(p.numel() for p in shared))
-
-    def finish_troa(self) -> Optional[Tensor]:
-        """TROA 'representation' mode: the update from task t's gradient on chunk t of the
-        (T*B, ...) adapter input, summed over each half of the batch. No-op if nothing is
-        pending. Called by ``TROAHook`` after the step and by the next ``loss()``: on every
-        rank at the same point.
-
-        What it computes: ``g_t(half) = d L_t(half) / d x_half`` up to a positive factor per
-        (task, half), which the cosine ignores, i.e. exactly the per-half definition. For a
-        task whose loss is ``batch_separable`` the training backward already holds it (the
-        batch loss's gradient on a half is parallel to the half's own loss gradient), so it is
-        read from there for free; a non-separable loss (berHu, SILog) gets it from its own
-        per-half losses in one extra ``autograd.grad`` in ``loss()``
-        (``_troa_exact_rows``)."""
-        grad, self._troa_branch_grad = self._troa_branch_grad, None
-        exact, self._troa_exact_rows = self._troa_exact_rows, {}
-        if grad is None:
-            return None
-        num_tasks = len(self.task_names)
-        grad = grad.unflatten(0, (num_tasks, grad.shape[0] // num_tasks))   # (T, B, H, W, C)
-        half = grad.shape[1] // 2
-        rows = {}
-        if half == 0:
-            self._warn_small_batch()
-        else:
-            rows = {t: exact.get(t, (grad[i, :half].sum(0).flatten(),
-                                     grad[i, half:].sum(0).flatten()))
-                    for i, t in enumerate(self.task_names)}
-        return self._troa_update(rows, grad[0, 0].numel())
-
-    def troa_exact_representation_rows(self, outputs: Dict[str, Tensor], branch_input: Tensor,
-                                       data_samples: Sequence[MultiTaskDataSample]) -> None:
-        """Per-half adapter-input gradients of the tasks whose loss is not batch-separable,
-        from their half-batch losses (one ``autograd.grad``: task t's half losses reach only
-        chunk t's half of ``branch_input``, so their sum gives every row at once)."""
-        batch = branch_input.shape[0] // len(self.task_names)
-        half = batch // 2
-        names = [t for t in outputs if not getattr(self.losses[t], 'batch_separable', False)]
-        if half == 0 or not names:
-            return
-        total = 0
-        for part in (slice(0, half), slice(half, batch)):
-            losses = self.task_losses({t: outputs[t][part] for t in names}, data_samples[part])
-            total = total + sum(losses.values())
-        grad, = torch.autograd.grad(total, branch_input, retain_graph=True)
-        grad = grad.unflatten(0, (len(self.task_names), batch))            # (T, B, H, W, C)
-        for t in names:
-            i = self.task_names.index(t)
-            self._troa_exact_rows[t] = (grad[i, :half].sum(0).flatten(),
-                                        grad[i, half:].sum(0).flatten())
-
-    def _capture_branch_grad(self, grad: Tensor) -> None:
-        """Tensor hook: keep the adapter input's gradient from the training backward."""
-        self._troa_branch_grad = grad.detach()
-
     def _warn_once(self, message: str) -> None:
         """A warning shown once per model."""
         if message not in self._warned:
             self._warned.add(message)
             warnings.warn(message)
-
-    def _warn_small_batch(self) -> None:
-        """TROA splits each GPU's batch into two halves: a batch of 1 gives no gradients."""
-        self._warn_once('TROA needs at least 2 images per GPU (it compares two halves of the '
-                        'batch); W is not updated on such steps')
 
     def weigh_losses(self, losses: Dict[str, Tensor]) -> dict:
         """Per-task losses -> the loss dict: ``<task>.loss_<name>`` weighted by
@@ -290,7 +195,7 @@ class MultiTaskModel(BaseModel):
         if self.weighting.requires_grads and torch.is_grad_enabled():
             shared = self.shared_parameters()
             if shared:
-                grads = self.per_task_gradients(list(static * values), shared)
+                grads = per_task_gradients(list(static * values), shared)
             else:
                 self._warn_once(f'{type(self.weighting).__name__} needs shared trainable '
                                 'parameters but the encoder has none (frozen baseline); it '
@@ -311,34 +216,23 @@ class MultiTaskModel(BaseModel):
         return out
 
     def loss(self, inputs: Tensor, data_samples: Sequence[MultiTaskDataSample]) -> dict:
-        """Weighted per-task losses, keyed ``<task>.loss_<name>`` (logs read by task). On an
-        iteration ``TROAHook`` marked due, TROA takes its task gradients from this forward:
-        'params' mode here (``autograd.grad``), 'representation' mode from the training
-        backward itself (a hook on the adapter input; the update runs in ``finish_troa``),
-        plus one ``autograd.grad`` here for the tasks whose loss is not batch-separable."""
-        troa = isinstance(self.weighting, TROAWeighting)
-        if troa:
-            self.finish_troa()
-            if not self.weighting.scheduled and self.weighting.eta > 0 and self.training:
-                self._warn_once('TROAWeighting is configured but no TROAHook schedules its '
-                                'updates, so W never changes: add custom_hooks = '
-                                "[..., dict(type='TROAHook', interval=10)] to the config")
-        due = troa and self.weighting.due and torch.is_grad_enabled()
-        if due and self.weighting.gradient_mode == 'representation':
-            outputs, branch_input = self.forward_tasks(inputs, return_branch_input=True)
-            branch_input.register_hook(self._capture_branch_grad)
+        """Weighted per-task losses, keyed ``<task>.loss_<name>`` (logs read by task). A
+        training step calls the weighting method at its fixed points (``before_forward``,
+        ``after_losses``, then the weighting itself; ``mtl_adapters/weighting/base.py``)."""
+        training = torch.is_grad_enabled()
+        step = TrainingStep(model=self, data_samples=data_samples)
+        if training:
+            self.weighting.before_forward(step)
+        if step.want_branch_input:
+            step.outputs, step.branch_input = self.forward_tasks(inputs,
+                                                                 return_branch_input=True)
         else:
-            outputs = self.forward_tasks(inputs)
-        losses = self.task_losses(outputs, data_samples)
-        if torch.is_grad_enabled():
-            check_finite_losses(losses, data_samples)
-        if due:
-            self.weighting.due = False
-            if self.weighting.gradient_mode == 'params':
-                self.troa_params_step(outputs, data_samples)
-            else:
-                self.troa_exact_representation_rows(outputs, branch_input, data_samples)
-        return self.weigh_losses(losses)
+            step.outputs = self.forward_tasks(inputs)
+        step.losses = self.task_losses(step.outputs, data_samples)
+        if training:
+            check_finite_losses(step.losses, data_samples)
+            self.weighting.after_losses(step)
+        return self.weigh_losses(step.losses)
 
     # --------------------------------------------------------------- prediction
     def predict(self, inputs: Tensor,

@@ -11,19 +11,21 @@ each task writes its own (``task.save_prediction``):
 - normals ``<stem>_<task>.png``: 8-bit RGB, n = rgb / 255 * 2 - 1 (the task's encoding);
 - edges ``<stem>_<task>.png``: 16-bit PNG, value = edge strength * 65535 (the task's units);
 - any other task: the task's ``encode_taskonomy`` written as PNG.
+
+Written by ``tools/infer.py``, by ``tools/test.py --out-dir`` (through
+:class:`~mtl_adapters.engine.hooks.SavePredictionsHook`) and by ``tools/demo.py``.
 """
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Sequence, Union
 
 import numpy as np
-from mmengine.hooks import Hook
 
-from mtl_adapters.registry import HOOKS
 from mtl_adapters.tasks import BaseTask, build_tasks
 from mtl_adapters.tasks.depth import DEPTH_UNITS
 from mtl_adapters.tasks.semantic import write_label_png  # noqa: F401 (re-exported)
 
 from .grid import to_hwc
+
 
 def save_task_prediction(task: BaseTask, value, stem: Union[str, Path]) -> Path:
     """Write one task's prediction ((C, H, W) tensor or canonical array) next to ``stem``
@@ -60,41 +62,3 @@ def sample_stem(sample, index: int) -> str:
         return f'sample_{index:06d}'
     p = Path(img_path)
     return f'{p.parent.name}/{p.stem}' if p.parent.name else p.stem
-
-
-@HOOKS.register_module()
-class SavePredictionsHook(Hook):
-    """Write every test (and optionally validation) prediction as per-task PNG files under
-    ``out_dir`` (formats: see :mod:`mtl_adapters.visualization.save_predictions`)."""
-
-    def __init__(self, out_dir: str, on_val: bool = False):
-        self.out_dir = Path(out_dir)
-        self.on_val = on_val
-        self._count = 0
-
-    def before_test(self, runner) -> None:
-        """Restart the sample count."""
-        self._count = 0
-
-    def before_val(self, runner) -> None:
-        """Restart the sample count."""
-        self._count = 0
-
-    def after_test_iter(self, runner, batch_idx: int, data_batch=None,
-                        outputs: Optional[Sequence] = None) -> None:
-        """Save the batch's predictions."""
-        self._save(runner, outputs or [])
-
-    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
-                       outputs: Optional[Sequence] = None) -> None:
-        """Save the batch's predictions when ``on_val``."""
-        if self.on_val:
-            self._save(runner, outputs or [])
-
-    def _save(self, runner, outputs: Sequence) -> None:
-        model = getattr(runner.model, 'module', runner.model)
-        for sample in outputs:
-            preds = {name: sample.get_pred(name) for name in model.tasks
-                     if sample.get_pred(name) is not None}
-            save_predictions(preds, model.tasks, self.out_dir / sample_stem(sample, self._count))
-            self._count += 1

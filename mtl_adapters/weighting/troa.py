@@ -1,7 +1,10 @@
 """TROA, the Task Representation Optimization Algorithm (DESIGN section 1): the update rule.
 
-Every ``interval`` iterations (set by ``TROAHook``) the model computes each task's gradient on a
-shared set, separately on two halves A and B of the batch, and calls :meth:`TROAWeighting.update`:
+TROA lives in this file alone: ``TROAHook`` only marks the iterations due (every ``interval``)
+and reports W and C; the model knows nothing of TROA and calls the weighting interface
+(``base.py``). On a due iteration :class:`TROAWeighting` takes each task's gradient on a shared
+set from that iteration's own forward graph (never a second forward, never through the frozen
+trunk), separately on two halves A and B of the batch, and calls :meth:`TROAWeighting.update`:
 
 1. ``g_a, g_b`` (T, D) are all-reduced (mean) when distributed, so every rank sees the same
    numbers and W stays bit-identical everywhere.
@@ -16,19 +19,32 @@ W starts at ``(1 - eps) I + eps / N`` (exponentiated gradient cannot leave an ex
 the last C are buffers (saved in checkpoints). Degenerate steps: a task whose gradient is zero
 or non-finite in either half (no labels in the batch, a NaN loss) has its row and column skipped
 for that step (warned once per task); its row keeps its weights, and the other rows keep the mass
-they give it. eta = 0 leaves W exactly as it is. W feeds the encoder's ``affinity``
-(``theta_hat_t = sum_j W[t, j] theta_j``) and, with ``loss_weighting=True``, the loss weights
+they give it. eta = 0 leaves W exactly as it is. W is kept in one place, the buffer ``affinity`` here: the
+adapter encoder reads it by reference at every forward (``task_affinity``;
+``theta_hat_t = sum_j W[t, j] theta_j``) and, with ``loss_weighting=True``, the loss weights are
 ``lambda_s = N mean_t W[t, s]`` (they sum to N).
+
+The two gradient modes, at the model's fixed points:
+
+- ``'params'``: in ``after_losses``, each task's gradient on the adapter parameters on each
+  half (2T ``autograd.grad`` calls on the step's graph).
+- ``'representation'``: ``before_forward`` asks for the (T*B, ...) adapter input;
+  ``after_losses`` hooks its gradient, which the training backward fills, and ``after_backward``
+  runs the update. ``g_t(half) = d L_t(half) / d x_half`` is needed up to a positive factor per
+  (task, half), which the cosine ignores. For a task whose loss is ``batch_separable`` the
+  training backward already holds it (the batch loss's gradient on a half is parallel to the
+  half's own loss gradient); a non-separable loss (berHu, SILog) gets it from its own per-half
+  losses in one extra ``autograd.grad`` in ``after_losses``.
 """
 import warnings
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from mtl_adapters.registry import WEIGHTINGS
-from .base import BaseWeighting, WeightingResult
+from .base import BaseWeighting, TrainingStep, WeightingResult, per_task_gradients
 
 
 def init_affinity(num_tasks: int, eps: float = 0.1) -> Tensor:
@@ -90,6 +106,9 @@ class TROAWeighting(BaseWeighting):
         gradient_mode: ``'params'`` (task gradients on the adapter parameters) or
             ``'representation'`` (on the tensor entering the first adapter block; cheaper).
         loss_weighting: also weight the losses by ``lambda_s = N mean_t W[t, s]``.
+
+    ``due`` is set by ``TROAHook`` before an iteration that runs an update; ``scheduled`` when
+    training starts (without a hook W never changes, which is warned about).
     """
 
     GRADIENT_MODES = ('params', 'representation')
@@ -114,14 +133,135 @@ class TROAWeighting(BaseWeighting):
         #: set by ``TROAHook`` when training starts; without it W never changes
         self.scheduled = False
         self._warned = set()
+        self._step_due = False                    # this step takes task gradients
+        self._branch_grad: Optional[Tensor] = None
+        self._exact_rows: Dict[str, Tuple[Tensor, Tensor]] = {}
+
+    def task_affinity(self) -> Tensor:
+        """W itself (not a copy): what the adapter encoder mixes the task embeddings with."""
+        return self.affinity
 
     def loss_weights(self) -> Tensor:
         """(T,) ``lambda_s = N mean_t W[t, s]`` (sums to N)."""
         return self.num_tasks * self.affinity.mean(dim=0)
 
     def forward(self, losses: Tensor, grads: Optional[Tensor] = None) -> WeightingResult:
-        """Unit weights: with ``loss_weighting`` the model's ``task_weights`` carry lambda."""
+        """lambda with ``loss_weighting`` (no gradient: W moves only by its update), else 1."""
+        if self.loss_weighting:
+            return WeightingResult(weights=self.loss_weights().detach().to(losses))
         return WeightingResult(weights=torch.ones_like(losses).detach())
+
+    # ------------------------------------------------------ the model's fixed points
+    def before_forward(self, step: TrainingStep) -> None:
+        """Finish an update the previous backward fed; on a due step in 'representation'
+        mode ask for the encoder's task-branch input."""
+        self.after_backward()
+        if not self.scheduled and self.eta > 0:
+            self._warn_once('TROAWeighting is configured but no TROAHook schedules its '
+                            'updates, so W never changes: add custom_hooks = '
+                            "[..., dict(type='TROAHook', interval=10)] to the config")
+        self._step_due, self.due = self.due, False
+        if self._step_due and self.gradient_mode == 'representation':
+            if not hasattr(step.model.encoder, 'adapt'):
+                raise TypeError(f'{type(step.model.encoder).__name__} has no trunk/adapt split: '
+                                "TROA gradient_mode='representation' needs an adapter encoder; "
+                                "use model.weighting.gradient_mode='params'")
+            step.want_branch_input = True
+
+    def after_losses(self, step: TrainingStep) -> None:
+        """On a due step: 'params' mode updates W now; 'representation' mode hooks the
+        branch input's gradient (the update runs in ``after_backward``)."""
+        if not self._step_due:
+            return
+        self._step_due = False
+        if self.gradient_mode == 'params':
+            self._params_update(step)
+        else:
+            step.branch_input.register_hook(self._capture_branch_grad)
+            self._exact_representation_rows(step)
+
+    def after_backward(self) -> Optional[Tensor]:
+        """'representation' mode: the update from task t's gradient on chunk t of the
+        (T*B, ...) adapter input, summed over each half of the batch (exact rows for the
+        non-separable losses). No-op if nothing is pending. A collective under DDP: every rank
+        calls it at the same point (``TROAHook.after_train_iter``, else the next step)."""
+        grad, self._branch_grad = self._branch_grad, None
+        exact, self._exact_rows = self._exact_rows, {}
+        if grad is None:
+            return None
+        grad = grad.unflatten(0, (self.num_tasks, grad.shape[0] // self.num_tasks))
+        half = grad.shape[1] // 2                                       # (T, B, H, W, C)
+        rows = {}
+        if half == 0:
+            self._warn_small_batch()
+        else:
+            rows = {t: exact.get(t, (grad[i, :half].sum(0).flatten(),
+                                     grad[i, half:].sum(0).flatten()))
+                    for i, t in enumerate(self.task_names)}
+        return self._update_from_rows(rows, grad[0, 0].numel())
+
+    # ------------------------------------------------------------------ internals
+    def _capture_branch_grad(self, grad: Tensor) -> None:
+        """Tensor hook: keep the adapter input's gradient from the training backward."""
+        self._branch_grad = grad.detach()
+
+    def _warn_small_batch(self) -> None:
+        """TROA splits each GPU's batch into two halves: a batch of 1 gives no gradients."""
+        self._warn_once('TROA needs at least 2 images per GPU (it compares two halves of the '
+                        'batch); W is not updated on such steps')
+
+    def _update_from_rows(self, rows: Dict[str, Tuple[Tensor, Tensor]], dim: int) -> Tensor:
+        """``{task: (g_half_a, g_half_b)}`` -> :meth:`update` (zeros for absent tasks: skipped
+        there). A collective under DDP: every rank calls it."""
+        g_a = torch.zeros(self.num_tasks, dim, device=self.affinity.device)
+        g_b = torch.zeros_like(g_a)
+        for i, name in enumerate(self.task_names):
+            if name in rows:
+                g_a[i], g_b[i] = rows[name][0].detach(), rows[name][1].detach()
+        return self.update(g_a, g_b)
+
+    @staticmethod
+    def _halves(step: TrainingStep) -> Tuple[int, int]:
+        """(batch, half) of the step."""
+        batch = next(iter(step.outputs.values())).shape[0]
+        return batch, batch // 2
+
+    def _params_update(self, step: TrainingStep) -> Tensor:
+        """'params' mode: each task's gradient on the shared (adapter) parameters, separately
+        on halves A and B of the batch, from this step's graph."""
+        shared = step.model.shared_parameters()
+        batch, half = self._halves(step)
+        rows = {}
+        if half == 0:
+            self._warn_small_batch()
+        if half > 0 and shared:
+            parts = [slice(0, half), slice(half, batch)]
+            per_half = [step.model.task_losses({t: o[part] for t, o in step.outputs.items()},
+                                               step.data_samples[part]) for part in parts]
+            grads = [per_task_gradients(list(h.values()), shared) for h in per_half]
+            rows = {t: (grads[0][i], grads[1][i]) for i, t in enumerate(step.outputs)}
+        return self._update_from_rows(rows, sum(p.numel() for p in shared))
+
+    def _exact_representation_rows(self, step: TrainingStep) -> None:
+        """Per-half adapter-input gradients of the tasks whose loss is not batch-separable,
+        from their half-batch losses (one ``autograd.grad``: task t's half losses reach only
+        chunk t's half of the branch input, so their sum gives every row at once)."""
+        batch, half = self._halves(step)
+        names = [t for t in step.outputs
+                 if not getattr(step.model.losses[t], 'batch_separable', False)]
+        if half == 0 or not names:
+            return
+        total = 0
+        for part in (slice(0, half), slice(half, batch)):
+            losses = step.model.task_losses({t: step.outputs[t][part] for t in names},
+                                            step.data_samples[part])
+            total = total + sum(losses.values())
+        grad, = torch.autograd.grad(total, step.branch_input, retain_graph=True)
+        grad = grad.unflatten(0, (self.num_tasks, batch))                # (T, B, H, W, C)
+        for t in names:
+            i = self.task_names.index(t)
+            self._exact_rows[t] = (grad[i, :half].sum(0).flatten(),
+                                   grad[i, half:].sum(0).flatten())
 
     @torch.no_grad()
     def update(self, g_a: Tensor, g_b: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from conftest import TEST_TASKS, write_taskonomy_fixture
 
 from mtl_adapters.datasets import TaskonomyDataset, read_split_csv, taskonomy_path
@@ -50,6 +51,33 @@ def test_round_trip_with_quirks(tmp_path):
     normal = sample.get_gt('normal').permute(1, 2, 0).numpy()
     assert np.degrees(np.arccos(np.clip((normal * ref['normal']).sum(-1), -1, 1))).max() < 1.0
     np.testing.assert_allclose(sample.get_gt('edge')[0].numpy(), ref['edge'], atol=1e-4)
+
+
+def test_tasks_are_declared_once(tmp_path):
+    """The dataset builds the tasks once; the pipeline lists none and reads the dataset's;
+    the metric reads them from the dataset's metainfo and evaluates what the model predicts."""
+    from mtl_adapters.evaluation import MultiTaskMetric
+    write_taskonomy_fixture(str(tmp_path))
+    pipeline = [dict(type='LoadMultiTaskImageAndAnnotations'),
+                dict(type='MultiTaskAlbu', geometric=[dict(type='HorizontalFlip', p=1.0)]),
+                dict(type='PackMultiTaskInputs')]
+    ds = TaskonomyDataset(data_root=str(tmp_path), split_file='splits.csv', split='train',
+                          tasks=TEST_TASKS, pipeline=pipeline)
+    assert list(ds.metainfo['tasks']) == ['seg', 'depth', 'normal', 'edge']
+    assert ds.get_data_info(0)['tasks'] is ds.get_data_info(1)['tasks'] is ds.tasks
+    sample = ds[0]['data_samples']
+    assert sample.get_gt('normal').shape[0] == 3 and sample.get_gt('seg').dtype == torch.long
+    metric = MultiTaskMetric()
+    with pytest.raises(KeyError, match='dataset_meta'):
+        metric.tasks
+    metric.dataset_meta = ds.metainfo                    # what mmengine's loops do
+    sample.set_pred('depth', sample.get_gt('depth'))    # a model narrowed to one task
+    metric.process({}, [sample])
+    results = metric.compute_metrics(metric.results)
+    assert results['depth/rmse'] == 0 and not any(k.startswith('seg/') for k in results)
+    with pytest.raises(KeyError, match='PackMultiTaskInputs'):
+        from mtl_adapters.datasets.transforms import PackMultiTaskInputs
+        PackMultiTaskInputs()(dict(img=np.zeros((4, 4, 3), np.uint8), gt={'depth': None}))
 
 
 def test_missing_label_names_the_file(tmp_path):

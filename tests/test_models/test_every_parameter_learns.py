@@ -29,8 +29,8 @@ from mtl_adapters.registry import MODELS
 CONFIGS = sorted(osp.relpath(p, REPO)
                  for p in glob.glob(str(REPO / 'configs/**/*.py'), recursive=True)
                  if '_base_' not in p)
-NARROW_SDNE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py'
-BASE_SDNE = 'configs/vtagml/vtagml_swinv2-base_1x8-40k_taskonomy-256_sdne.py'
+NARROW_SDNE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
+BASE_SDNE = 'configs/vtagml/vtagml_swinv2-base_1xb8-40k_taskonomy-256x256_sdne.py'
 #: adapter tensors behind a zero-initialised factor: zero gradient on the first step only
 SECOND_FACTOR = ('task_embeddings', 'adapter_norm.', 'tsn3.', 'ff_down.', 'skip_merges.')
 #: the tensors a zero res-post norm killed: they must learn from the first step
@@ -103,8 +103,7 @@ def train_steps(cfg: Config, steps: int = 2, size: int = 64, batch: int = 2):
                          for n, p in params.items()})
         optim.step()
         optim.zero_grad()
-        if hasattr(model, 'finish_troa'):
-            model.finish_troa()
+        model.weighting.after_backward()           # what TROAHook does after the step
     return model, initial, has_grad
 
 

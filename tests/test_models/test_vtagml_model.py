@@ -18,11 +18,11 @@ DECODER = dict(type='SwinDecoder', depths=(1, 1, 1, 1), num_heads=(4, 2, 1, 1),
                img_size=(64, 64), head_channels=8)
 
 
-def build(tasks=TASKS, **encoder):
+def build(tasks=TASKS, weighting=None, **encoder):
     """A tiny adapter MultiTaskModel."""
     torch.manual_seed(0)
     return MODELS.build(dict(type='MultiTaskModel', tasks=tasks, encoder=dict(ENCODER, **encoder),
-                             decoder=DECODER))
+                             decoder=DECODER, weighting=weighting))
 
 
 def backward(model, size=(64, 64)):
@@ -56,7 +56,6 @@ def test_gradients_reach_only_trainable_parts(train_adapted):
             assert (p.grad is not None) == train_adapted, name
         else:
             assert not p.requires_grad and p.grad is None, name
-    assert model.encoder.affinity.grad is None
 
 
 def test_output_shapes_any_size():
@@ -69,10 +68,31 @@ def test_output_shapes_any_size():
 
 
 def test_affinity_in_state_dict_and_task_names_filled():
-    """MultiTaskModel passes its task order to the encoder; W is checkpointed."""
-    model = build(tasks=TASKS[:3])
+    """MultiTaskModel passes its task order to the encoder; W is checkpointed once, in the
+    weighting, and the encoder keeps no copy."""
+    model = build(tasks=TASKS[:3], weighting=dict(type='TROAWeighting'))
     assert model.encoder.task_names == ['seg', 'depth', 'normal']
-    assert model.state_dict()['encoder.affinity'].shape == (3, 3)
+    state = model.state_dict()
+    assert state['weighting.affinity'].shape == (3, 3)
+    assert [k for k in state if k.endswith('affinity')] == ['weighting.affinity']
+    assert model.weighting.task_affinity() is model.weighting.affinity     # by reference
+
+
+def test_checkpoint_from_before_the_weighting_interface_loads():
+    """Old checkpoints carry ``encoder.affinity`` (a copy of W) and TROA's lambda in
+    ``task_weights``: they load strictly, W comes from the weighting, the weights are the
+    configured ones (lambda is applied by the weighting now, not twice)."""
+    cfg = dict(type='TROAWeighting', loss_weighting=True)
+    model = build(tasks=TASKS[:3], weighting=cfg)
+    old = model.state_dict()
+    w = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
+    old['weighting.affinity'] = w
+    old['encoder.affinity'] = w.clone()
+    old['task_weights'] = 3 * w.mean(0)
+    fresh = build(tasks=TASKS[:3], weighting=cfg)
+    fresh.load_state_dict(old, strict=True)
+    assert torch.equal(fresh.weighting.affinity, w)
+    assert torch.equal(fresh.task_weights, torch.ones(3))
 
 
 def test_parameter_report_sums():

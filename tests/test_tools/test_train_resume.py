@@ -15,7 +15,7 @@ from mtl_adapters.utils import load_checkpoint_file
 from mtl_adapters.utils.checkpoint import unsafe_globals
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1x8-600_synthetic-128.py'
+CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128.py'
 
 
 TINY = """

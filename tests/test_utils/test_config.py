@@ -7,7 +7,7 @@ from conftest import REPO
 
 from mtl_adapters.utils import load_config
 
-CONFIG = str(REPO / 'configs/vtagml/vtagml_swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py')
+CONFIG = str(REPO / 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py')
 
 
 def test_data_root_override_reaches_every_dataloader(tmp_path):

@@ -3,6 +3,7 @@ import torch
 
 from mtl_adapters.tasks import build_tasks
 
+from mtl_adapters.weighting.base import per_task_gradients
 from mtl_adapters.weighting import (GradNormWeighting, PCGradWeighting, UncertaintyWeighting,
                                     UniformWeighting)
 from weighting_toys import build_model, make_batch
@@ -43,7 +44,7 @@ def test_surrogate_gives_exactly_the_combined_gradient():
     shared = model.shared_parameters()
     losses = model.task_losses(model.forward_tasks(inputs), samples)
     values = torch.stack(list(losses.values()))
-    grads = model.per_task_gradients(list(model.task_weights * values), shared)
+    grads = per_task_gradients(list(model.task_weights * values), shared)
     expected = PCGradWeighting(model.task_names, seed=3).project(grads).sum(0)
     plain = torch.autograd.grad((model.task_weights * values).sum(),
                                 list(model.decoders.parameters()), allow_unused=True)
@@ -134,7 +135,8 @@ def test_optimizer_gets_trainable_params_and_no_decay_on_weighting_and_embedding
     from pathlib import Path
     repo = Path(__file__).resolve().parents[2]
     cfg = Config.fromfile(
-        repo / 'configs/troa/uncertainty_vtagml-swinv2-tiny-narrow_1x8-600_synthetic-128_sdne.py')
+        repo / 'configs/troa'
+        / 'uncertainty_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py')
     model = MODELS.build(cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     decay, no_decay = wrapper.optimizer.param_groups

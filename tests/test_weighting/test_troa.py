@@ -50,7 +50,7 @@ def test_cosine_matrix_matches_brute_force(mode):
     w0 = model.weighting.affinity.clone()
     model.weighting.due = True
     sum(model.loss(inputs, samples).values()).backward()
-    model.finish_troa()                         # representation mode: after the backward
+    model.weighting.after_backward()                         # representation mode: after the backward
     w1 = model.weighting.affinity.clone()
     model.weighting.affinity.copy_(w0)          # the brute force must see the same encoder
     brute = (_brute_force_params if mode == 'params' else _brute_force_representation)(
@@ -141,17 +141,35 @@ def test_task_missing_from_batch_is_skipped():
 
 
 def test_w_feeds_encoder_and_loss_weights():
+    """The encoder reads W itself at every forward (no copy); lambda weights the losses."""
     model = build_model(dict(type='TROAWeighting', eta=1.0, rho=0.0, loss_weighting=True))
     model.train()
     inputs, samples = make_batch()
     model.weighting.due = True
-    out = model.loss(inputs, samples)
-    sum(out.values()).backward()                          # W is applied after the backward
-    model.loss(inputs, samples)
+    sum(model.loss(inputs, samples).values()).backward()
     W = model.weighting.affinity
-    assert torch.equal(model.encoder.affinity, W)
-    torch.testing.assert_close(model.task_weights, 3 * W.mean(0))
-    torch.testing.assert_close(model.task_weights.sum(), torch.tensor(3.0))
+    assert not torch.equal(W, init_affinity(3, 0.1))                      # W moved
+    seen = []
+    handle = model.encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs['affinity']), with_kwargs=True)
+    out = model.loss(inputs, samples)
+    handle.remove()
+    assert seen[0] is W
+    losses = model.task_losses(model.forward_tasks(inputs), samples)
+    lam = 3 * W.mean(0)
+    torch.testing.assert_close(lam.sum(), torch.tensor(3.0))
+    for i, (name, value) in enumerate(losses.items()):
+        key = next(k for k in out if k.startswith(name + '.'))
+        torch.testing.assert_close(out[key], lam[i] * value)
+    torch.testing.assert_close(model.task_weights, torch.ones(3))        # config weights kept
+    # W changes the features: the identity gives other outputs
+    with torch.no_grad():
+        mixed = model.forward_tasks(inputs)['depth']
+        saved = W.clone()
+        W.copy_(torch.eye(3))
+        plain = model.forward_tasks(inputs)['depth']
+        W.copy_(saved)
+    assert not torch.allclose(mixed, plain)
 
 
 def test_representation_mode_needs_adapter_encoder():

@@ -36,7 +36,7 @@ def _worker(rank: int, port: int, out_dir: str, troa: dict) -> None:
         optim.zero_grad()
         loss.backward()
         optim.step()
-        model.finish_troa()                # what TROAHook.after_train_iter does
+        model.weighting.after_backward()                # what TROAHook.after_train_iter does
         record.append((model.weighting.affinity.clone(), model.weighting.cosine.clone()))
     torch.save(record, os.path.join(out_dir, f'rank{rank}.pth'))
     dist.destroy_process_group()
@@ -60,7 +60,7 @@ def test_ddp_ranks_hold_identical_w(tmp_path, mode):
         model.weighting.update = lambda g_a, g_b: captured.append((g_a, g_b))
         model.weighting.due = True
         sum(model.loss(*make_batch(seed=rank)).values()).backward()
-        model.finish_troa()
+        model.weighting.after_backward()
     g_a = (captured[0][0] + captured[1][0]) / 2
     g_b = (captured[0][1] + captured[1][1]) / 2
     torch.testing.assert_close(r0[0][1], cosine_matrix(g_a, g_b), atol=1e-5, rtol=1e-4)

@@ -26,7 +26,7 @@ def test_seeds_aggregate_to_mean_and_std(tmp_path, monkeypatch, capsys):
         return fake_metrics(name, seed)
 
     monkeypatch.setattr(wc, 'run', fake_run)
-    monkeypatch.setattr('mtl_adapters.datasets.synthetic_scenes.generate', lambda *a, **k: None)
+    monkeypatch.setattr('mtl_adapters.data_generation.synthetic.generate', lambda *a, **k: None)
     # one TROA run leaves its final W where the real hook writes it
     for seed, w in ((0, 0.6), (1, 0.8)):
         folder = tmp_path / f'seed{seed}' / 'troa' / 'troa'
@@ -63,7 +63,7 @@ def test_mean_std_and_format():
 
 def test_report_only_tabulates_finished_runs(tmp_path, monkeypatch):
     """--report-only trains nothing and counts the seeds each method has."""
-    monkeypatch.setattr('mtl_adapters.datasets.synthetic_scenes.generate', lambda *a, **k: None)
+    monkeypatch.setattr('mtl_adapters.data_generation.synthetic.generate', lambda *a, **k: None)
     monkeypatch.setattr(wc.subprocess, 'run', lambda *a, **k: pytest.fail('must not train'))
     done = {(0, n) for n in ('single_seg', 'single_depth', 'single_normal', 'single_edge',
                              'uniform', 'troa')} | {(1, n) for n in ('single_seg', 'single_depth',

@@ -1,5 +1,7 @@
 # Taskonomy (tiny/medium/full split CSVs as released), 256 px, all four tasks.
-# Leaf configs narrow the task set in the model only (`model = dict(tasks=_base_.tasks[:2])`).
+# `tasks` is declared once: the datasets build them and hand them to the transforms and the
+# metric (metainfo['tasks']); a leaf narrows only the model
+# (`model = dict(tasks=_base_.tasks[:2])`).
 data_root = 'data/taskonomy'
 crop_size = (256, 256)
 tasks = [
@@ -9,20 +11,20 @@ tasks = [
     dict(type='EdgeTask'),
 ]
 train_pipeline = [
-    dict(type='LoadMultiTaskImageAndAnnotations', tasks=tasks),
-    dict(type='MultiTaskAlbu', tasks=tasks,
+    dict(type='LoadMultiTaskImageAndAnnotations'),
+    dict(type='MultiTaskAlbu',
          geometric=[dict(type='RandomResizedCrop', size=crop_size, scale=(0.5, 1.0),
                          ratio=(0.75, 1.333)),
                     dict(type='HorizontalFlip', p=0.5)],
          photometric=[dict(type='ColorJitter', brightness=0.2, contrast=0.2, saturation=0.2,
                            hue=0.02, p=0.8)]),
-    dict(type='PackMultiTaskInputs', tasks=tasks),
+    dict(type='PackMultiTaskInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadMultiTaskImageAndAnnotations', tasks=tasks),
-    dict(type='MultiTaskAlbu', tasks=tasks,
+    dict(type='LoadMultiTaskImageAndAnnotations'),
+    dict(type='MultiTaskAlbu',
          geometric=[dict(type='Resize', height=crop_size[0], width=crop_size[1])]),
-    dict(type='PackMultiTaskInputs', tasks=tasks),
+    dict(type='PackMultiTaskInputs'),
 ]
 train_dataloader = dict(
     batch_size=8,
@@ -41,5 +43,5 @@ val_dataloader = dict(
                  split_file='splits/train_val_test_tiny.csv', split='val', tasks=tasks,
                  pipeline=test_pipeline))
 test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
-val_evaluator = dict(type='MultiTaskMetric', tasks=tasks)
+val_evaluator = dict(type='MultiTaskMetric')
 test_evaluator = val_evaluator

@@ -1,4 +1,4 @@
-# Baseline: frozen Swin-V2 trunk + one light FPN head per task (no adapters).
+# Baseline: frozen Swin-V2 trunk + one light FPN decoder per task (no adapters).
 # `tasks` is set by the dataset base; leaf configs write `model = dict(tasks=tasks)`.
 model = dict(
     type='MultiTaskModel',
@@ -8,4 +8,5 @@ model = dict(
         model_name='swinv2_tiny_window8_256',
         pretrained=None,  # path to a local timm checkpoint (.safetensors/.pth)
         img_size=(256, 256)),
+    # models/decoders/light_head.py
     decoder=dict(type='LightHead', channels=64))

@@ -20,4 +20,4 @@ model = dict(
         num_heads=(24, 12, 6, 3),  # the encoder's, mirrored
         window_size=8,
         img_size=(256, 256),
-        head_channels=32))
+        head_channels=32))  # full-resolution channels into its ConvTaskHead (models/heads/)

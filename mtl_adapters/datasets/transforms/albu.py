@@ -11,14 +11,13 @@ touched an invalid or padded pixel becomes the task's ignore value afterwards
 and the "no measurement" 0, and padding (albumentations fills with 0, a real class for labels)
 is ignored for every task, whatever the transform's fill value.
 """
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import albumentations as A
 import numpy as np
-from mmcv.transforms import BaseTransform
 
 from mtl_adapters.registry import TRANSFORMS
-from mtl_adapters.tasks import build_tasks
+from .base import TaskTransform
 
 #: transforms after which pixel values that encode directions must be mirrored
 _HFLIPS = ('HorizontalFlip',)
@@ -39,22 +38,36 @@ def _build(cfgs: Optional[Sequence[dict]]) -> List[A.BasicTransform]:
 
 
 @TRANSFORMS.register_module()
-class MultiTaskAlbu(BaseTransform):
+class MultiTaskAlbu(TaskTransform):
     """Albumentations over ``img`` and ``gt[task]`` with geometry shared by all.
 
+    The tasks (the dataset's, see ``TaskTransform``) decide each map's interpolation and flip
+    behaviour; the joint pipeline is built once per task set, on the first sample.
+
     Args:
-        tasks: task configs (decide interpolation and flip behaviour).
         geometric: albumentations configs applied jointly, e.g.
             ``[dict(type='RandomResizedCrop', size=(128, 128)), dict(type='HorizontalFlip')]``.
         photometric: albumentations configs applied to the RGB image only.
+        tasks: only outside a dataset.
     """
 
-    def __init__(self, tasks: Sequence, geometric: Optional[Sequence[dict]] = None,
-                 photometric: Optional[Sequence[dict]] = None):
-        self.tasks = build_tasks(tasks)
+    def __init__(self, geometric: Optional[Sequence[dict]] = None,
+                 photometric: Optional[Sequence[dict]] = None, tasks: Optional[Sequence] = None):
+        super().__init__(tasks)
         self.geometric_cfg, self.photometric_cfg = geometric, photometric
-        geo = _build(geometric)
-        directional = [t for t in self.tasks.values()
+        _build(geometric)                                  # unknown names fail at build time
+        self.photometric = A.Compose(_build(photometric))
+        self._geometric: Dict[Tuple[str, ...], A.Compose] = {}
+        if self.own_tasks is not None:
+            self.geometric_for(self.own_tasks)
+
+    def geometric_for(self, tasks) -> A.Compose:
+        """The joint geometric pipeline for this task set (built and checked once)."""
+        key = tuple(tasks)
+        if key in self._geometric:
+            return self._geometric[key]
+        geo = _build(self.geometric_cfg)
+        directional = [t for t in tasks.values()
                        if not np.array_equal(t.hflip_values(np.ones((1, 1, 3), np.float32)),
                                              np.ones((1, 1, 3), np.float32))]
         for t in geo:
@@ -63,13 +76,14 @@ class MultiTaskAlbu(BaseTransform):
                                  f'{[d.name for d in directional]}: use crops, scales and '
                                  'HorizontalFlip for these tasks')
         targets = {}
-        for n, t in self.tasks.items():
+        for n, t in tasks.items():
             kind = 'mask' if t.interpolation == 'nearest' else 'image'
             targets.update({f'gt_{n}': kind, f'valid_{n}': kind})
-        self.geometric = A.Compose(geo, additional_targets=targets, save_applied_params=True)
-        self.photometric = A.Compose(_build(photometric))
+        self._geometric[key] = A.Compose(geo, additional_targets=targets,
+                                         save_applied_params=True)
+        return self._geometric[key]
 
-    def reseed(self) -> None:
+    def reseed(self, geometric: A.Compose) -> None:
         """Seed both pipelines for this sample from numpy's global generator.
 
         albumentations 2 draws from generators of its own, which no global seed reaches, so
@@ -79,23 +93,25 @@ class MultiTaskAlbu(BaseTransform):
         run replays the batches it skips, so runs and resumed runs see the same augmentations.
         """
         seed = int(np.random.randint(0, 2 ** 31 - 2))
-        self.geometric.set_random_seed(seed)
+        geometric.set_random_seed(seed)
         self.photometric.set_random_seed(seed + 1)
 
     def transform(self, results: dict) -> dict:
-        self.reseed()
+        tasks = self.tasks_of(results)
+        geometric = self.geometric_for(tasks)
+        self.reseed(geometric)
         gts = results['gt']
         maps = {}
         for name, value in gts.items():
             maps[f'gt_{name}'] = value
-            task = self.tasks[name]   # float masks for bilinear targets: fractions survive
+            task = tasks[name]        # float masks for bilinear targets: fractions survive
             dtype = np.uint8 if task.interpolation == 'nearest' else np.float32
             maps[f'valid_{name}'] = task.valid_mask_np(value).astype(dtype)
-        out = self.geometric(image=results['img'], **maps)
+        out = geometric(image=results['img'], **maps)
         flipped = sum(name in _HFLIPS for name, _ in out['applied_transforms']) % 2 == 1
         new_gt = {}
         for name in gts:
-            task = self.tasks[name]
+            task = tasks[name]
             value = task.clean_resampled(out[f'gt_{name}'], out[f'valid_{name}'] > 1 - 1e-3)
             new_gt[name] = task.hflip_values(value) if flipped else value
         img = self.photometric(image=out['image'])['image']

@@ -1,36 +1,45 @@
 """Loading the image and every task's ground truth of one sample."""
-from typing import Sequence
-
-from mmcv.transforms import BaseTransform
+from typing import Optional, Sequence
 
 from mtl_adapters.registry import TRANSFORMS
-from mtl_adapters.tasks import build_tasks
 from mtl_adapters.utils import DataFileError, read_image
+from .base import TaskTransform
 
 
 @TRANSFORMS.register_module()
-class LoadMultiTaskImageAndAnnotations(BaseTransform):
+class LoadMultiTaskImageAndAnnotations(TaskTransform):
     """Read ``img_path`` (RGB uint8) and each ``task_paths[task]``, decoded to the task's
     canonical ground truth with ``task.decode_<gt_format>``.
 
     A label map stored at another resolution than the image (Taskonomy's 256² semantic maps)
     is resized to the image with the task's interpolation (nearest for labels).
     Adds ``img``, ``gt`` (``{task: array}``), ``img_shape``, ``ori_shape``.
+
+    Args:
+        gt_format: which ``decode_<gt_format>`` of the tasks reads the files.
+        tasks: only outside a dataset (see ``TaskTransform``).
     """
 
-    def __init__(self, tasks: Sequence, gt_format: str = 'taskonomy'):
-        self.tasks = build_tasks(tasks)
+    def __init__(self, gt_format: str = 'taskonomy', tasks: Optional[Sequence] = None):
+        super().__init__(tasks)
         self.gt_format = gt_format
-        for task in self.tasks.values():
-            if not hasattr(task, f'decode_{gt_format}'):
-                raise ValueError(f'{type(task).__name__} has no decode_{gt_format}(): '
-                                 f'gt_format={gt_format!r} is not supported for this task')
+        if self.own_tasks is not None:
+            self.check_decoders(self.own_tasks)
+
+    def check_decoders(self, tasks) -> None:
+        """Every task can read ``gt_format`` files, or an error naming the task."""
+        for task in tasks.values():
+            if not hasattr(task, f'decode_{self.gt_format}'):
+                raise ValueError(f'{type(task).__name__} has no decode_{self.gt_format}(): '
+                                 f'gt_format={self.gt_format!r} is not supported for this task')
 
     def transform(self, results: dict) -> dict:
+        tasks = self.tasks_of(results)
+        self.check_decoders(tasks)
         img = read_image(results['img_path'], unchanged=False)
         h, w = img.shape[:2]
         gts = {}
-        for name, task in self.tasks.items():
+        for name, task in tasks.items():
             path = results['task_paths'].get(name)
             if path is None:        # this image is not labelled for this task
                 continue
@@ -53,4 +62,4 @@ class LoadMultiTaskImageAndAnnotations(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(tasks={list(self.tasks)}, gt_format={self.gt_format!r})'
+        return f'{type(self).__name__}(gt_format={self.gt_format!r})'

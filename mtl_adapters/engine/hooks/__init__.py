@@ -1,7 +1,9 @@
 """Hooks."""
 from .param_report_hook import ParamReportHook
 from .safe_checkpoint_hook import SafeCheckpointHook
+from .save_predictions_hook import SavePredictionsHook
 from .troa_hook import TROAHook
 from .visualization_hook import MultiTaskVisualizationHook
 
-__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'SafeCheckpointHook', 'TROAHook']
+__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'SafeCheckpointHook',
+           'SavePredictionsHook', 'TROAHook']

@@ -1,16 +1,14 @@
 """Schedule TROA updates, log W and C, and write their heatmaps and a JSON at the end.
 
-Under DDP no hook can run between backward and step, so the task gradients come from the model:
-``before_train_iter`` marks the iteration due every ``interval`` iterations and the model takes
-the per-task gradients from that iteration's forward graph ('params' mode: ``autograd.grad`` in
-``loss()``; 'representation' mode: captured from the training backward, plus one extra
-``autograd.grad`` in ``loss()`` for tasks whose loss has batch statistics such as berHu's
-threshold; the update runs in ``after_train_iter`` here through ``finish_troa``, on every
-rank). After the step, this hook copies the new W into the encoder (so validation and
-checkpoints see it), logs every entry as a scalar (``troa/W/<target>-><source>``,
-``troa/C/<target>-><source>``: row t is the target task, column s the source) and, at the end
-of training, writes
-``<work_dir>/troa/W_iter<k>.png``, ``C_iter<k>.png`` and ``troa_final.json``.
+TROA itself lives in ``TROAWeighting`` (``mtl_adapters/weighting/troa.py``); the model calls it at
+the fixed points of its step. This hook only says *when*: ``before_train_iter`` marks the
+iteration due every ``interval`` iterations, and ``after_train_iter`` calls the weighting's
+``after_backward`` on every rank (a 'representation'-mode update needs the training backward,
+and under DDP nothing runs between backward and step). After an update it logs every entry as a
+scalar (``troa/W/<target>-><source>``, ``troa/C/<target>-><source>``: row t is the target task,
+column s the source) and, at the end of training, writes ``<work_dir>/troa/W_iter<k>.png``,
+``C_iter<k>.png`` and ``troa_final.json``. The encoder reads W by reference, so validation and
+checkpoints see it without any copy.
 """
 import json
 import os.path as osp
@@ -18,10 +16,9 @@ from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mtl_adapters.registry import HOOKS
-from mtl_adapters.utils import atomic_write_bytes
+from mtl_adapters.utils import atomic_write_bytes, unwrap_model
 from mtl_adapters.visualization.affinity import plot_affinity
 from mtl_adapters.weighting import TROAWeighting
 
@@ -49,25 +46,19 @@ class TROAHook(Hook):
         self.out_dir = out_dir
         self._updates_seen = 0
 
-    @staticmethod
-    def model_of(runner):
-        """The unwrapped model (DDP wrappers hold it in ``.module``)."""
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
-
     def weighting_of(self, runner) -> TROAWeighting:
         """The model's ``TROAWeighting``, or a clear error naming the config field."""
-        weighting = getattr(self.model_of(runner), 'weighting', None)
+        weighting = getattr(unwrap_model(runner.model), 'weighting', None)
         if not isinstance(weighting, TROAWeighting):
             raise TypeError("TROAHook needs model.weighting=dict(type='TROAWeighting', ...) in "
                             f'the config; the model has {type(weighting).__name__}')
         return weighting
 
     def before_train(self, runner) -> None:
-        """Check the model and push W (initial or resumed) into the encoder."""
+        """Check the model; updates are scheduled from now on."""
         weighting = self.weighting_of(runner)
         weighting.scheduled = True
         self._updates_seen = int(weighting.num_updates)
-        self.model_of(runner).sync_affinity()
 
     def is_due(self, iteration: int) -> bool:
         """Whether iteration ``iteration`` (0-based) runs an update."""
@@ -78,14 +69,13 @@ class TROAHook(Hook):
         self.weighting_of(runner).due = self.is_due(runner.iter)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        """After an update: apply W to the encoder, log W and C, plot if asked."""
+        """Finish a pending update (every rank), then log W and C and plot if asked."""
         weighting = self.weighting_of(runner)
         weighting.due = False
-        self.model_of(runner).finish_troa()        # 'representation' mode: gradient captured
+        weighting.after_backward()           # 'representation' mode: gradient captured
         if int(weighting.num_updates) == self._updates_seen:
             return
         self._updates_seen = int(weighting.num_updates)
-        self.model_of(runner).sync_affinity()
         names = weighting.task_names
         scalars = {}
         for key, matrix in (('W', weighting.affinity), ('C', weighting.cosine)):

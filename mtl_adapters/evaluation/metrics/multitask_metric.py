@@ -21,27 +21,59 @@ class MultiTaskMetric(BaseMetric):
     """Accumulate each task's per-sample statistics (``task.metric_stats``) and reduce them over
     the dataset (``task.reduce_metrics``). Keys read ``seg/mIoU``, ``depth/rmse``, ...
 
+    The tasks (their ``metric_cfg`` sets ranges, crops, per-image averaging) are the dataset's,
+    read from ``dataset_meta['tasks']`` as mmseg's metrics read their classes; a task the model
+    does not predict is skipped, so a model narrowed to S-D is evaluated on S-D.
+
     Args:
-        tasks: task configs (their ``metric_cfg`` sets ranges, crops, per-image averaging).
         per_class: also report per-class IoU (``seg/IoU.<class>``).
         baseline_file: JSON ``{"seg/mIoU": 40.1, "depth/rmse": 0.6, ...}`` of single-task
             baselines; when given, the multi-task score Δm over the listed metrics is reported
             as ``mtl/delta_m`` (directions from each task's ``metric_directions``).
         baseline: the same as a dict (instead of a file).
+        tasks: task configs, only for a metric used without a dataset (tests, scripts).
     """
 
     default_prefix: Optional[str] = None
 
-    def __init__(self, tasks: Sequence, per_class: bool = True,
+    def __init__(self, tasks: Optional[Sequence] = None, per_class: bool = True,
                  baseline_file: Optional[Union[str, Path]] = None,
                  baseline: Optional[Mapping[str, float]] = None,
                  collect_device: str = 'cpu', prefix: Optional[str] = None):
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.tasks = build_tasks(tasks)
-        self.per_class = per_class
+        self._own_tasks = build_tasks(tasks) if tasks is not None else None
         if baseline_file is not None and baseline is not None:
             raise ValueError('MultiTaskMetric: give baseline_file or baseline, not both')
         self.baseline = dict(load_baseline(baseline_file) if baseline_file else baseline or {})
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.per_class = per_class
+        if self._own_tasks is not None:
+            self._check_baseline()
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        """The dataset's metainfo (``tasks`` among it), set by mmengine's loops."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        self._dataset_meta = dataset_meta
+        if self._own_tasks is None and dataset_meta and 'tasks' in dataset_meta:
+            self._check_baseline()
+
+    @property
+    def tasks(self) -> dict:
+        """``{name: task}``: the dataset's (``dataset_meta['tasks']``) or the ones given."""
+        if self._own_tasks is not None:
+            return self._own_tasks
+        meta = self.dataset_meta or {}
+        if 'tasks' not in meta:
+            raise KeyError('MultiTaskMetric reads the tasks from dataset_meta["tasks"], which '
+                           'the dataset sets (declare `tasks` in the dataset config); a metric '
+                           'used without a dataset needs MultiTaskMetric(tasks=[...])')
+        return meta['tasks']
+
+    def _check_baseline(self) -> None:
+        """Every baseline metric is a metric of the tasks, or an error listing the known."""
         unknown = sorted(set(self.baseline) - set(self.directions))
         if unknown:
             raise KeyError(f'MultiTaskMetric: baseline metrics {unknown} are not metrics of the '

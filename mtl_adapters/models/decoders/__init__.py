@@ -1,4 +1,5 @@
-"""Decoders."""
-from .swin_decoder import ConvTaskHead, DecoderStage, PatchExpand, SwinDecoder, depth_to_space
+"""Decoders: one per task, from the encoder's stage features to the task's outputs."""
+from .light_head import LightHead
+from .swin_decoder import DecoderStage, PatchExpand, SwinDecoder, depth_to_space
 
-__all__ = ['SwinDecoder', 'DecoderStage', 'PatchExpand', 'ConvTaskHead', 'depth_to_space']
+__all__ = ['SwinDecoder', 'DecoderStage', 'PatchExpand', 'depth_to_space', 'LightHead']

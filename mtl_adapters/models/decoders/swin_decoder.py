@@ -1,4 +1,5 @@
-"""Per-task Swin-V2 U-Net decoder (Swin-Unet style) with a light conv task head.
+"""Per-task Swin-V2 U-Net decoder (Swin-Unet style) ending in the conv task head
+(:class:`~mtl_adapters.models.heads.ConvTaskHead`).
 
 Decoder stage k = 0..3 works at stride 32 / 2^k (1/32, 1/16, 1/8, 1/4) with width D_k
 (default: the encoder's widths mirrored, C3, C2, C1, C0) and ``depths[k]`` timm
@@ -26,6 +27,7 @@ from timm.layers import trunc_normal_
 from timm.models.swin_transformer_v2 import SwinTransformerV2Block
 from torch import Tensor
 
+from mtl_adapters.models.heads import ConvTaskHead
 from mtl_adapters.registry import MODELS
 
 
@@ -48,21 +50,6 @@ class PatchExpand(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C_in) -> (B, f H, f W, C_out)."""
         return self.norm(depth_to_space(self.expand(x), self.factor))
-
-
-class ConvTaskHead(nn.Module):
-    """Light task head at full resolution: 3x3 conv, GroupNorm, GELU, 1x1 conv to the outputs."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
-        groups = 8 if in_channels % 8 == 0 else 1
-        self.conv = nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False)
-        self.norm = nn.GroupNorm(groups, in_channels)
-        self.predict = nn.Conv2d(in_channels, out_channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, out_channels, H, W)."""
-        return self.predict(F.gelu(self.norm(self.conv(x))))
 
 
 class DecoderStage(nn.Module):

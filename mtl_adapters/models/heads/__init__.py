@@ -1,4 +1,4 @@
-"""Task heads."""
-from .light_head import LightHead
+"""Task heads: the last layers of a decoder, mapping its features to a task's outputs."""
+from .conv_task_head import ConvTaskHead
 
-__all__ = ['LightHead']
+__all__ = ['ConvTaskHead']

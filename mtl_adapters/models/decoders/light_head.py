@@ -1,4 +1,8 @@
-"""The light baseline head: a small FPN-style fusion of the four stage outputs."""
+"""The baseline's light decoder: a small FPN-style fusion of the four stage outputs.
+
+A whole per-task decoder (stage features in, task outputs out), hence in ``decoders/``; its
+registry name ``LightHead`` is kept, so existing configs keep working.
+"""
 from typing import List, Sequence, Tuple
 
 import torch.nn as nn

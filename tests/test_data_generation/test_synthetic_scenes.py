@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from mtl_adapters.data_generation.synthetic import (SYNTHETIC_CLASSES, camera_intrinsics,
+                                                    generate, render_view, scene_name,
+                                                    scene_seed)
+from mtl_adapters.data_generation.synthetic.writer import _split_counts
 from mtl_adapters.datasets.geometry import normals_from_depth, scale_intrinsics, unproject
-from mtl_adapters.datasets.synthetic_scenes import (SYNTHETIC_CLASSES, _split_counts,
-                                                    camera_intrinsics, generate, render_view,
-                                                    scene_name, scene_seed)
 from mtl_adapters.datasets.taskonomy import read_split_csv
 from mtl_adapters.tasks import DepthTask, EdgeTask, NormalTask, SemanticTask
 from mtl_adapters.utils import read_image
@@ -247,19 +248,19 @@ def test_cli_writes_a_dataset(tmp_path, capsys):
 
 
 def test_interrupted_run_resumed_with_other_settings_is_refused(tmp_path, monkeypatch):
-    import mtl_adapters.datasets.synthetic_scenes as scenes
+    import mtl_adapters.data_generation.synthetic.writer as writer
 
     def crash(job):
         raise RuntimeError('killed')
 
-    monkeypatch.setattr(scenes, '_generate_view', crash)
+    monkeypatch.setattr(writer, '_generate_view', crash)
     with pytest.raises(RuntimeError, match='killed'):
-        scenes.generate(tmp_path, num_scenes=1, views_per_scene=1, size=(32, 32), workers=1,
+        writer.generate(tmp_path, num_scenes=1, views_per_scene=1, size=(32, 32), workers=1,
                         progress=False)
     assert (tmp_path / 'meta.json').is_file()          # written before any view
     monkeypatch.undo()
     with pytest.raises(ValueError, match='meta.json'):
-        scenes.generate(tmp_path, num_scenes=1, views_per_scene=1, size=(48, 48), workers=1,
+        writer.generate(tmp_path, num_scenes=1, views_per_scene=1, size=(48, 48), workers=1,
                         progress=False)
 
 
