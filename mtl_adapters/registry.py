@@ -19,7 +19,8 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
-from mmengine.registry import Registry, init_default_scope
+from mmengine.registry import Registry
+from mmengine.registry import init_default_scope as set_default_scope
 
 #: Task definitions (semantic segmentation, depth, normals, edges, ...).
 TASKS = Registry('task', scope='mtl_adapters', locations=['mtl_adapters.tasks'])
@@ -66,15 +67,16 @@ VISBACKENDS = Registry(
     locations=['mtl_adapters.visualization'])
 
 
-
-def register_all_modules(init_default_scope_: bool = True) -> None:
+def register_all_modules(init_default_scope: bool = True) -> None:
     """Import every sub-package that registers something, so all registries above are filled;
     install the weights-only checkpoint loader; make ``mtl_adapters`` the default scope
-    (mmengine's ``init_default_scope``) unless ``init_default_scope_`` is False.
+    (mmengine's ``init_default_scope``) unless ``init_default_scope`` is False.
 
     The imports are inside the function: this module is imported by every registering module,
     so it must not import them when it is itself imported.
     """
+    from mtl_adapters.utils.setup_env import setup_offline_env
+    setup_offline_env()
     import mtl_adapters.datasets  # noqa: F401
     import mtl_adapters.engine  # noqa: F401
     import mtl_adapters.evaluation  # noqa: F401
@@ -83,11 +85,9 @@ def register_all_modules(init_default_scope_: bool = True) -> None:
     import mtl_adapters.visualization  # noqa: F401
     import mtl_adapters.weighting  # noqa: F401
     from mtl_adapters.utils.checkpoint import register_safe_checkpoint_loader
-    from mtl_adapters.utils.setup_env import setup_offline_env
-    setup_offline_env()
     register_safe_checkpoint_loader()
-    if init_default_scope_:
-        init_default_scope('mtl_adapters')
+    if init_default_scope:
+        set_default_scope('mtl_adapters')
 
 
 __all__ = [

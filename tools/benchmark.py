@@ -28,7 +28,7 @@ def main(argv=None):
         group.add_argument(f'--{mode}', action='store_const', dest='mode', const=mode,
                            help=f'run {module}')
     args, rest = parser.parse_known_args(argv)
-    from mtl_adapters.utils import register_all_modules
+    from mtl_adapters.registry import register_all_modules
     register_all_modules()
     return importlib.import_module(MODES[args.mode]).main(rest)
 

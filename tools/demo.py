@@ -69,8 +69,8 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mtl_adapters.data_generation.synthetic import generate
-    from mtl_adapters.utils import (atomic_write_bytes, newest_loadable_checkpoint,
-                                    register_all_modules)
+    from mtl_adapters.registry import register_all_modules
+    from mtl_adapters.utils import atomic_write_bytes, newest_loadable_checkpoint
     register_all_modules()
     t0 = time.time()
 
@@ -119,7 +119,7 @@ def main(argv=None):
                        json.dumps(summary, indent=2).encode())
 
     print('[5/5] prediction pictures')
-    pictures = write_pictures(cfg, args)
+    pictures = write_pictures(cfg, args, osp.join(runner.log_dir, 'vis_data', 'vis_image'))
     for p in pictures:
         print(f'  {p}')
     print(f'done in {summary["minutes"]:.1f} min; summary: '
@@ -129,9 +129,10 @@ def main(argv=None):
     return summary
 
 
-def write_pictures(cfg, args) -> list:
-    """Prediction grids of the test split (written by the visualisation hook during testing)
-    and the predictions for a real photograph of a non-square, non-window-multiple size."""
+def write_pictures(cfg, args, vis_dir: str) -> list:
+    """Prediction grids of the test split (written during testing by the visualiser's
+    ``LocalVisBackend`` into ``vis_dir``) and the predictions for a real photograph of a
+    non-square, non-window-multiple size."""
     import glob
 
     import numpy as np
@@ -140,7 +141,7 @@ def write_pictures(cfg, args) -> list:
     from mtl_adapters.apis import inference_model, init_model
     from mtl_adapters.utils import write_png
     from mtl_adapters.visualization import make_side_by_side, save_predictions
-    grids = sorted(glob.glob(osp.join(args.work_dir, 'vis', 'test_*.png')))[:4]
+    grids = sorted(glob.glob(osp.join(vis_dir, 'test_*.png')))[:4]
     photo = np.ascontiguousarray(skimage.data.astronaut()[:301, :457])   # a real photograph
     write_png(osp.join(args.work_dir, 'astronaut.png'), photo)
     model = init_model(cfg, osp.join(args.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth'),

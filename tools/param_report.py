@@ -28,8 +28,8 @@ def main(argv=None) -> dict:
                         help='override config entries, e.g. model.encoder.embed_dim=32')
     args = parser.parse_args(argv)
     from mtl_adapters.models.param_report import format_param_report, parameter_report
-    from mtl_adapters.registry import MODELS
-    from mtl_adapters.utils import load_config, register_all_modules
+    from mtl_adapters.registry import MODELS, register_all_modules
+    from mtl_adapters.utils import load_config
     register_all_modules()
     cfg = load_config(args.config, args.cfg_options)
     if not args.pretrained and 'pretrained' in cfg.model.get('encoder', {}):

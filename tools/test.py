@@ -6,8 +6,8 @@
 ``--baseline`` adds the multi-task score ``mtl/delta_m`` against single-task baselines (a JSON
 ``{"seg/mIoU": 40.1, "depth/rmse": 0.6, ...}``). ``--out-dir`` writes every prediction as
 per-task PNG files (labels: palette PNG; depth: 16-bit millimetres ``_depth_mm.png``; normals:
-RGB; edges: 16-bit); ``--show-dir`` writes a grid picture (input | ground truth | prediction)
-of every test image.
+RGB; edges: 16-bit); ``--show-dir DIR`` has the visualiser write a grid picture (input | ground
+truth | prediction) of every test image under ``DIR/vis_data/vis_image/`` (as in mmseg).
 """
 import argparse
 import json
@@ -20,8 +20,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mtl_adapters.utils import (atomic_write_bytes, load_config,  # noqa: E402
-                                register_all_modules, trust_checkpoint)
+from mtl_adapters.registry import register_all_modules  # noqa: E402
+from mtl_adapters.utils import atomic_write_bytes, load_config, trust_checkpoint  # noqa: E402
 
 VIS_HOOK = 'MultiTaskVisualizationHook'
 
@@ -40,7 +40,8 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='metrics JSON (default: <work-dir>/test_metrics.json)')
     parser.add_argument('--baseline', help='single-task baseline metrics (JSON) for Δm')
     parser.add_argument('--out-dir', help='write each prediction as per-task PNG files here')
-    parser.add_argument('--show-dir', help='write a grid picture of every test image here')
+    parser.add_argument('--show-dir', help='write a grid picture of every test image under '
+                        'SHOW_DIR/vis_data/vis_image/')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -65,14 +66,27 @@ def build_cfg(args) -> Config:
                 evaluator['baseline_file'] = osp.abspath(args.baseline)
     hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != VIS_HOOK]
     if args.show_dir:
-        hooks.append(dict(type=VIS_HOOK, interval=1, max_samples=-1, out_dir=args.show_dir,
-                          draw_val=False))
+        hooks.append(dict(type=VIS_HOOK, interval=1, max_samples=-1, draw_val=False))
+        show_visualizer(cfg, args.show_dir)
     else:  # keep the config's own visualisation hook (a few samples under the work dir)
         hooks += [h for h in cfg.get('custom_hooks', []) if h.get('type') == VIS_HOOK]
     if args.out_dir:
         hooks.append(dict(type='SavePredictionsHook', out_dir=args.out_dir))
     cfg.custom_hooks = hooks
     return cfg
+
+
+def show_visualizer(cfg: Config, show_dir: str) -> None:
+    """Point the config's visualiser at ``show_dir`` (its backends write under
+    ``show_dir/vis_data``). The instance is named after the folder: mmengine's visualisers are
+    process-wide named instances, and one built earlier under the config's name would keep
+    writing to its own folder."""
+    show_dir = osp.abspath(show_dir)
+    vis = dict(cfg.get('visualizer') or {})
+    vis.setdefault('type', 'Visualizer')
+    vis.setdefault('vis_backends', [dict(type='LocalVisBackend')])
+    vis.update(save_dir=show_dir, name=f'visualizer_{show_dir}')
+    cfg.visualizer = vis
 
 
 def main(argv=None):

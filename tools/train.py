@@ -14,11 +14,11 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mtl_adapters.registry import register_all_modules  # noqa: E402
 from mtl_adapters.utils import (load_config, newest_loadable_checkpoint,  # noqa: E402
-                                register_all_modules, trust_checkpoint)
+                                trust_checkpoint, unwrap_model)
 
 
 def parse_args(argv=None):
@@ -94,8 +94,7 @@ def main(argv=None):
         # after a successful run ("terminate called without an active exception", seen about
         # once in 15 two-process gloo runs), and DDP's reducer keeps the group alive: unwrap
         # the model and collect the reducer first, then destroy the group while Python runs.
-        if is_model_wrapper(runner.model):
-            runner.model = runner.model.module
+        runner.model = unwrap_model(runner.model)
         gc.collect()
         dist.barrier()
         dist.destroy_process_group()

@@ -17,6 +17,7 @@ custom_hooks = [
     # parameter table (total, trainable, per component and per task) when training starts
     dict(type='ParamReportHook'),
     # grid pictures (input | ground truth | prediction per task) of every `interval`-th
-    # validation/test sample, at most `max_samples` per evaluation: <work_dir>/vis, TensorBoard
+    # validation/test sample, at most `max_samples` per evaluation, written by the visualizer's
+    # backends: <work_dir>/<timestamp>/vis_data/vis_image/ and TensorBoard
     dict(type='MultiTaskVisualizationHook', interval=50, max_samples=8),
 ]

@@ -7,8 +7,9 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
+from mtl_adapters.registry import MODELS, register_all_modules
 from mtl_adapters.structures import MultiTaskDataSample
-from mtl_adapters.utils import load_config, read_image, register_all_modules
+from mtl_adapters.utils import load_config, read_image
 
 #: file suffixes taken as images when a folder is given
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -19,7 +20,6 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     """Build the config's model, load ``checkpoint`` (mmengine ``load_checkpoint``, strict),
     move it to ``device`` and switch to eval mode. The config is kept as ``model.cfg``."""
     register_all_modules()
-    from mtl_adapters.registry import MODELS
     if isinstance(config, Config):
         cfg = config
         cfg.merge_from_dict(cfg_options or {})

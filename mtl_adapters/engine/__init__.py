@@ -1,6 +1,7 @@
 """Engine: hooks and the optimizer wrapper constructor."""
-from .hooks import MultiTaskVisualizationHook, ParamReportHook, TROAHook
-from .optimizers import MultiTaskOptimWrapperConstructor
+from .hooks import (MultiTaskVisualizationHook, ParamReportHook, SafeCheckpointHook,
+                    SavePredictionsHook, TROAHook)
+from .optimizers import FrozenTrunkOptimWrapperConstructor
 
-__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'TROAHook',
-           'MultiTaskOptimWrapperConstructor']
+__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'SafeCheckpointHook',
+           'SavePredictionsHook', 'TROAHook', 'FrozenTrunkOptimWrapperConstructor']

@@ -9,7 +9,8 @@ its decoder + head + one task-embedding row.
 from typing import Dict
 
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
+
+from mtl_adapters.utils import unwrap_model
 
 
 def _count(params) -> Dict[str, int]:
@@ -26,8 +27,7 @@ def _count(params) -> Dict[str, int]:
 
 def parameter_report(model: nn.Module) -> dict:
     """Count a ``MultiTaskModel``'s parameters by component; see the module docstring."""
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     components: Dict[str, list] = {}
     assigned = set()
 

@@ -1,4 +1,11 @@
-"""Task definitions: one class per task, registered in ``TASKS``."""
+"""Task definitions: one class per task, registered in ``TASKS``.
+
+A new task is one file in this folder: every module here is imported below, so its
+``@TASKS.register_module()`` runs without a line anywhere else.
+"""
+import importlib
+import pkgutil
+
 from .base_task import BaseTask, build_tasks
 from .depth import DepthTask
 from .edge import EdgeTask
@@ -6,3 +13,6 @@ from .normal import NormalTask
 from .semantic import SemanticTask
 
 __all__ = ['BaseTask', 'build_tasks', 'SemanticTask', 'DepthTask', 'NormalTask', 'EdgeTask']
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f'{__name__}.{_module.name}')

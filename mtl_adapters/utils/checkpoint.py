@@ -111,6 +111,16 @@ def plain_message_hub(state: dict) -> dict:
     return state
 
 
+def plain_dataset_meta(meta: dict) -> dict:
+    """A checkpoint's ``dataset_meta`` with the dataset's built tasks (objects, which would
+    need code to unpickle) written as ``{name: class name}`` (in place). Nothing reads them
+    back: a model builds its tasks from its config."""
+    tasks = meta.get('tasks')
+    if isinstance(tasks, dict):
+        meta['tasks'] = {str(name): type(task).__name__ for name, task in tasks.items()}
+    return meta
+
+
 def restore_message_hub(state: dict) -> dict:
     """Inverse of :func:`plain_message_hub` (in place)."""
     scalars = state.get('log_scalars', {})

@@ -156,7 +156,7 @@ class TROAWeighting(BaseWeighting):
         """Finish an update the previous backward fed; on a due step in 'representation'
         mode ask for the encoder's task-branch input."""
         self.after_backward()
-        if not self.scheduled and self.eta > 0:
+        if not (self.scheduled or self.due) and self.eta > 0:
             self._warn_once('TROAWeighting is configured but no TROAHook schedules its '
                             'updates, so W never changes: add custom_hooks = '
                             "[..., dict(type='TROAHook', interval=10)] to the config")

@@ -35,6 +35,8 @@ def test_pretrained_weights_load_from_local_file(tmp_path, fmt):
 def test_wrong_model_name():
     with pytest.raises(ValueError, match='swinv2'):
         MODELS.build(dict(type='SwinV2Encoder', model_name='resnet50'))
+    with pytest.raises(ValueError, match='swinv2_cr_tiny_224.*other Swin-V2 implementation'):
+        MODELS.build(dict(type='SwinV2Encoder', model_name='swinv2_cr_tiny_224'))
 
 
 def test_trunk_frozen_and_shared_by_tasks():

@@ -1,8 +1,8 @@
 """Tiny multi-task models and batches shared by the weighting tests (no pretrained weights)."""
 import torch
 
+from mtl_adapters.registry import register_all_modules
 from mtl_adapters.structures import MultiTaskDataSample
-from mtl_adapters.utils import register_all_modules
 
 register_all_modules()
 

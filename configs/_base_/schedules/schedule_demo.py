@@ -5,8 +5,14 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01),
     clip_grad=dict(max_norm=5.0),
-    # trainable parameters only; no decay on task embeddings and weighting parameters
-    constructor='MultiTaskOptimWrapperConstructor')
+    # mmengine's DefaultOptimWrapperConstructor, quiet about the frozen trunk, one group per
+    # set of options (engine/optimizers/frozen_trunk_optim_constructor.py)
+    constructor='FrozenTrunkOptimWrapperConstructor',
+    # no weight decay on the task embeddings and the weighting methods' own parameters
+    # (uncertainty log-variances, GradNorm weights): decay would pull them towards 0 and bias
+    # the task weighting
+    paramwise_cfg=dict(custom_keys={'task_embeddings': dict(decay_mult=0.0),
+                                    'weighting.': dict(decay_mult=0.0)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', eta_min=1e-5, power=1.0, by_epoch=False, begin=50, end=max_iters),

@@ -6,14 +6,16 @@ import torch
 from mmengine.hooks import Hook
 
 from mtl_adapters.registry import HOOKS
-from mtl_adapters.utils.checkpoint import plain_message_hub, restore_message_hub
+from mtl_adapters.utils.checkpoint import (plain_dataset_meta, plain_message_hub,
+                                           restore_message_hub)
 
 
 @HOOKS.register_module()
 class SafeCheckpointHook(Hook):
     """Write checkpoints that load with ``weights_only=True`` and hold only finite numbers.
 
-    * message-hub buffers are stored as plain lists (and rebuilt after loading, for resume);
+    * message-hub buffers are stored as plain lists (and rebuilt after loading, for resume),
+      the dataset's built tasks in ``meta.dataset_meta`` as their class names;
     * a non-finite gradient norm stops training after that iteration, before the checkpoint
       hook (lower priority) can write it; the model already stops on non-finite losses before
       the step (``check_finite_losses``);
@@ -41,7 +43,8 @@ class SafeCheckpointHook(Hook):
                 'them is written. Resume from the last checkpoint with a lower learning rate.')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Message-hub buffers -> plain lists (they would need ``getattr`` to unpickle)."""
+        """Message-hub buffers -> plain lists, task objects -> names (they would need code to
+        unpickle); refuse a non-finite state."""
         bad = [k for k, v in checkpoint.get('state_dict', {}).items()
                if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
@@ -50,6 +53,8 @@ class SafeCheckpointHook(Hook):
                 f'in {bad[:5]}{" ..." if len(bad) > 5 else ""}; the earlier checkpoints are kept')
         if 'message_hub' in checkpoint:
             plain_message_hub(checkpoint['message_hub'])
+        if isinstance(checkpoint.get('meta', {}).get('dataset_meta'), dict):
+            plain_dataset_meta(checkpoint['meta']['dataset_meta'])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Plain lists -> message-hub buffers, before the Runner resumes from them."""

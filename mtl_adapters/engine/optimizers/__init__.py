@@ -1,4 +1,5 @@
 """Optimizer wrapper constructors."""
-from .multitask_optim_constructor import MultiTaskOptimWrapperConstructor
+from .frozen_trunk_optim_constructor import (FrozenTrunkOptimWrapperConstructor,
+                                             merge_param_groups)
 
-__all__ = ['MultiTaskOptimWrapperConstructor']
+__all__ = ['FrozenTrunkOptimWrapperConstructor', 'merge_param_groups']

@@ -5,12 +5,15 @@ has its norms. For task t with conditioning vector theta_hat_t (all adapter weig
 by the tasks; only theta_hat_t differs), input x (NHWC) and the previous adapter's bottleneck
 u_prev:
 
-    h   = x + TSN1_t(WindowAttn_TAA_t(x))              # TSN1 wraps the pretrained norm1
-    a   = h + TSN2_t(MLP(h))                           # TSN2 wraps the pretrained norm2
+    h   = x + DP1(TSN1_t(WindowAttn_TAA_t(x)))         # TSN1 wraps the pretrained norm1
+    a   = h + DP2(TSN2_t(MLP(h)))                      # TSN2 wraps the pretrained norm2
     n   = TSN3_t(a)                                    # fresh LayerNorm (1, 0) + task FiLM
     u   = FF_down(n) + S(u_prev)                       # bottleneck, r = C / reduction
     y   = a + FF_up(GELU(u))                           # FF_up zero-initialised
 
+DP1, DP2 are the block's drop-paths (the identity in eval mode, where the encoder keeps the
+pretrained parts). The window attention is timm's (shift, pad, ``window_partition``, its shift
+mask, ``window_reverse``; ``timm_swinv2``) with TAA adding A'_t to the logits.
 S is the identity inside a stage; across patch merging it is a 2x2 space-to-depth of u_prev
 (same order as timm's PatchMerging) followed by a linear 4 r_prev -> r (``SkipMerge``); the first
 adapter block has no skip. The authors' pre-norm figure ends with a TSN after the adapter's sum;
@@ -28,24 +31,10 @@ from torch import Tensor
 
 from .task_adapted_attention import TaskAdaptedAttention
 from .task_scaled_norm import TaskScaledNorm
+from .timm_swinv2 import check_supported_block, window_partition, window_reverse
 
 #: names of the modules an AdapterBlock adds (everything else in it is pretrained)
 ADAPTER_MODULE_NAMES = ('taa', 'tsn1', 'tsn2', 'tsn3', 'adapter_norm', 'ff_down', 'ff_up')
-
-
-def shift_window_mask(height: int, width: int, window: Tuple[int, int], shift: Tuple[int, int],
-                      device=None, dtype=None) -> Tensor:
-    """(nW, N, N) mask (0 / -100) keeping shifted-window attention inside contiguous regions."""
-    region = torch.zeros(height, width, device=device, dtype=dtype)
-    label = 0
-    for hs in ((0, -window[0]), (-window[0], -shift[0]), (-shift[0], None)):
-        for ws in ((0, -window[1]), (-window[1], -shift[1]), (-shift[1], None)):
-            region[hs[0]:hs[1], ws[0]:ws[1]] = label
-            label += 1
-    region = region.view(height // window[0], window[0], width // window[1], window[1])
-    region = region.permute(0, 2, 1, 3).reshape(-1, window[0] * window[1])   # (nW, N)
-    diff = region.unsqueeze(1) - region.unsqueeze(2)
-    return diff.masked_fill(diff != 0, -100.0)
 
 
 class SkipMerge(nn.Module):
@@ -68,7 +57,9 @@ class AdapterBlock(nn.Module):
     """A pretrained ``SwinTransformerV2Block`` plus TAA, TSN and a bottleneck adapter.
 
     Args:
-        block: the pretrained timm block (its attn/norm1/mlp/norm2 are adopted, not copied).
+        block: the pretrained timm block (its attn/norm1/mlp/norm2 and drop-paths are adopted,
+            not copied); options the adapter block does not reproduce are refused
+            (``timm_swinv2.check_supported_block``).
         cond_dim: size of the task conditioning vector theta_hat_t.
         reduction: bottleneck width r = C // reduction.
         shared_attn_bias: one TAA matrix A for all heads instead of one per head.
@@ -77,6 +68,8 @@ class AdapterBlock(nn.Module):
     def __init__(self, block: nn.Module, cond_dim: int, reduction: int = 4,
                  shared_attn_bias: bool = False):
         super().__init__()
+        check_supported_block(block)
+        # the timm block's geometry (as timm resolved it for its input_resolution) and parts
         dim = block.dim
         self.dim = dim
         self.num_heads = block.num_heads
@@ -84,11 +77,16 @@ class AdapterBlock(nn.Module):
         self.shift_size = tuple(block.shift_size)
         self.window_area = self.window_size[0] * self.window_size[1]
         self.bottleneck_dim = max(1, dim // reduction)
-        # pretrained parts, timm names
+        # pretrained parts, timm names (no parameters in the drop-paths)
         self.attn = block.attn
         self.norm1 = block.norm1
         self.mlp = block.mlp
         self.norm2 = block.norm2
+        self.drop_path1 = block.drop_path1
+        self.drop_path2 = block.drop_path2
+        # the block itself, outside the module tree (its parameters are the adopted ones, so no
+        # second set of state-dict keys): only its shift-mask builder ``get_attn_mask`` is used
+        self.__dict__['_timm_block'] = block
         # adapter parts
         self.taa = TaskAdaptedAttention(self.num_heads, self.window_area, cond_dim,
                                         shared_across_heads=shared_attn_bias)
@@ -100,38 +98,37 @@ class AdapterBlock(nn.Module):
         self.ff_up = nn.Linear(self.bottleneck_dim, dim)
         nn.init.zeros_(self.ff_up.weight)
         nn.init.zeros_(self.ff_up.bias)
-        self._masks: Dict[tuple, Tensor] = {}
+        self._masks: Dict[tuple, Optional[Tensor]] = {}
 
     def pretrained_modules(self):
         """The adopted pretrained submodules (frozen unless the adapted blocks are trained)."""
         return [self.attn, self.norm1, self.mlp, self.norm2]
 
-    def _mask(self, hp: int, wp: int, ref: Tensor) -> Optional[Tensor]:
-        """Cached shift mask for a padded (hp, wp) map, or None without shift."""
-        if not any(self.shift_size):
-            return None
-        key = (hp, wp, ref.device, ref.dtype)
+    def _mask(self, padded: Tensor) -> Optional[Tensor]:
+        """timm's shift mask (nW, N, N) for the padded, shifted map (cached per size), or None
+        without shift."""
+        key = (padded.shape[1], padded.shape[2], padded.device, padded.dtype)
         if key not in self._masks:
             if len(self._masks) >= 8:          # inference over many image sizes: stay bounded
                 self._masks.pop(next(iter(self._masks)))
-            self._masks[key] = shift_window_mask(hp, wp, self.window_size, self.shift_size,
-                                                 ref.device, ref.dtype)
+            self._masks[key] = self._timm_block.get_attn_mask(padded)
         return self._masks[key]
 
     def _window_attention(self, x: Tensor, cond: Tensor) -> Tensor:
-        """Shifted-window TAA on (T*B, H, W, C), padded to the window multiple like timm."""
-        n, h, w, c = x.shape
+        """Shifted-window TAA on (T*B, H, W, C): timm's ``_attn`` steps (shift, pad to the window
+        multiple, partition, attention, reverse, crop, unshift) with TAA as the attention."""
+        _, h, w, c = x.shape
         wh, ww = self.window_size
-        if any(self.shift_size):
+        has_shift = any(self.shift_size)
+        if has_shift:
             x = torch.roll(x, shifts=(-self.shift_size[0], -self.shift_size[1]), dims=(1, 2))
         x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
         hp, wp = x.shape[1:3]
-        windows = x.view(n, hp // wh, wh, wp // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
-        windows = windows.reshape(-1, self.window_area, c)               # (T*B*nW, N, C)
-        out = self.taa(self.attn, windows, cond, self._mask(hp, wp, x))
-        out = out.view(n, hp // wh, wp // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
-        out = out.reshape(n, hp, wp, c)[:, :h, :w]                        # (T*B, H, W, C)
-        if any(self.shift_size):
+        windows = window_partition(x, self.window_size).view(-1, self.window_area, c)
+        out = self.taa(self.attn, windows, cond, self._mask(x))          # (T*B*nW, N, C)
+        out = window_reverse(out.view(-1, wh, ww, c), self.window_size, (hp, wp))
+        out = out[:, :h, :w]                                             # (T*B, H, W, C)
+        if has_shift:
             out = torch.roll(out, shifts=self.shift_size, dims=(1, 2))
         return out
 
@@ -141,8 +138,8 @@ class AdapterBlock(nn.Module):
 
         Returns the block output (T*B, H, W, C) and this adapter's bottleneck (T*B, H, W, r).
         """
-        h = x + self.tsn1(self._window_attention(x, cond), cond, self.norm1)
-        a = h + self.tsn2(self.mlp(h), cond, self.norm2)
+        h = x + self.drop_path1(self.tsn1(self._window_attention(x, cond), cond, self.norm1))
+        a = h + self.drop_path2(self.tsn2(self.mlp(h), cond, self.norm2))
         u = self.ff_down(self.tsn3(a, cond, self.adapter_norm))         # (T*B, H, W, r)
         if skip is not None:
             u = u + skip

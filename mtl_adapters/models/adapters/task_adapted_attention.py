@@ -7,19 +7,22 @@ For window tokens i, j and head h (N = window area), with the pretrained timm we
     [gamma_t, beta_t] = W_film theta_hat_t + b_film      (both (H_A, N); W_film, b_film = 0 at init)
     out = proj(softmax(logits_t) v)
 
-tau_h = exp(min(logit_scale_h, log 100)) and B_rel = 16 sigmoid(cpb_mlp(coords)) are timm's.
+tau_h = exp(min(logit_scale_h, log 100)) and B_rel = 16 sigmoid(cpb_mlp(coords)) are timm's; the
+pretrained attention runs as timm's ``WindowAttention.forward`` cut in two where A'_t is added
+(``timm_swinv2.window_attention_logits`` / ``window_attention_output``).
 A (H_A x N x N, H_A = heads, or 1 when ``shared_across_heads``) is zero-initialised. The paper
 leaves the FiLM granularity open; a scalar beta per head would cancel in the softmax, so beta
 (and gamma) are per head and per *key* token, which keeps a task-dependent key bias meaningful.
 At init A' = 0 and the attention is exactly timm's.
 """
-import math
 from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from timm.models.swin_transformer_v2 import WindowAttention
 from torch import Tensor
+
+from .timm_swinv2 import window_attention_logits, window_attention_output
 
 
 class TaskAdaptedAttention(nn.Module):
@@ -44,33 +47,17 @@ class TaskAdaptedAttention(nn.Module):
                                            self.window_area).unbind(1)   # (T, H_A, 1, N)
         return (1 + gamma) * self.task_bias + beta                        # (T, H_A, N, N)
 
-    def forward(self, attn: nn.Module, x: Tensor, cond: Tensor,
+    def forward(self, attn: WindowAttention, x: Tensor, cond: Tensor,
                 mask: Optional[Tensor] = None) -> Tensor:
-        """Window attention of timm's ``attn`` with A'_t added to the logits.
+        """timm's window attention ``attn`` with A'_t added to the logits.
 
         x: (T*B*nW, N, C) windows, task-major (all windows of task 0's images first);
         cond: (T, cond_dim); mask: (nW, N, N) shift mask or None. Returns (T*B*nW, N, C).
         """
-        bw, n, c = x.shape
         num_tasks = cond.shape[0]
-        if attn.q_bias is None:
-            qkv = attn.qkv(x)
-        else:
-            qkv_bias = torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))
-            qkv = F.linear(x, attn.qkv.weight, qkv_bias)
-        qkv = qkv.reshape(bw, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)                                          # (BW, nH, N, hd)
-        logits = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
-        logits = logits * torch.clamp(attn.logit_scale, max=math.log(1. / 0.01)).exp()
-        rel = attn.cpb_mlp(attn.relative_coords_table).view(-1, self.num_heads)
-        rel = rel[attn.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
-        logits = logits + 16 * torch.sigmoid(rel).unsqueeze(0)           # (BW, nH, N, N)
+        logits, v = window_attention_logits(attn, x)                    # (BW, nH, N, N)
+        bw, num_heads, n, _ = logits.shape
         # task bias: (T, H_A, N, N) broadcast over the images and windows of each task
         bias = self.modulated_bias(cond).unsqueeze(1)                    # (T, 1, H_A, N, N)
-        logits = logits.view(num_tasks, -1, self.num_heads, n, n) + bias
-        if mask is not None:
-            nw = mask.shape[0]
-            logits = logits.view(-1, nw, self.num_heads, n, n) + mask[None, :, None]
-        attn_w = attn.attn_drop(logits.view(bw, self.num_heads, n, n).softmax(dim=-1))
-        out = (attn_w @ v).transpose(1, 2).reshape(bw, n, c)
-        return attn.proj_drop(attn.proj(out))
+        logits = (logits.view(num_tasks, -1, num_heads, n, n) + bias).view(bw, num_heads, n, n)
+        return window_attention_output(attn, logits, v, mask)

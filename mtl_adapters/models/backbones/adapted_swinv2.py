@@ -7,8 +7,9 @@ Layout (Swin-V2-B, default ``adapter_blocks={2: (-4, -3, -2, -1), 3: 'all'}``)::
           -> replicate to (T*B) task-major -> branch (per task, batched):
                remaining stage-2 blocks (adapter blocks), patch merging, stage-3 adapter blocks
 
-Conditioning: learnable task embeddings theta_j (T x d) and a buffer ``affinity`` W (T x T,
-identity at init, set by TROA through ``set_affinity``):
+Conditioning: learnable task embeddings theta_j (T x d) and the task-mixing matrix W (T x T,
+TROA's affinity), passed with every call and read by reference (the encoder keeps no copy;
+None is the identity):
 
     theta_hat_t = sum_j W[t, j] theta_j
 
@@ -26,13 +27,12 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from torch import Tensor
 
 from mtl_adapters.models.adapters import ADAPTER_MODULE_NAMES, AdapterBlock, SkipMerge
 from mtl_adapters.registry import MODELS
 
-from .swinv2_encoder import create_swinv2
+from .base_encoder import BaseSwinV2Encoder
 
 DEFAULT_ADAPTER_BLOCKS = {2: (-4, -3, -2, -1), 3: 'all'}
 
@@ -87,9 +87,22 @@ def check_norms_alive(swin: nn.Module, positions: Sequence[Tuple[int, int]],
                     'for a random trunk with trained-like norms.')
 
 
+def _drop_legacy_affinity(module, state_dict, prefix, *args) -> None:
+    """load_state_dict pre-hook: checkpoints written before the encoder read W by reference
+    hold ``<prefix>affinity``, a legacy copy of TROA's W (which lives in the model's
+    ``weighting.affinity``); drop it so that strict loading still works."""
+    state_dict.pop(prefix + 'affinity', None)
+
+
 @MODELS.register_module()
-class AdaptedSwinV2Encoder(BaseModule):
+class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
     """Frozen Swin-V2 trunk (run once) + task-conditioned adapter blocks (run per task).
+
+    ``forward(img, task_names=None, affinity=None)``: ``affinity`` is the (T, T) task-mixing
+    matrix W over all of the encoder's tasks (``self.task_names``, in that order; row t mixes
+    the embeddings for task t), whichever tasks the call runs. It is read at every call (the
+    encoder keeps no copy) and gets no gradient. None is the identity: every task its own
+    embedding.
 
     Args:
         model_name, pretrained, img_size, model_kwargs: as ``SwinV2Encoder``.
@@ -99,7 +112,7 @@ class AdaptedSwinV2Encoder(BaseModule):
         reduction: adapter bottleneck width r = C // reduction.
         shared_attn_bias: one TAA matrix for all heads of a block.
         train_adapted_blocks: also train the pretrained weights of the adapter blocks.
-        frozen: freeze the pretrained weights (the trunk always runs under no_grad).
+        frozen: must be True: the trunk is frozen and always runs under no_grad.
     """
 
     needs_task_names = True
@@ -110,31 +123,24 @@ class AdaptedSwinV2Encoder(BaseModule):
                  adapter_blocks: Optional[Dict] = None, embed_dim: int = 64,
                  reduction: int = 4, shared_attn_bias: bool = False,
                  train_adapted_blocks: bool = False, frozen: bool = True, init_cfg=None):
-        super().__init__(init_cfg)
         if not frozen:
             raise NotImplementedError('AdaptedSwinV2Encoder keeps the trunk frozen; use '
                                       'train_adapted_blocks=True to tune the adapted blocks')
-        self.task_names: List[str] = list(task_names)
-        if not self.task_names:
+        task_names = list(task_names)
+        if not task_names:
             raise ValueError('AdaptedSwinV2Encoder needs task_names (MultiTaskModel fills them)')
-        self.swin = create_swinv2(model_name, pretrained, tuple(img_size), model_kwargs)
-        self.frozen = frozen
+        super().__init__(model_name, pretrained, img_size, model_kwargs, frozen, init_cfg)
+        self.task_names: List[str] = task_names
         self.train_adapted_blocks = train_adapted_blocks
         layers = self.swin.layers
-        self.out_channels: List[int] = [self.swin.embed_dim * 2 ** i for i in range(len(layers))]
-        patch = self.swin.patch_embed.patch_size[0]
-        self.size_divisor = patch * 2 ** (len(layers) - 1)
         depths = [len(stage.blocks) for stage in layers]
         self.adapter_positions = resolve_adapter_blocks(
             adapter_blocks if adapter_blocks is not None else DEFAULT_ADAPTER_BLOCKS, depths)
         self.first_adapter = self.adapter_positions[0]
-        num_tasks = len(self.task_names)
-        # task embeddings theta (T, d) and the TROA affinity W (T, T)
-        self.task_embeddings = nn.Parameter(torch.randn(num_tasks, embed_dim) * 0.02)
-        self.register_buffer('affinity', torch.eye(num_tasks))
+        # task embeddings theta (T, d); W comes with every call
+        self.task_embeddings = nn.Parameter(torch.randn(len(task_names), embed_dim) * 0.02)
         check_norms_alive(self.swin, self.adapter_positions, pretrained)
         # inject adapter blocks in place of the chosen timm blocks (LoRA-style, by name)
-        self.swin.requires_grad_(False)
         for stage, b in self.adapter_positions:
             blocks = layers[stage].blocks
             blocks[b] = AdapterBlock(blocks[b], embed_dim, reduction, shared_attn_bias)
@@ -155,18 +161,16 @@ class AdaptedSwinV2Encoder(BaseModule):
             for stage, b in self.adapter_positions:
                 for m in layers[stage].blocks[b].pretrained_modules():
                     m.requires_grad_(True)
-        self.swin.eval()
+        self.train(self.training)
+        # old checkpoints: drop the legacy copy of TROA's W (it lives in weighting.affinity)
+        self.register_load_state_dict_pre_hook(_drop_legacy_affinity)
         #: (T*B, H, W, C) tensor that entered the first adapter block in the last ``adapt``
         self.branch_input: Optional[Tensor] = None
 
     # -------------------------------------------------------------- bookkeeping
-    def init_weights(self):
-        """Keep timm's weights and the adapters' identity init: mmengine must not re-init."""
-
     def train(self, mode: bool = True):
         """Pretrained parts stay in eval mode (no drop-path); adapters follow ``mode``."""
         super().train(mode)
-        self.swin.eval()
         for _, module in self.adapter_named_modules():
             module.train(mode)
         return self
@@ -187,23 +191,27 @@ class AdaptedSwinV2Encoder(BaseModule):
             out += [(f'{prefix}.{n}', p) for n, p in module.named_parameters()]
         return out
 
-    def set_affinity(self, affinity: Tensor) -> None:
-        """Set the task-affinity matrix W (T x T, row t mixes the embeddings for task t)."""
-        affinity = torch.as_tensor(affinity, dtype=self.affinity.dtype)
-        if affinity.shape != self.affinity.shape:
-            raise ValueError(f'affinity must be {tuple(self.affinity.shape)}, '
-                             f'got {tuple(affinity.shape)}')
-        self.affinity.copy_(affinity.to(self.affinity.device))
+    def conditioning(self, task_names: Sequence[str],
+                     affinity: Optional[Tensor] = None) -> Tensor:
+        """theta_hat for the given tasks, (T_sel, d): row t is sum_j W[t, j] theta_j.
 
-    def conditioning(self, task_names: Sequence[str]) -> Tensor:
-        """theta_hat for the given tasks: (T_sel, d) = W[sel] @ theta."""
+        ``affinity``: W, (T, T) over all of the encoder's ``task_names`` in their order, used
+        detached (no gradient reaches it); None is the identity (theta_t itself).
+        """
         try:
             idx = [self.task_names.index(t) for t in task_names]
         except ValueError as err:
             raise KeyError(f'unknown task in {list(task_names)}; encoder tasks are '
                            f'{self.task_names}') from err
-        weights = self.affinity[idx].to(self.task_embeddings.dtype)
-        return weights @ self.task_embeddings
+        if affinity is None:
+            return self.task_embeddings[idx]
+        num_tasks = len(self.task_names)
+        weights = torch.as_tensor(affinity).detach()
+        if weights.shape != (num_tasks, num_tasks):
+            raise ValueError(f'affinity must be ({num_tasks}, {num_tasks}) over the encoder\'s '
+                             f'tasks {self.task_names}, got {tuple(weights.shape)}')
+        weights = weights.to(device=self.task_embeddings.device, dtype=self.task_embeddings.dtype)
+        return weights[idx] @ self.task_embeddings
 
     # ------------------------------------------------------------------ forward
     def _pad(self, img: Tensor) -> Tensor:
@@ -228,16 +236,17 @@ class AdaptedSwinV2Encoder(BaseModule):
         return TrunkOutput(shared, x)
 
     def adapt(self, trunk_out: TrunkOutput, task_names: Sequence[str],
-              return_branch_input: bool = False):
+              return_branch_input: bool = False, affinity: Optional[Tensor] = None):
         """Task branch, all tasks batched as (T*B): -> ``{task: [4 NCHW features]}``.
 
-        With ``return_branch_input`` also returns the (T*B, H, W, C) leaf tensor entering the
-        first adapter block (requires grad): chunk t of its gradient is task t's gradient.
+        ``affinity``: the task-mixing matrix W (see ``conditioning``; None: identity). With
+        ``return_branch_input`` also returns the (T*B, H, W, C) leaf tensor entering the first
+        adapter block (requires grad): chunk t of its gradient is task t's gradient.
         """
         task_names = list(task_names)
         num_tasks = len(task_names)
         batch = trunk_out.x.shape[0]
-        cond = self.conditioning(task_names)                             # (T, d)
+        cond = self.conditioning(task_names, affinity)                   # (T, d)
         x = trunk_out.x.repeat(num_tasks, 1, 1, 1)                       # (T*B, H, W, C)
         if return_branch_input:
             x = x.detach().requires_grad_(True)
@@ -267,7 +276,8 @@ class AdaptedSwinV2Encoder(BaseModule):
             return out, branch_input
         return out
 
-    def forward(self, img: Tensor, task_names: Optional[Sequence[str]] = None
-                ) -> Dict[str, List[Tensor]]:
-        """(B, 3, H, W) -> ``{task: [4 NCHW stage features]}`` (trunk once, branch per task)."""
-        return self.adapt(self.trunk(img), task_names or self.task_names)
+    def forward(self, img: Tensor, task_names: Optional[Sequence[str]] = None,
+                affinity: Optional[Tensor] = None) -> Dict[str, List[Tensor]]:
+        """(B, 3, H, W) -> ``{task: [4 NCHW stage features]}`` (trunk once, branch per task);
+        ``task_names`` default to all of the encoder's, ``affinity`` as in ``conditioning``."""
+        return self.adapt(self.trunk(img), task_names or self.task_names, affinity=affinity)
