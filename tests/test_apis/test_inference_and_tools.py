@@ -135,7 +135,10 @@ def test_test_tool_writes_metrics_delta_m_and_per_image_outputs(config_and_check
         for suffix in ('_seg.png', '_depth_mm.png', '_normal.png', '_edge.png'):
             assert osp.isfile(f'{stem}{suffix}'), f'{stem}{suffix}'
         assert read_image(f'{stem}_depth_mm.png').shape == (64, 64)
-    assert len(list((tmp_path / 'show').glob('test_iter0_*.png'))) == 3
+    # --show-dir: the visualiser writes the grids there, as mmseg's test tool does
+    shown = sorted(p.name for p in (tmp_path / 'show').rglob('*.png'))
+    assert shown == [f'test_sample{i}_0.png' for i in range(3)]
+    assert len(list((tmp_path / 'show' / 'vis_data' / 'vis_image').glob('*.png'))) == 3
 
 
 def test_tools_never_run_code_from_a_checkpoint(config_and_checkpoint, astronaut_png, tmp_path):

@@ -1,8 +1,9 @@
-"""SwinDecoder: shapes for any input size, channels-last, expansion helpers."""
+"""SwinDecoder: shapes for any input size, channels-last, expansion helpers, its task head."""
 import pytest
 import torch
 
 from mtl_adapters.models.decoders import PatchExpand, SwinDecoder, depth_to_space
+from mtl_adapters.models.heads import ConvTaskHead
 
 IN_CHANNELS = [16, 32, 64, 128]
 
@@ -51,3 +52,14 @@ def test_patch_expand_is_depth_to_space():
     assert y.shape == ref.shape == (2, 6, 8, 2)
     assert torch.equal(y[0, :2, :2, 0].flatten(), x[0, 0, 0, 0::2])
     assert PatchExpand(8, 4)(torch.randn(1, 3, 5, 8)).shape == (1, 6, 10, 4)
+
+
+def test_ends_in_the_conv_task_head():
+    """The decoder's ``head`` is the ConvTaskHead of ``models/heads``; its parameter names
+    (``head.conv``, ``head.norm``, ``head.predict``) are those of existing checkpoints."""
+    dec = SwinDecoder(IN_CHANNELS, out_channels=3, head_channels=8, img_size=(64, 64))
+    assert isinstance(dec.head, ConvTaskHead)
+    assert {k for k in dec.state_dict() if k.startswith('head.')} == {
+        'head.conv.weight', 'head.norm.weight', 'head.norm.bias', 'head.predict.weight',
+        'head.predict.bias'}
+    assert ConvTaskHead(8, 5)(torch.randn(2, 8, 7, 9)).shape == (2, 5, 7, 9)

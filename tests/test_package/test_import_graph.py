@@ -111,18 +111,11 @@ def import_graph(root: Path = REPO / PACKAGE) -> Edges:
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in module_level_imports(tree):
             where = f'{path.relative_to(root.parent)}:{node.lineno}'
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    add(name, alias.name, where)
-                continue
-            source = node.module or ''
-            if node.level:
-                source = _resolve_relative(name, is_package, node.level, node.module)
-            if source != PACKAGE and not source.startswith(PACKAGE + '.'):
-                continue
-            for alias in node.names:
-                sub = f'{source}.{alias.name}'
-                add(name, sub if sub in files else source, where)
+            for target in imported_names(node, name, is_package):
+                if isinstance(node, ast.ImportFrom) and target not in files:
+                    target = target.rsplit('.', 1)[0]     # a name of the package's __init__
+                if target == PACKAGE or target.startswith(PACKAGE + '.'):
+                    add(name, target, where)
     return edges
 
 

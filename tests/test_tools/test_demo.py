@@ -27,7 +27,7 @@ def test_demo_runs_end_to_end(tmp_path):
     for key in ('seg/mIoU', 'depth/rmse', 'normal/mean', 'edge/l1'):
         assert key in summary['untrained'] and key in summary['trained']
     assert (tmp_path / 'work' / 'astronaut_predictions.png').stat().st_size > 0
-    assert list((tmp_path / 'work' / 'vis').glob(f'test_iter{ITERS}_*.png'))
+    assert list((tmp_path / 'work').glob(f'*/vis_data/vis_image/test_sample*_{ITERS}.png'))
     assert (tmp_path / 'data' / 'splits.csv').is_file()
     # the task-adapted attention learned: no TAA tensor is still at its zero init
     state = load_checkpoint_file(str(tmp_path / 'work' / f'iter_{ITERS}.pth'))['state_dict']

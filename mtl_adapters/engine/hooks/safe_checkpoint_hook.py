@@ -53,8 +53,11 @@ class SafeCheckpointHook(Hook):
                 f'in {bad[:5]}{" ..." if len(bad) > 5 else ""}; the earlier checkpoints are kept')
         if 'message_hub' in checkpoint:
             plain_message_hub(checkpoint['message_hub'])
-        if isinstance(checkpoint.get('meta', {}).get('dataset_meta'), dict):
-            plain_dataset_meta(checkpoint['meta']['dataset_meta'])
+        # mmengine stores the dataset's metainfo twice: in meta and in the hub's runtime info
+        for holder in (checkpoint.get('meta', {}),
+                       checkpoint.get('message_hub', {}).get('runtime_info', {})):
+            if isinstance(holder.get('dataset_meta'), dict):
+                plain_dataset_meta(holder['dataset_meta'])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Plain lists -> message-hub buffers, before the Runner resumes from them."""

@@ -11,9 +11,10 @@ parameters). mmengine cannot be configured to do two things this subclass adds:
    nothing); frozen parameters of partly trainable modules are still reported by mmengine.
 2. One parameter group per set of options. With any ``paramwise_cfg`` mmengine gives every
    parameter a group of its own (729 for the demo model). Equal-option groups are merged here
-   (2 groups: with and without weight decay), so torch's multi-tensor (``foreach``) step updates
-   a whole group at once instead of one tensor per group, which is what makes per-parameter
-   groups slow (see the docstring of :class:`FrozenTrunkOptimWrapperConstructor`).
+   (2 groups: with and without weight decay), so torch's multi-tensor (``foreach``) step, the
+   default on CUDA, updates a whole group at once instead of one tensor at a time. AdamW step of
+   the demo model's 729 trainable tensors (9.9 M values), one CPU thread, median of 28: 44 ms in
+   2 groups vs 65 ms in 729 with ``foreach=True``; 40 vs 44 ms single-tensor (CPU's default).
 
 The options of every parameter are exactly mmengine's; only the grouping and the log differ.
 """
@@ -42,8 +43,7 @@ def merge_param_groups(groups: List[dict]) -> List[dict]:
 class FrozenTrunkOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` that skips all-frozen sub-modules without a warning
     per parameter and merges the per-parameter groups into one group per set of options (see
-    the module docstring for why mmengine's own cannot be configured to). AdamW step of the
-    Swin-V2-B model's 729 trainable tensors on CPU (2 threads): XXX.
+    the module docstring for why mmengine's own cannot be configured to).
 
     Use it with a ``paramwise_cfg`` (without one mmengine gives the optimizer every parameter,
     frozen ones included, in a single group)."""
