@@ -1,6 +1,7 @@
 """Train a multi-task model from a config (OpenMMLab style).
 
-    python tools/train.py configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128.py
+    python tools/train.py \
+        configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py
     python tools/train.py CONFIG --resume            # continue from work_dir's last checkpoint
     torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch
 """

@@ -185,11 +185,12 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched') -> Dict:
 
 def format_table(rows: List[Dict]) -> str:
     """Fixed-width table of the result rows."""
-    head = (f'{"strategy":>9} {"tasks":>5} {"img/s":>8} {"step ms":>9} {"trunk ms":>9} {"branch ms":>10} '
-            f'{"peak MB":>9} {"trainable M":>12}')
+    head = (f'{"strategy":>9} {"tasks":>5} {"img/s":>8} {"step ms":>9} {"trunk ms":>9} '
+            f'{"branch ms":>10} {"peak MB":>9} {"trainable M":>12}')
     lines = [head, '-' * len(head)]
     for r in rows:
-        lines.append(f'{r["strategy"]:>9} {r["tasks"]:>5} {r["images_per_s"]:>8.2f} {r["step_ms"]:>9.1f} '
+        lines.append(f'{r["strategy"]:>9} {r["tasks"]:>5} {r["images_per_s"]:>8.2f} '
+                     f'{r["step_ms"]:>9.1f} '
                      f'{r["trunk_ms"]:>9.1f} {r["branch_ms"]:>10.1f} {r["peak_mem_mb"]:>9.1f} '
                      f'{r["trainable_params"] / 1e6:>12.3f}')
     return '\n'.join(lines)

@@ -19,8 +19,8 @@ W starts at ``(1 - eps) I + eps / N`` (exponentiated gradient cannot leave an ex
 the last C are buffers (saved in checkpoints). Degenerate steps: a task whose gradient is zero
 or non-finite in either half (no labels in the batch, a NaN loss) has its row and column skipped
 for that step (warned once per task); its row keeps its weights, and the other rows keep the mass
-they give it. eta = 0 leaves W exactly as it is. W is kept in one place, the buffer ``affinity`` here: the
-adapter encoder reads it by reference at every forward (``task_affinity``;
+they give it. eta = 0 leaves W exactly as it is. W is kept in one place, the buffer
+``affinity`` here: the adapter encoder reads it by reference at every forward (``task_affinity``;
 ``theta_hat_t = sum_j W[t, j] theta_j``) and, with ``loss_weighting=True``, the loss weights are
 ``lambda_s = N mean_t W[t, s]`` (they sum to N).
 

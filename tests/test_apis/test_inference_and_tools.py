@@ -14,7 +14,7 @@ from conftest import NARROW_SWIN, Payload, load_tool
 from mtl_adapters.utils import read_image, write_png
 
 REPO = Path(__file__).resolve().parents[2]
-BASE_CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128.py'
+BASE_CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 IMG_HW = (301, 457)  # non-square, not a multiple of the window or the size divisor
 
 

@@ -23,7 +23,7 @@ def test_split_csv_cr_only(tmp_path):
     raw = (tmp_path / 'splits.csv').read_bytes()
     assert b'\r' in raw and b'\n' not in raw          # the official CR-only line endings
     assert read_split_csv(tmp_path / 'splits.csv') == dict(train=['a', 'b'], val=['c'],
-                                                          test=['d'])
+                                                           test=['d'])
     (tmp_path / 'crlf.csv').write_bytes(raw.replace(b'\r', b'\r\n'))
     assert read_split_csv(tmp_path / 'crlf.csv')['train'] == ['a', 'b']
 

@@ -14,7 +14,7 @@ from mtl_adapters.engine.optimizers import merge_param_groups
 from mtl_adapters.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = ['configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128.py',
+CONFIGS = ['configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py',
            'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py',
            'configs/troa/uncertainty_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py']
 NO_DECAY_KEYS = ('task_embeddings', 'weighting.')

@@ -15,7 +15,7 @@ from mtl_adapters.utils import load_checkpoint_file
 from mtl_adapters.utils.checkpoint import unsafe_globals
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128.py'
+CONFIG = REPO / 'configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 
 
 TINY = """
@@ -33,7 +33,8 @@ visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
 custom_hooks = []
 _loader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                dataset=dict(data_root=data_root))
-train_dataloader = dict(_loader, dataset=dict(data_root=data_root, pipeline={{{{_base_.train_pipeline}}}}))
+train_dataloader = dict(_loader, dataset=dict(data_root=data_root,
+                                              pipeline={{{{_base_.train_pipeline}}}}))
 val_dataloader = _loader
 test_dataloader = _loader
 """

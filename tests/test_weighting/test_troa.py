@@ -50,7 +50,7 @@ def test_cosine_matrix_matches_brute_force(mode):
     w0 = model.weighting.affinity.clone()
     model.weighting.due = True
     sum(model.loss(inputs, samples).values()).backward()
-    model.weighting.after_backward()                         # representation mode: after the backward
+    model.weighting.after_backward()            # representation mode: after the backward
     w1 = model.weighting.affinity.clone()
     model.weighting.affinity.copy_(w0)          # the brute force must see the same encoder
     brute = (_brute_force_params if mode == 'params' else _brute_force_representation)(

@@ -11,7 +11,6 @@ from mtl_adapters.weighting import cosine_matrix
 from weighting_toys import build_model, make_batch
 
 
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))

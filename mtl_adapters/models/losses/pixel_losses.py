@@ -92,7 +92,8 @@ class MaskedL1Loss(_PixelLoss):
 
 @MODELS.register_module()
 class SILogLoss(_PixelLoss):
-    """Scale-invariant log loss (Eigen et al.): sqrt(mean d^2 - lambda mean(d)^2), d = log p - log g."""
+    """Scale-invariant log loss (Eigen et al.): sqrt(mean d^2 - lambda mean(d)^2),
+    d = log p - log g."""
 
     loss_name = 'silog'
     batch_separable = False     # batch mean and variance of the log error
