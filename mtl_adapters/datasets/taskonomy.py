@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from mmengine.dataset import BaseDataset
+import numpy as np
 from mmengine.logging import print_log
 
 from mtl_adapters.registry import DATASETS
-from mtl_adapters.tasks import build_tasks
+from .base import MultiTaskDataset
 
 RGB_FOLDER = 'rgb'
 SPLITS = ('train', 'val', 'test')
@@ -84,7 +84,7 @@ def write_split_csv(path, splits: Dict[str, Sequence[str]]) -> None:
 
 
 @DATASETS.register_module()
-class TaskonomyDataset(BaseDataset):
+class TaskonomyDataset(MultiTaskDataset):
     """Taskonomy-format multi-task dataset.
 
     Args:
@@ -108,21 +108,15 @@ class TaskonomyDataset(BaseDataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if split_file is None and buildings is None:
             raise ValueError('TaskonomyDataset needs `split_file` or `buildings`')
-        self.tasks = build_tasks(tasks)
         self.split_file = split_file
         self.split = split
         self.buildings = list(buildings) if buildings is not None else None
         self.skip_missing = skip_missing
-        kwargs['metainfo'] = dict(kwargs.get('metainfo') or {}, tasks=self.tasks)
-        super().__init__(data_root=data_root, **kwargs)
-        self.tasks = self._metainfo['tasks']          # one set of built tasks, not two
+        super().__init__(tasks=tasks, data_root=data_root, **kwargs)
 
-    def get_data_info(self, idx: int) -> dict:
-        """The sample's record plus the dataset's built tasks (``results['tasks']``), which
-        the transforms read: the pipeline config lists no tasks."""
-        info = super().get_data_info(idx)
-        info['tasks'] = self.tasks
-        return info
+    def decode_gt(self, name: str, task, raw: np.ndarray, info: dict) -> np.ndarray:
+        """Taskonomy's encodings (``task.decode_taskonomy``)."""
+        return task.decode_taskonomy(raw)
 
     def load_data_list(self) -> List[dict]:
         root = Path(self.data_root)

@@ -1,5 +1,5 @@
 """Loading the image and every task's ground truth of one sample."""
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from mtl_adapters.registry import TRANSFORMS
 from mtl_adapters.utils import DataFileError, read_image
@@ -9,33 +9,37 @@ from .base import TaskTransform
 @TRANSFORMS.register_module()
 class LoadMultiTaskImageAndAnnotations(TaskTransform):
     """Read ``img_path`` (RGB uint8) and each ``task_paths[task]``, decoded to the task's
-    canonical ground truth with ``task.decode_<gt_format>``.
+    canonical ground truth by the dataset (``results['decode_gt']``, see
+    ``datasets/base.py``; outside a dataset, ``task.decode_<gt_format>``).
 
     A label map stored at another resolution than the image (Taskonomy's 256² semantic maps)
     is resized to the image with the task's interpolation (nearest for labels).
     Adds ``img``, ``gt`` (``{task: array}``), ``img_shape``, ``ori_shape``.
 
     Args:
-        gt_format: which ``decode_<gt_format>`` of the tasks reads the files.
+        gt_format: outside a dataset only: which ``decode_<gt_format>`` of the tasks reads the
+            files.
         tasks: only outside a dataset (see ``TaskTransform``).
     """
 
     def __init__(self, gt_format: str = 'taskonomy', tasks: Optional[Sequence] = None):
         super().__init__(tasks)
         self.gt_format = gt_format
-        if self.own_tasks is not None:
-            self.check_decoders(self.own_tasks)
 
-    def check_decoders(self, tasks) -> None:
-        """Every task can read ``gt_format`` files, or an error naming the task."""
+    def decoder(self, results: dict, tasks) -> Callable:
+        """``(name, task, raw, info) -> canonical array``: the dataset's, else the tasks'
+        ``decode_<gt_format>`` (an error naming the task if it has none)."""
+        if 'decode_gt' in results:
+            return results['decode_gt']
         for task in tasks.values():
             if not hasattr(task, f'decode_{self.gt_format}'):
                 raise ValueError(f'{type(task).__name__} has no decode_{self.gt_format}(): '
                                  f'gt_format={self.gt_format!r} is not supported for this task')
+        return lambda name, task, raw, info: getattr(task, f'decode_{self.gt_format}')(raw)
 
     def transform(self, results: dict) -> dict:
         tasks = self.tasks_of(results)
-        self.check_decoders(tasks)
+        decode = self.decoder(results, tasks)
         img = read_image(results['img_path'], unchanged=False)
         h, w = img.shape[:2]
         gts = {}
@@ -45,7 +49,7 @@ class LoadMultiTaskImageAndAnnotations(TaskTransform):
                 continue
             raw = read_image(path, unchanged=True)
             try:
-                gt = getattr(task, f'decode_{self.gt_format}')(raw)
+                gt = decode(name, task, raw, results)
             except Exception as exc:  # a wrong dtype/shape is a data problem: name the file
                 raise DataFileError(f'cannot decode {name} ground truth {path} '
                                     f'({raw.dtype}, shape {raw.shape}): {exc}') from exc
