@@ -1,4 +1,6 @@
-"""High-level APIs: model initialisation and single-image inference."""
-from .inference import inference_model, init_model, list_images
+"""High-level APIs: model initialisation and inference at the config's test scale."""
+from .inference import (apply_test_geometry, inference_model, init_model, keep_ratio_size,
+                        list_images, test_geometry)
 
-__all__ = ['init_model', 'inference_model', 'list_images']
+__all__ = ['init_model', 'inference_model', 'list_images', 'test_geometry',
+           'apply_test_geometry', 'keep_ratio_size']

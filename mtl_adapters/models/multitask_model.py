@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import Tensor
 
@@ -62,12 +63,19 @@ class MultiTaskModel(BaseModel):
         task_weights: initial loss weights ``{task: w}`` (default 1 each).
         weighting: task-weighting config from ``WEIGHTINGS`` (default ``UniformWeighting``);
             its weights multiply ``task_weights``.
+        test_cfg: how images are predicted, as in mmseg: ``dict(mode='whole')`` (default: the
+            padded image at once) or ``dict(mode='slide', crop_size=(h, w), stride=(sh, sw))``
+            (overlapping windows, raw outputs averaged where they overlap; for images much
+            larger than the training scale).
     """
+
+    TEST_MODES = ('whole', 'slide')
 
     def __init__(self, tasks: Sequence, encoder: dict, decoder: dict,
                  data_preprocessor: Optional[dict] = None,
                  task_weights: Optional[Dict[str, float]] = None,
-                 weighting: Optional[dict] = None, init_cfg=None):
+                 weighting: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 init_cfg=None):
         self.tasks = build_tasks(tasks)
         data_preprocessor = dict(data_preprocessor or dict(type='MultiTaskDataPreprocessor'))
         data_preprocessor.setdefault('tasks', list(self.tasks.values()))
@@ -101,6 +109,20 @@ class MultiTaskModel(BaseModel):
         self.weighting.bind_tasks(self.tasks)
         self._warned = set()
         self.register_load_state_dict_pre_hook(self._upgrade_legacy_state)
+        self.test_cfg = dict(test_cfg or dict(mode='whole'))
+        self.check_test_cfg()
+
+    def check_test_cfg(self) -> None:
+        """``test_cfg`` is whole or slide with a crop size and stride, or an error naming it."""
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode not in self.TEST_MODES:
+            raise ValueError(f'model.test_cfg.mode must be one of {self.TEST_MODES}, got {mode!r}')
+        if mode == 'slide':
+            for key in ('crop_size', 'stride'):
+                value = self.test_cfg.get(key)
+                if value is None or len(value) != 2 or min(value) < 1:
+                    raise ValueError(f"model.test_cfg.{key} must be (h, w) of positive ints for "
+                                     f"mode='slide', got {value!r}")
 
     def _upgrade_legacy_state(self, module, state_dict, prefix, *args) -> None:
         """Checkpoints written before the weighting interface still carry
@@ -235,17 +257,57 @@ class MultiTaskModel(BaseModel):
         return self.weigh_losses(step.losses)
 
     # --------------------------------------------------------------- prediction
+    def slide_forward(self, inputs: Tensor) -> Dict[str, Tensor]:
+        """Raw outputs of every task from overlapping ``crop_size`` windows every ``stride``
+        pixels (the last window of a row or column ends at the image edge, so every pixel is
+        covered), averaged where windows overlap. Each window runs the trunk once for all
+        tasks."""
+        (ch, cw), (sh, sw) = self.test_cfg['crop_size'], self.test_cfg['stride']
+        batch, _, h, w = inputs.shape
+        rows = max(h - ch + sh - 1, 0) // sh + 1
+        cols = max(w - cw + sw - 1, 0) // sw + 1
+        sums: Dict[str, Tensor] = {}
+        count = inputs.new_zeros((1, 1, h, w))
+        for r in range(rows):
+            for c in range(cols):
+                y0, x0 = min(r * sh, max(h - ch, 0)), min(c * sw, max(w - cw, 0))
+                y1, x1 = min(y0 + ch, h), min(x0 + cw, w)
+                outputs = self.forward_tasks(inputs[..., y0:y1, x0:x1])
+                for name, out in outputs.items():
+                    if name not in sums:
+                        sums[name] = out.new_zeros((batch, out.shape[1], h, w))
+                    sums[name][..., y0:y1, x0:x1] += out
+                count[..., y0:y1, x0:x1] += 1
+        return {name: total / count for name, total in sums.items()}
+
     def predict(self, inputs: Tensor,
-                data_samples: Optional[Sequence[MultiTaskDataSample]] = None
+                data_samples: Optional[Sequence[MultiTaskDataSample]] = None,
+                rescale: bool = False, keep_logits: bool = False
                 ) -> List[MultiTaskDataSample]:
-        """Predictions in ground-truth units, cropped to each image's unpadded size."""
-        outputs = self.forward_tasks(inputs)
+        """Predictions in ground-truth units, cropped to each image's unpadded size
+        (``img_shape``), as the metric compares them with the ground truth of the test
+        pipeline. With ``rescale`` (inference) the raw outputs are further resized
+        bilinearly to the image's original size (``ori_shape``) before ``task.postprocess``:
+        logit-bilinear for labels, re-normalised normals, depth in its own units. With
+        ``keep_logits`` the raw outputs are kept too (``logits_<task>``)."""
+        if self.test_cfg.get('mode', 'whole') == 'slide':
+            outputs = self.slide_forward(inputs)
+        else:
+            outputs = self.forward_tasks(inputs)
         if data_samples is None:
             data_samples = [MultiTaskDataSample(metainfo=dict(img_shape=inputs.shape[-2:]))
                             for _ in range(inputs.shape[0])]
         for name, out in outputs.items():
-            pred = self.tasks[name].postprocess(out)
+            task = self.tasks[name]
             for i, sample in enumerate(data_samples):
-                h, w = sample.metainfo.get('img_shape', pred.shape[-2:])
-                sample.set_pred(name, pred[i, :, :h, :w])
+                h, w = sample.metainfo.get('img_shape', out.shape[-2:])
+                raw = out[i:i + 1, :, :h, :w]
+                if rescale:
+                    size = tuple(sample.metainfo.get('ori_shape', (h, w)))
+                    if size != (h, w):
+                        raw = F.interpolate(raw, size=size, mode='bilinear',
+                                            align_corners=False)
+                if keep_logits:
+                    sample.set_logits(name, raw[0])
+                sample.set_pred(name, task.postprocess(raw)[0])
         return list(data_samples)

@@ -33,3 +33,12 @@ class MultiTaskDataSample(BaseDataElement):
         """The (C, H, W) prediction of ``task``, or None."""
         field = self.get(f'pred_{task}')
         return None if field is None else field.data
+
+    def set_logits(self, task: str, data: Tensor) -> None:
+        """Store the (C, H, W) raw head output of ``task`` (before ``task.postprocess``)."""
+        self.set_field(PixelData(data=data), f'logits_{task}', dtype=PixelData)
+
+    def get_logits(self, task: str) -> Optional[Tensor]:
+        """The (C, H, W) raw output of ``task``, or None if it was not kept."""
+        field = self.get(f'logits_{task}')
+        return None if field is None else field.data
