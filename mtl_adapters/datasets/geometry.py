@@ -1,4 +1,4 @@
-"""Camera geometry helpers: intrinsics scaling, unprojection, surface normals from depth.
+"""Camera geometry helpers: intrinsics, stereo depth, unprojection, surface normals from depth.
 
 Convention (project-wide, DESIGN section 5 and ``NormalTask``): OpenCV camera frame, x to the
 right of the image, y down, z forward along the optical axis; depth is z-depth (the z
@@ -31,6 +31,28 @@ def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     out[1, 1] = K[1, 1] * sy
     out[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
     return out
+
+
+def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """The 3x3 pinhole intrinsics ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` (float64, no skew)."""
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
+def depth_from_disparity(disparity: np.ndarray, baseline: float, focal: float) -> np.ndarray:
+    """Rectified-stereo disparity (pixels) -> z-depth ``baseline * focal / disparity`` (float32).
+
+    ``focal`` is the horizontal focal length in pixels of the grid the disparity is measured
+    on, ``baseline`` the stereo baseline in metres; pixels with a disparity that is not
+    finite and positive get depth 0 (invalid).
+    """
+    disparity = np.asarray(disparity, dtype=np.float64)
+    if not (np.isfinite(baseline) and baseline > 0 and np.isfinite(focal) and focal > 0):
+        raise ValueError(f'depth_from_disparity: baseline ({baseline}) and focal ({focal}) '
+                         'must be finite and positive')
+    valid = np.isfinite(disparity) & (disparity > 0)
+    depth = np.zeros(disparity.shape, dtype=np.float64)
+    depth[valid] = baseline * focal / disparity[valid]
+    return depth.astype(np.float32)
 
 
 def unproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:

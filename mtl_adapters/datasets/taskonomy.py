@@ -1,16 +1,46 @@
 """Taskonomy (and anything written in its on-disk format, e.g. our synthetic scenes).
 
-Layout: ``<root>/<folder>/<building>/point_<P>_view_<V>_domain_<domain>.png`` where the RGB
-folder is ``rgb`` and each task's folder/domain come from its Task class (the quirk: the
-semantic folder is ``segment_semantic`` but its files say ``domain_segmentsemantic``).
+On-disk layout (``<P>`` the point, ``<V>`` the view, both integers)::
+
+    <data_root>/<folder>/<building>/point_<P>_view_<V>_domain_<domain>.png         'taskonomy'
+    <data_root>/<folder>/taskonomy/<building>/point_<P>_view_<V>_domain_<domain>.png  'omnidata'
+
+The first is the layout of the Taskonomy release (per-building archives
+``<building>_<folder>.tar`` holding ``<folder>/point_*.png``) unpacked per folder, and of our
+synthetic scenes; the second is what the Omnidata download tool (``omnitools.download ...
+--components taskonomy``) writes, the only download route the Taskonomy authors maintain.
+The RGB folder is ``rgb``; each task's folder and domain tag are in :data:`TASKONOMY_FORMATS`
+(the quirk: the semantic folder is ``segment_semantic`` but its files say
+``domain_segmentsemantic``).
+
+Encodings (every file a PNG; the table below, keyed by task class, is the only place that
+knows them; tasks themselves are dataset-agnostic):
+
+* ``segment_semantic``: uint8, 0 = uncertain (ignored), 1 = background, 2..17 = 16 COCO
+  classes; train id = value - 1. May be stored at a lower resolution than the RGB (same aspect
+  ratio): the loader upsamples it to the image with nearest-neighbour interpolation.
+* ``depth_zbuffer``: uint16 z-depth in units of 1/512 m (range 128 m); 65535 = no
+  measurement (sky, holes in the mesh), decoded to 0 (invalid).
+* ``normal``: uint8 RGB, ``n = rgb / 255 * 2 - 1`` in the camera frame (x right, y down,
+  z forward, facing the camera; the project convention, see ``datasets/geometry.py``).
+* ``edge_texture``: uint16, ``edge = value / 65535``.
+
 Split files are CSVs ``id,train,val,test`` (one building per row, 1 = in that split) that the
-official release writes with CR-only line endings; any line ending is accepted here.
+official release writes with CR-only line endings (``train_val_test_{tiny,medium,full,
+fullplus}.csv``); any line ending is accepted here. ``data_prep/taskonomy.py`` validates a copy
+and writes per-split index files (:func:`read_taskonomy_index`) that the dataset reads instead
+of scanning the folders (``index_file``), with the known-bad buildings left out
+(``data_generation/taskonomy.py``). The configs (``configs/_base_/datasets/taskonomy_sdne.py``)
+use the tiny split's index files and evaluate on the test split at 256 px (the whole image
+resized, every valid pixel counted).
 """
 import csv
 import io
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.logging import print_log
@@ -20,14 +50,175 @@ from .base import MultiTaskDataset
 
 RGB_FOLDER = 'rgb'
 SPLITS = ('train', 'val', 'test')
+#: folder levels between ``<data_root>/<folder>/`` and ``<building>/``, per layout
+LAYOUTS: Dict[str, Tuple[str, ...]] = {'taskonomy': (), 'omnidata': ('taskonomy',)}
 _NAME = re.compile(r'^point_(?P<point>\d+)_view_(?P<view>\d+)_domain_rgb\.png$')
 
+#: Taskonomy stores depth_zbuffer as uint16 in units of 1/512 m; 65535 means no measurement.
+TASKONOMY_DEPTH_SCALE = 512.0
+TASKONOMY_DEPTH_INVALID = 65535
+#: edge_texture: uint16, edge = value / 65535
+TASKONOMY_EDGE_SCALE = 65535.0
 
-def taskonomy_path(root, folder: str, building: str, point, view, domain: str) -> Path:
+
+# ------------------------------------------------------------------------------ encodings
+def _decode_semantic(task, raw: np.ndarray) -> np.ndarray:
+    ignore = int(task.ignore_value)
+    raw = raw.astype(np.int32)
+    label = np.where(raw == 0, ignore, raw - 1)
+    outside = label[(label >= task.num_classes) & (label != ignore)]
+    if outside.size and not task.out_of_range_ignore:
+        values = sorted(set((np.unique(outside) + 1).tolist()))
+        raise ValueError(
+            f'found class values {values[:10]} ({outside.size} pixels) above the '
+            f'{task.num_classes} classes of this task (file values 1..{task.num_classes}, '
+            '0 = unlabelled): wrong num_classes, or another label set. To count them as '
+            'unlabelled set out_of_range_ignore=True in the SemanticTask config.')
+    label[label >= task.num_classes] = ignore
+    return label.astype(np.uint8)
+
+
+def _encode_semantic(task, value: np.ndarray) -> np.ndarray:
+    value = value.astype(np.int32)
+    return np.where(value == int(task.ignore_value), 0, value + 1).astype(np.uint8)
+
+
+def _decode_depth(task, raw: np.ndarray) -> np.ndarray:
+    depth = raw.astype(np.float32) / TASKONOMY_DEPTH_SCALE
+    depth[raw == TASKONOMY_DEPTH_INVALID] = 0.0
+    return depth
+
+
+def _encode_depth(task, value: np.ndarray) -> np.ndarray:
+    raw = np.clip(np.round(value * TASKONOMY_DEPTH_SCALE), 1, TASKONOMY_DEPTH_INVALID - 1)
+    raw[~(value > 0) | ~np.isfinite(value)] = TASKONOMY_DEPTH_INVALID
+    return raw.astype(np.uint16)
+
+
+def _decode_normal(task, raw: np.ndarray) -> np.ndarray:
+    n = raw[..., :3].astype(np.float32) / 255.0 * 2.0 - 1.0
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    return np.where(norm > 0.5, n / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
+
+
+def _encode_normal(task, value: np.ndarray) -> np.ndarray:
+    return np.clip(np.round((value + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
+
+
+def _decode_edge(task, raw: np.ndarray) -> np.ndarray:
+    return raw.astype(np.float32) / TASKONOMY_EDGE_SCALE
+
+
+def _encode_edge(task, value: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(value * TASKONOMY_EDGE_SCALE), 0,
+                   TASKONOMY_EDGE_SCALE).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class TaskonomyFormat:
+    """How one task type is stored in Taskonomy's format."""
+
+    #: folder under ``data_root`` and the domain tag inside the file names
+    folder: str
+    domain: str
+    #: what a file must hold (as ``read_image`` returns it): dtypes and channel counts
+    dtypes: Tuple[str, ...]
+    channels: Tuple[int, ...]
+    #: ``(task, checked raw array) -> canonical ground truth`` and its inverse
+    decode: Callable
+    encode: Callable
+
+
+#: the Taskonomy format of each task type, keyed by task class name (a subclass of a listed
+#: class uses its parent's entry); a new task type readable from Taskonomy adds a line here
+TASKONOMY_FORMATS: Dict[str, TaskonomyFormat] = {
+    'SemanticTask': TaskonomyFormat('segment_semantic', 'segmentsemantic', ('uint8', 'uint16'),
+                                    (1, 3), _decode_semantic, _encode_semantic),
+    # 8-bit depth files would be read as ~0.5 m: refused
+    'DepthTask': TaskonomyFormat('depth_zbuffer', 'depth_zbuffer', ('uint16',), (1, 3),
+                                 _decode_depth, _encode_depth),
+    # RGB (an alpha channel is dropped by read_image)
+    'NormalTask': TaskonomyFormat('normal', 'normal', ('uint8',), (3, 4),
+                                  _decode_normal, _encode_normal),
+    'EdgeTask': TaskonomyFormat('edge_texture', 'edge_texture', ('uint16',), (1, 3),
+                                _decode_edge, _encode_edge),
+}
+
+
+def taskonomy_format(task) -> TaskonomyFormat:
+    """The :class:`TaskonomyFormat` of a built task (looked up along its class hierarchy)."""
+    for cls in type(task).__mro__:
+        if cls.__name__ in TASKONOMY_FORMATS:
+            return TASKONOMY_FORMATS[cls.__name__]
+    raise ValueError(f'{type(task).__name__} ({task.name!r}) has no Taskonomy format: '
+                     f'Taskonomy-format files exist for {sorted(TASKONOMY_FORMATS)}; add an '
+                     'entry to TASKONOMY_FORMATS in mtl_adapters/datasets/taskonomy.py')
+
+
+def check_taskonomy_file(task, raw: np.ndarray) -> np.ndarray:
+    """Refuse a file ``task`` cannot be decoded from (wrong bit depth or channel count):
+    decoding it anyway gives plausible wrong values. A single-channel task's file may repeat
+    its channel; it comes back as one (H, W) channel."""
+    fmt = taskonomy_format(task)
+    channels = 1 if raw.ndim == 2 else raw.shape[-1]
+    if fmt.dtypes and raw.dtype.name not in fmt.dtypes:
+        raise ValueError(f'found {raw.dtype} values, expected {" or ".join(fmt.dtypes)} for '
+                         f'{task.name} (Taskonomy {fmt.folder}/ format)')
+    if channels not in fmt.channels:
+        raise ValueError(f'found {channels} channel(s), expected '
+                         f'{" or ".join(map(str, fmt.channels))} for {task.name}')
+    if raw.ndim == 3 and task.gt_channels == 1:
+        if not all(np.array_equal(raw[..., 0], raw[..., c]) for c in range(1, channels)):
+            raise ValueError(f'found {channels} different channels, expected one channel '
+                             f'(or equal ones) for {task.name}')
+        raw = raw[..., 0]
+    return raw
+
+
+def decode_taskonomy(task, raw: np.ndarray) -> np.ndarray:
+    """An array read from a Taskonomy-format PNG (``read_image(path, unchanged=True)``) ->
+    ``task``'s canonical ground truth; a wrong dtype/channel count is a ``ValueError``
+    saying what was expected."""
+    return taskonomy_format(task).decode(task, check_taskonomy_file(task, raw))
+
+
+def encode_taskonomy(task, value: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`decode_taskonomy`: canonical ground truth -> array to write as PNG."""
+    return taskonomy_format(task).encode(task, value)
+
+
+# ---------------------------------------------------------------------------------- paths
+def building_dir(root, folder: str, building: str, layout: str = 'taskonomy') -> Path:
+    """The folder holding one building's files of one domain folder."""
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout must be one of {sorted(LAYOUTS)}, got {layout!r}')
+    return Path(root, folder, *LAYOUTS[layout], building)
+
+
+def taskonomy_path(root, folder: str, building: str, point, view, domain: str,
+                   layout: str = 'taskonomy') -> Path:
     """Path of one Taskonomy file."""
-    return Path(root) / folder / building / f'point_{point}_view_{view}_domain_{domain}.png'
+    return building_dir(root, folder, building, layout) / \
+        f'point_{point}_view_{view}_domain_{domain}.png'
 
 
+def detect_layout(root) -> str:
+    """'omnidata' if ``<root>/rgb/taskonomy/`` exists, 'taskonomy' if ``<root>/rgb/`` does;
+    otherwise a ``FileNotFoundError`` describing both."""
+    rgb = Path(root) / RGB_FOLDER
+    if (rgb / 'taskonomy').is_dir():
+        return 'omnidata'
+    if rgb.is_dir():
+        return 'taskonomy'
+    raise FileNotFoundError(
+        f'{rgb} does not exist: data_root must hold rgb/ and one folder per task, either as '
+        '<folder>/<building>/ (Taskonomy archives, our synthetic scenes) or as '
+        '<folder>/taskonomy/<building>/ (the Omnidata download tool). Generate the synthetic '
+        'scenes with `python data_prep/synthetic.py` or see `python data_prep/taskonomy.py '
+        '--help` for the real data.')
+
+
+# --------------------------------------------------------------------------------- splits
 def read_split_csv(path) -> Dict[str, List[str]]:
     """Read a Taskonomy split CSV (any line ending) -> ``{'train': [...], 'val': [...], ...}``."""
     path = Path(path)
@@ -74,7 +265,7 @@ def _split_flag(value: str, path, line: int, split: str) -> bool:
 
 
 def write_split_csv(path, splits: Dict[str, Sequence[str]]) -> None:
-    """Write a split CSV the way the official release does (CR-only line endings)."""
+    """Write a split CSV with the official CR-only line endings (and a final CR)."""
     from mtl_adapters.utils import atomic_write_bytes
     lines = ['id,train,val,test']
     for split in SPLITS:
@@ -83,67 +274,127 @@ def write_split_csv(path, splits: Dict[str, Sequence[str]]) -> None:
     atomic_write_bytes(path, ('\r'.join(lines) + '\r').encode())
 
 
+# ---------------------------------------------------------------------------------- index
+#: the ``format`` field of an index file written by ``data_prep/taskonomy.py``
+INDEX_FORMAT = 'mtl_adapters.taskonomy_index/1'
+
+
+def read_taskonomy_index(path) -> dict:
+    """Read and check an index file: ``{'format', 'split_file', 'split', 'layout', 'folders',
+    'excluded_buildings', 'num_views', 'buildings': [{'name', 'views': [[point, view], ...]}]}``
+    (buildings in split-file order, views in file-name order, as a folder scan lists them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'index file not found: {path}. Write it with `python '
+                                'data_prep/taskonomy.py --data-root <data_root>` (see --help).')
+    try:
+        index = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f'{path} is not valid JSON ({err}); re-run data_prep/taskonomy.py') \
+            from err
+    if not isinstance(index, dict) or index.get('format') != INDEX_FORMAT:
+        raise ValueError(f'{path} is not a Taskonomy index of format {INDEX_FORMAT!r} (format '
+                         f'{index.get("format") if isinstance(index, dict) else None!r}); '
+                         're-run data_prep/taskonomy.py')
+    missing = {'split', 'layout', 'folders', 'buildings'} - set(index)
+    if missing or index['layout'] not in LAYOUTS:
+        raise ValueError(f'{path}: incomplete index (missing {sorted(missing)} or unknown '
+                         f'layout); re-run data_prep/taskonomy.py')
+    return index
+
+
 @DATASETS.register_module()
 class TaskonomyDataset(MultiTaskDataset):
     """Taskonomy-format multi-task dataset.
 
     Args:
         data_root: the folder holding ``rgb/`` and one folder per task.
-        split_file: split CSV (relative to ``data_root`` or absolute).
-        split: 'train', 'val' or 'test'.
         tasks: task configs (or names), declared once for the whole pipeline: they are built
             here, kept in ``metainfo['tasks']`` (the metric reads them there) and handed to
             every sample as ``results['tasks']`` (the transforms read them there). Every
             sample gets one path per task.
+        split_file: split CSV (relative to ``data_root`` or absolute).
+        split: 'train', 'val' or 'test' (default 'train'; with ``index_file``: the index's
+            split, and a different one is an error).
         buildings: use these buildings instead of reading ``split_file``.
         skip_missing: drop views that lack a task file (with a warning) instead of raising.
+        index_file: an index written by ``data_prep/taskonomy.py`` (relative to ``data_root``
+            or absolute): its views are used as they are, without scanning the folders (the
+            preparation checked them). Exclusive with ``split_file`` and ``buildings``.
+        layout: 'taskonomy' (``<folder>/<building>/``, the default) or 'omnidata'
+            (``<folder>/taskonomy/<building>/``); with ``index_file``: the index's.
+        exclude_buildings: buildings of the split file left out (known-bad ones).
     """
 
     METAINFO = dict(dataset='taskonomy')
 
     def __init__(self, data_root: str, tasks: Sequence, split_file: Optional[str] = None,
-                 split: str = 'train', buildings: Optional[Sequence[str]] = None,
-                 skip_missing: bool = False, **kwargs):
-        if split not in SPLITS:
+                 split: Optional[str] = None, buildings: Optional[Sequence[str]] = None,
+                 skip_missing: bool = False, index_file: Optional[str] = None,
+                 layout: Optional[str] = None, exclude_buildings: Sequence[str] = (),
+                 **kwargs):
+        if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if split_file is None and buildings is None:
-            raise ValueError('TaskonomyDataset needs `split_file` or `buildings`')
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f'layout must be one of {sorted(LAYOUTS)}, got {layout!r}')
+        if index_file is not None and (split_file is not None or buildings is not None):
+            raise ValueError('TaskonomyDataset: give `index_file` or `split_file`/`buildings`, '
+                             'not both (the index already lists the views of one split)')
+        if split_file is None and buildings is None and index_file is None:
+            raise ValueError('TaskonomyDataset needs `index_file`, `split_file` or `buildings`')
         self.split_file = split_file
+        self.index_file = index_file
         self.split = split
+        self.layout = layout
         self.buildings = list(buildings) if buildings is not None else None
+        self.exclude_buildings = set(exclude_buildings)
         self.skip_missing = skip_missing
         super().__init__(tasks=tasks, data_root=data_root, **kwargs)
 
     def decode_gt(self, name: str, task, raw: np.ndarray, info: dict) -> np.ndarray:
-        """Taskonomy's encodings (``task.decode_taskonomy``)."""
-        return task.decode_taskonomy(raw)
+        """Taskonomy's encodings (:func:`decode_taskonomy`)."""
+        return decode_taskonomy(task, raw)
+
+    def _resolve(self, path) -> Path:
+        path = Path(path)
+        return path if path.is_absolute() else Path(self.data_root) / path
+
+    def _folders(self) -> Dict[str, Tuple[str, str]]:
+        """``{task name: (folder, domain)}``."""
+        return {name: (taskonomy_format(t).folder, taskonomy_format(t).domain)
+                for name, t in self.tasks.items()}
 
     def load_data_list(self) -> List[dict]:
+        if self.index_file is not None:
+            return self._load_from_index()
         root = Path(self.data_root)
+        layout = self.layout or 'taskonomy'
+        split = self.split or 'train'
         if not (root / RGB_FOLDER).is_dir():
-            raise FileNotFoundError(
-                f'{root / RGB_FOLDER} does not exist: data_root must hold rgb/ and one folder '
-                'per task. Generate the synthetic scenes with `python data_prep/synthetic.py` '
-                'or point data_root at your Taskonomy copy.')
+            detect_layout(root)                       # raises, explaining the layouts
         buildings = self.buildings
         if buildings is None:
-            split_path = Path(self.split_file)
-            if not split_path.is_absolute():
-                split_path = root / split_path
-            buildings = read_split_csv(split_path)[self.split]
+            buildings = read_split_csv(self._resolve(self.split_file))[split]
+        folders = self._folders()
         data_list, missing = [], []
         for building in buildings:
-            bdir = root / RGB_FOLDER / building
+            if building in self.exclude_buildings:
+                continue
+            bdir = building_dir(root, RGB_FOLDER, building, layout)
             if not bdir.is_dir():
-                raise FileNotFoundError(f'building {building!r} of split {self.split!r} has no '
-                                        f'folder {bdir}. Fix the split file or the data_root.')
+                hint = (" (data_root looks like the Omnidata tool's layout: set "
+                        "layout='omnidata')" if layout == 'taskonomy' and
+                        (root / RGB_FOLDER / 'taskonomy').is_dir() else '')
+                raise FileNotFoundError(f'building {building!r} of split {split!r} has no '
+                                        f'folder {bdir}{hint}. Fix the split file or the '
+                                        'data_root, or list it in exclude_buildings.')
             for img in sorted(bdir.iterdir()):
                 m = _NAME.match(img.name)
                 if m is None:
                     continue
-                paths = {name: taskonomy_path(root, t.taskonomy_folder, building, m['point'],
-                                              m['view'], t.taskonomy_domain)
-                         for name, t in self.tasks.items()}
+                paths = {name: taskonomy_path(root, folder, building, m['point'], m['view'],
+                                              domain, layout)
+                         for name, (folder, domain) in folders.items()}
                 absent = [str(p) for p in paths.values() if not p.is_file()]
                 if absent:
                     missing.extend(absent)
@@ -158,5 +409,37 @@ class TaskonomyDataset(MultiTaskDataset):
             print_log(f'TaskonomyDataset: skipped {len(missing)} view(s) with missing labels, '
                       f'first: {missing[0]}', logger='current')
         if not data_list:
-            raise FileNotFoundError(f'no images found for split {self.split!r} under {root}')
+            raise FileNotFoundError(f'no images found for split {split!r} under {root}')
+        return data_list
+
+    def _load_from_index(self) -> List[dict]:
+        """The views listed by the index, with no folder scan and no file checks."""
+        path = self._resolve(self.index_file)
+        index = read_taskonomy_index(path)
+        if self.split is not None and self.split != index['split']:
+            raise ValueError(f'{path} indexes split {index["split"]!r}, not {self.split!r}: '
+                             f'use index file of the {self.split!r} split')
+        if self.layout is not None and self.layout != index['layout']:
+            raise ValueError(f'{path} was written for layout {index["layout"]!r}, not '
+                             f'{self.layout!r}')
+        folders = self._folders()
+        absent = sorted({f for f, _ in folders.values()} - set(index['folders']))
+        if absent:
+            raise ValueError(f'{path} was written for the folders {index["folders"]}, but the '
+                             f'tasks also need {absent}: re-run data_prep/taskonomy.py with '
+                             'those folders')
+        root, layout = Path(self.data_root), index['layout']
+        data_list = []
+        for entry in index['buildings']:
+            building = entry['name']
+            if building in self.exclude_buildings:
+                continue
+            for point, view in entry['views']:
+                img = taskonomy_path(root, RGB_FOLDER, building, point, view, 'rgb', layout)
+                paths = {name: str(taskonomy_path(root, folder, building, point, view, domain,
+                                                  layout))
+                         for name, (folder, domain) in folders.items()}
+                data_list.append(dict(img_path=str(img), building=building, task_paths=paths))
+        if not data_list:
+            raise FileNotFoundError(f'{path} lists no views')
         return data_list

@@ -1,10 +1,11 @@
 """The task interface: everything the package knows about one dense task lives in its Task class.
 
 A task defines, in one place: its output channels, the canonical in-memory form of its ground
-truth and how the Taskonomy on-disk format decodes to (and encodes from) it, its pad / ignore
-value and validity mask, how geometric transforms treat it (interpolation, what a horizontal
-flip does to the values), its loss, its metric (accumulate per-sample statistics, reduce over
-the dataset), how raw network outputs become predictions, and how to colour it for pictures.
+truth (each dataset's file decodes its own files to it: the on-disk formats live in
+``mtl_adapters/datasets/``, never here), its pad / ignore value and validity mask, how
+geometric transforms treat it (interpolation, what a horizontal flip does to the values), its
+loss, its metric (accumulate per-sample statistics, reduce over the dataset), how raw network
+outputs become predictions, and how to colour it for pictures.
 Nothing else in the package branches on a task's name.
 """
 from __future__ import annotations
@@ -29,9 +30,6 @@ class BaseTask:
     ignore_value: float = 0.0
     #: 'nearest' for labels, 'linear' for continuous maps
     interpolation: str = 'linear'
-    #: Taskonomy folder and the domain tag inside file names
-    taskonomy_folder: str = ''
-    taskonomy_domain: str = ''
     #: 'classification' or 'regression' (e.g. uncertainty weighting's likelihood)
     likelihood: str = 'regression'
     #: metric names and whether larger is better (used by the multi-task score)
@@ -55,37 +53,6 @@ class BaseTask:
         return 1
 
     # ------------------------------------------------------------ ground truth
-    #: what a Taskonomy-format file of this task must hold: dtypes and channel counts
-    taskonomy_dtypes: Sequence[str] = ()
-    taskonomy_channels: Sequence[int] = (1, 3)
-
-    def check_taskonomy_file(self, raw: np.ndarray) -> np.ndarray:
-        """Refuse a file this task cannot be decoded from (wrong bit depth or channel count):
-        decoding it anyway gives plausible wrong values. A single-channel task's file may
-        repeat its channel; it comes back as one (H, W) channel."""
-        channels = 1 if raw.ndim == 2 else raw.shape[-1]
-        if self.taskonomy_dtypes and raw.dtype.name not in self.taskonomy_dtypes:
-            raise ValueError(f'found {raw.dtype} values, expected '
-                             f'{" or ".join(self.taskonomy_dtypes)} for {self.name} '
-                             f'(Taskonomy {self.taskonomy_folder}/ format)')
-        if channels not in self.taskonomy_channels:
-            raise ValueError(f'found {channels} channel(s), expected '
-                             f'{" or ".join(map(str, self.taskonomy_channels))} for {self.name}')
-        if raw.ndim == 3 and self.gt_channels == 1:
-            if not all(np.array_equal(raw[..., 0], raw[..., c]) for c in range(1, channels)):
-                raise ValueError(f'found {channels} different channels, expected one channel '
-                                 f'(or equal ones) for {self.name}')
-            raw = raw[..., 0]
-        return raw
-
-    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        """Turn an array read from a Taskonomy-format PNG into the canonical ground truth."""
-        raise NotImplementedError
-
-    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`decode_taskonomy`: canonical ground truth -> array to write."""
-        raise NotImplementedError
-
     def hflip_values(self, value: np.ndarray) -> np.ndarray:
         """Fix the values of a map whose pixels were just mirrored horizontally."""
         return value
@@ -154,10 +121,38 @@ class BaseTask:
         extension): by default the Taskonomy encoding, ``<stem>_<task>.png``."""
         from pathlib import Path
 
+        from mtl_adapters.datasets.taskonomy import encode_taskonomy
         from mtl_adapters.utils import write_png
         path = Path(stem).with_name(f'{Path(stem).name}_{self.name}.png')
-        write_png(path, self.encode_taskonomy(value))
+        write_png(path, encode_taskonomy(self, value))
         return path
+
+    # ------------------------------------------- Taskonomy format (compatibility only)
+    # The Taskonomy on-disk format lives in mtl_adapters/datasets/taskonomy.py (a table keyed
+    # by task class). These four delegate to it for callers written before it moved
+    # (tests/conftest.py, tests/test_data_generation/test_synthetic_scenes.py,
+    # tests/test_tasks/test_edge_target.py); new code calls the functions there.
+    @property
+    def taskonomy_folder(self) -> str:
+        """Compatibility: ``taskonomy_format(task).folder``."""
+        from mtl_adapters.datasets.taskonomy import taskonomy_format
+        return taskonomy_format(self).folder
+
+    @property
+    def taskonomy_domain(self) -> str:
+        """Compatibility: ``taskonomy_format(task).domain``."""
+        from mtl_adapters.datasets.taskonomy import taskonomy_format
+        return taskonomy_format(self).domain
+
+    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
+        """Compatibility: ``datasets.taskonomy.decode_taskonomy(task, raw)``."""
+        from mtl_adapters.datasets.taskonomy import decode_taskonomy
+        return decode_taskonomy(self, raw)
+
+    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
+        """Compatibility: ``datasets.taskonomy.encode_taskonomy(task, value)``."""
+        from mtl_adapters.datasets.taskonomy import encode_taskonomy
+        return encode_taskonomy(self, value)
 
     # ---------------------------------------------------------- visualisation
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:

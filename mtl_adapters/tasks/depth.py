@@ -11,9 +11,6 @@ from mtl_adapters.registry import TASKS
 
 from .base_task import BaseTask
 
-#: Taskonomy stores depth_zbuffer as uint16 in units of 1/512 m; 65535 means no measurement.
-TASKONOMY_DEPTH_SCALE = 512.0
-TASKONOMY_DEPTH_INVALID = 65535
 #: units of 16-bit depth prediction PNGs: file-name suffix -> units per metre
 DEPTH_UNITS = {'mm': 1000.0, 'cm': 100.0}
 
@@ -38,9 +35,6 @@ class DepthTask(BaseTask):
     abbrev = 'D'
     ignore_value = 0.0
     interpolation = 'linear'
-    taskonomy_folder = 'depth_zbuffer'
-    taskonomy_domain = 'depth_zbuffer'
-    taskonomy_dtypes = ('uint16',)          # 1/512 m; 8-bit files would be read as ~0.5 m
     metric_directions = {'rmse': False, 'abs_rel': False, 'sq_rel': False, 'log10': False,
                          'd1': True, 'd2': True, 'd3': True}
 
@@ -54,17 +48,6 @@ class DepthTask(BaseTask):
     @property
     def out_channels(self) -> int:
         return 1
-
-    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        raw = self.check_taskonomy_file(raw)
-        depth = raw.astype(np.float32) / TASKONOMY_DEPTH_SCALE
-        depth[raw == TASKONOMY_DEPTH_INVALID] = 0.0
-        return depth
-
-    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
-        raw = np.clip(np.round(value * TASKONOMY_DEPTH_SCALE), 1, TASKONOMY_DEPTH_INVALID - 1)
-        raw[~(value > 0) | ~np.isfinite(value)] = TASKONOMY_DEPTH_INVALID
-        return raw.astype(np.uint16)
 
     def valid_mask(self, gt: Tensor) -> Tensor:
         return (gt > 0) & torch.isfinite(gt)

@@ -11,8 +11,6 @@ from mtl_adapters.registry import TASKS
 
 from .base_task import BaseTask
 
-EDGE_SCALE = 65535.0
-
 
 @TASKS.register_module()
 class EdgeTask(BaseTask):
@@ -25,21 +23,11 @@ class EdgeTask(BaseTask):
     abbrev = 'E'
     ignore_value = -1.0
     interpolation = 'linear'
-    taskonomy_folder = 'edge_texture'
-    taskonomy_domain = 'edge_texture'
-    taskonomy_dtypes = ('uint16',)
     metric_directions = {'l1': False}
 
     @property
     def out_channels(self) -> int:
         return 1
-
-    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        raw = self.check_taskonomy_file(raw)
-        return raw.astype(np.float32) / EDGE_SCALE
-
-    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(value * EDGE_SCALE), 0, EDGE_SCALE).astype(np.uint16)
 
     def valid_mask(self, gt: Tensor) -> Tensor:
         return gt >= 0

@@ -23,17 +23,13 @@ class NormalTask(BaseTask):
 
     Convention (project-wide): x to the right of the image, y down, z away from the camera
     (OpenCV camera frame); a surface facing the camera has n_z < 0. A horizontal flip negates
-    n_x. Taskonomy ``normal``: 8-bit RGB, n = rgb / 255 * 2 - 1.
+    n_x. Pictures map n to RGB as ``(n + 1) / 2 * 255``.
     """
 
     name = 'normal'
     abbrev = 'N'
     ignore_value = 0.0
     interpolation = 'linear'
-    taskonomy_folder = 'normal'
-    taskonomy_domain = 'normal'
-    taskonomy_dtypes = ('uint8',)           # n = rgb / 255 * 2 - 1
-    taskonomy_channels = (3, 4)             # RGB (an alpha channel is dropped)
     metric_directions = {'mean': False, 'median': False, 'rmse': False,
                          '11.25': True, '22.5': True, '30': True}
 
@@ -44,15 +40,6 @@ class NormalTask(BaseTask):
     @property
     def gt_channels(self) -> int:
         return 3
-
-    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        raw = self.check_taskonomy_file(raw)
-        n = raw[..., :3].astype(np.float32) / 255.0 * 2.0 - 1.0
-        norm = np.linalg.norm(n, axis=-1, keepdims=True)
-        return np.where(norm > 0.5, n / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
-
-    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
-        return np.clip(np.round((value + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
 
     def hflip_values(self, value: np.ndarray) -> np.ndarray:
         value = value.copy()
@@ -107,6 +94,6 @@ class NormalTask(BaseTask):
                 '30': 100 * sum(s['t30'] for s in stats) / n}
 
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
-        rgb = self.encode_taskonomy(value)
+        rgb = np.clip(np.round((value + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
         rgb[np.linalg.norm(value, axis=-1) < 0.5] = 0
         return rgb

@@ -43,9 +43,8 @@ def write_label_png(path, label: np.ndarray, palette: np.ndarray) -> None:
 class SemanticTask(BaseTask):
     """Semantic segmentation: cross-entropy loss, mIoU (through mmseg's helpers).
 
-    Canonical ground truth: HxW uint8 train ids, 255 where unlabelled.
-    Taskonomy ``segment_semantic``: uint8, 0 = uncertain (ignored), 1 = background,
-    2..17 = the 16 COCO classes; train id = raw - 1.
+    Canonical ground truth: HxW uint8 train ids, 255 where unlabelled. Label values at or
+    above ``num_classes`` in a dataset's files are an error unless ``out_of_range_ignore``.
     """
 
     name = 'seg'
@@ -53,9 +52,6 @@ class SemanticTask(BaseTask):
     ignore_value = IGNORE_INDEX
     interpolation = 'nearest'
     likelihood = 'classification'
-    taskonomy_folder = 'segment_semantic'
-    taskonomy_domain = 'segmentsemantic'
-    taskonomy_dtypes = ('uint8', 'uint16')
     metric_directions = {'mIoU': True, 'aAcc': True}
 
     def __init__(self, num_classes: int = 17, class_names: Optional[Sequence[str]] = None,
@@ -73,24 +69,6 @@ class SemanticTask(BaseTask):
     @property
     def out_channels(self) -> int:
         return self.num_classes
-
-    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        raw = self.check_taskonomy_file(raw).astype(np.int32)
-        label = np.where(raw == 0, IGNORE_INDEX, raw - 1)
-        outside = label[(label >= self.num_classes) & (label != IGNORE_INDEX)]
-        if outside.size and not self.out_of_range_ignore:
-            values = sorted(set((np.unique(outside) + 1).tolist()))
-            raise ValueError(
-                f'found class values {values[:10]} ({outside.size} pixels) above the '
-                f'{self.num_classes} classes of this task (file values 1..{self.num_classes}, '
-                '0 = unlabelled): wrong num_classes, or another label set. To count them as '
-                'unlabelled set out_of_range_ignore=True in the SemanticTask config.')
-        label[label >= self.num_classes] = IGNORE_INDEX
-        return label.astype(np.uint8)
-
-    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
-        value = value.astype(np.int32)
-        return np.where(value == IGNORE_INDEX, 0, value + 1).astype(np.uint8)
 
     def to_tensor(self, value: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(value.astype(np.int64)))[None]

@@ -155,3 +155,14 @@ def test_infer_tool_batches_slides_and_saves_raw(setup, tmp_path):
     depth = np.load(files['depth_raw'])
     assert depth.shape == (1,) + HW
     assert read_image(files['depth']).shape == HW
+
+
+def test_inference_benchmark_smoke(tmp_path):
+    from mtl_adapters.benchmarks import inference_speed
+    out = tmp_path / 'speed.json'
+    result = inference_speed.main(['--num-images', '2', '--batch-size', '1', '2',
+                                   '--size', '70', '90', '--crop-size', '64', '64',
+                                   '--device', 'cpu', '--out', str(out)])
+    assert [(r['mode'], r['batch_size']) for r in result['rows']] == [
+        ('whole', 1), ('whole', 2), ('slide', 1), ('slide', 2)]
+    assert all(r['images_per_s'] > 0 for r in result['rows']) and out.is_file()

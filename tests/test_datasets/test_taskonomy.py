@@ -8,6 +8,7 @@ import torch
 from conftest import TEST_TASKS, write_taskonomy_fixture
 
 from mtl_adapters.datasets import TaskonomyDataset, read_split_csv, taskonomy_path
+from mtl_adapters.datasets.taskonomy import decode_taskonomy
 from mtl_adapters.utils import DataFileError, write_png
 
 
@@ -168,6 +169,281 @@ def test_out_of_range_classes_ignored_only_when_asked(tmp_path):
     seg = build_tasks([dict(type='SemanticTask', num_classes=5,
                             out_of_range_ignore=True)])['seg']
     raw = np.array([[0, 1, 5, 6, 9]], np.uint8)
-    assert seg.decode_taskonomy(raw).tolist() == [[255, 0, 4, 255, 255]]
+    assert decode_taskonomy(seg, raw).tolist() == [[255, 0, 4, 255, 255]]
     # a single-channel label stored as three equal channels decodes the same
-    assert seg.decode_taskonomy(np.stack([raw] * 3, -1)).tolist() == [[255, 0, 4, 255, 255]]
+    assert decode_taskonomy(seg, np.stack([raw] * 3, -1)).tolist() == [[255, 0, 4, 255, 255]]
+
+
+# ------------------------------------------------------------- standalone loading (no dataset)
+def test_standalone_loader_reads_taskonomy_format(tmp_path):
+    """LoadMultiTaskImageAndAnnotations outside a dataset (gt_format='taskonomy') decodes with
+    datasets/taskonomy.py's table; a task type without an entry is an error naming it."""
+    from mtl_adapters.datasets.transforms import LoadMultiTaskImageAndAnnotations
+    from mtl_adapters.tasks import BaseTask
+    truth = write_taskonomy_fixture(str(tmp_path), views=1)
+    names = dict(seg=('segment_semantic', 'segmentsemantic'), depth=('depth_zbuffer',) * 2,
+                 normal=('normal',) * 2, edge=('edge_texture',) * 2)
+    results = dict(img_path=str(taskonomy_path(tmp_path, 'rgb', 'bldA', 0, 0, 'rgb')),
+                   task_paths={k: str(taskonomy_path(tmp_path, f, 'bldA', 0, 0, d))
+                               for k, (f, d) in names.items()})
+    out = LoadMultiTaskImageAndAnnotations(tasks=TEST_TASKS)(dict(results))
+    ref = truth[('bldA', 0)]
+    np.testing.assert_array_equal(out['gt']['seg'], ref['seg'])
+    np.testing.assert_allclose(out['gt']['depth'], ref['depth'], atol=1 / 1024)
+
+    class Albedo(BaseTask):
+        name = 'albedo'
+
+        def default_loss(self):
+            return dict(type='MaskedL1Loss')
+
+    with pytest.raises(ValueError, match='Albedo.*no Taskonomy format'):
+        LoadMultiTaskImageAndAnnotations(tasks=[Albedo()])(dict(results))
+
+
+# -------------------------------------------------------- data_prep/taskonomy.py (the index)
+def _prep_main(argv):
+    """data_prep/taskonomy.py's main, imported by path."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / 'data_prep' / 'taskonomy.py'
+    spec = importlib.util.spec_from_file_location('data_prep_taskonomy', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+@pytest.fixture(scope='module')
+def copy_root(tmp_path_factory):
+    """A tiny Taskonomy copy in the Omnidata tool's layout, indexed once (do not modify)."""
+    from taskonomy_prep_fixture import write_taskonomy_copy
+    root = tmp_path_factory.mktemp('taskonomy_copy')
+    truth = write_taskonomy_copy(root)
+    assert _prep_main(['--data-root', str(root), '--workers', '1', '--no-progress']) == 0
+    return root, truth
+
+
+def test_prep_indexes_splits_without_the_bad_building(copy_root, capsys):
+    import json
+    from taskonomy_prep_fixture import MISSING_BAD, SPLITS
+    root, truth = copy_root
+    raw = (root / 'splits' / 'train_val_test_tiny.csv').read_bytes()
+    assert b'\n' not in raw and not raw.endswith(b'\r')      # as released
+    index = {s: json.loads((root / 'index' / f'index_tiny_{s}.json').read_text())
+             for s in ('train', 'val', 'test')}
+    train = index['train']
+    assert train['layout'] == 'omnidata' and train['split_file'] == 'train_val_test_tiny.csv'
+    assert train['excluded_buildings'] == [MISSING_BAD]
+    assert [b['name'] for b in train['buildings']] == SPLITS['train']       # CSV order
+    # file-name order, as a folder scan lists them: point_10 sorts before point_1
+    assert train['buildings'][0]['views'] == [[0, 0], [10, 1], [1, 0]]
+    assert train['num_views'] == 6 and index['test']['num_views'] == 3
+    assert set(_tree(root / 'index')) == {
+        'index_tiny_train.json', 'index_tiny_val.json', 'index_tiny_test.json',
+        *(f'buildings/{b}.json' for s in SPLITS.values() for b in s)}
+    # --check: everything is done and valid, nothing is written
+    before = _tree(root / 'index')
+    assert _prep_main(['--data-root', str(root), '--workers', '1', '--no-progress',
+                       '--check']) == 0
+    assert 'skipped 4' in capsys.readouterr().out and _tree(root / 'index') == before
+    # without the exclusion the absent building fails, named with its missing folder
+    assert _prep_main(['--data-root', str(root), '--workers', '1', '--no-progress',
+                       '--check', '--exclude-buildings']) == 1
+    assert f'rgb/taskonomy/{MISSING_BAD}' in capsys.readouterr().out
+
+
+def test_index_loads_canonical_units_like_a_scan(copy_root):
+    """The dataset reads the index (no scan) and gets exactly what a scan finds; the known
+    view decodes to known canonical values: the 32x32 semantic map upsampled nearest to the
+    64x64 image, 16-bit depth in metres with 65535 masked, unit normals, edges in [0, 1]."""
+    from taskonomy_prep_fixture import KNOWN_CANONICAL, KNOWN_VIEW, MISSING_BAD
+    root, truth = copy_root
+    pipeline = [dict(type='LoadMultiTaskImageAndAnnotations'), dict(type='PackMultiTaskInputs')]
+    tasks = [dict(type='SemanticTask', num_classes=17), 'DepthTask', 'NormalTask', 'EdgeTask']
+    indexed = TaskonomyDataset(data_root=str(root), index_file='index/index_tiny_train.json',
+                               tasks=tasks, pipeline=pipeline)
+    scanned = TaskonomyDataset(data_root=str(root), layout='omnidata', tasks=tasks,
+                               split_file='splits/train_val_test_tiny.csv', split='train',
+                               exclude_buildings=[MISSING_BAD], pipeline=pipeline)
+    assert [indexed.get_data_info(i)['task_paths'] for i in range(len(indexed))] == \
+        [scanned.get_data_info(i)['task_paths'] for i in range(len(scanned))]
+    assert len(indexed) == 6
+    i = [indexed.get_data_info(k)['img_path'] for k in range(6)].index(str(
+        root / 'rgb' / 'taskonomy' / 'merom' / 'point_1_view_0_domain_rgb.png'))
+    assert KNOWN_VIEW == ('merom', 1, 0)
+    sample = indexed[i]['data_samples']
+    np.testing.assert_array_equal(sample.get_gt('seg')[0].numpy(), KNOWN_CANONICAL['seg'])
+    depth = sample.get_gt('depth')[0].numpy()
+    np.testing.assert_array_equal(depth, KNOWN_CANONICAL['depth'])     # 2 m, 0.5 m, 0 = none
+    normal = sample.get_gt('normal').permute(1, 2, 0).numpy()
+    cos = (normal * KNOWN_CANONICAL['normal']).sum(-1)
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 0.5
+    np.testing.assert_array_equal(sample.get_gt('edge')[0].numpy(), KNOWN_CANONICAL['edge'])
+    # a random view against its written values
+    j = [indexed.get_data_info(k)['img_path'] for k in range(6)].index(str(
+        root / 'rgb' / 'taskonomy' / 'hanson' / 'point_10_view_1_domain_rgb.png'))
+    ref = truth[('hanson', 10, 1)]
+    got = indexed[j]
+    np.testing.assert_array_equal(got['inputs'].permute(1, 2, 0).numpy(), ref['rgb'])
+    np.testing.assert_array_equal(got['data_samples'].get_gt('seg')[0].numpy(), ref['seg'])
+
+
+def test_index_mismatches_are_explained(copy_root):
+    root, _ = copy_root
+    kw = dict(data_root=str(root), tasks=TEST_TASKS)
+    with pytest.raises(ValueError, match="indexes split 'train', not 'val'"):
+        TaskonomyDataset(index_file='index/index_tiny_train.json', split='val', **kw)
+    with pytest.raises(ValueError, match='not both'):
+        TaskonomyDataset(index_file='index/index_tiny_train.json', split_file='x.csv', **kw)
+    with pytest.raises(FileNotFoundError, match='data_prep/taskonomy.py'):
+        TaskonomyDataset(index_file='index/index_medium_train.json', **kw)
+    with pytest.raises(FileNotFoundError, match="layout='omnidata'"):     # scan, wrong layout
+        TaskonomyDataset(split_file='splits/train_val_test_tiny.csv', **kw)
+
+
+def test_bad_files_are_named_and_the_run_goes_on(tmp_path, capsys):
+    """A truncated depth PNG, a missing normal, an 8-bit edge map: each building fails with the
+    file's path, the others are indexed, no index file is written and the exit code is 1;
+    --drop-bad-views then indexes the rest and lists the dropped views with why."""
+    import json
+    from taskonomy_prep_fixture import view_file, write_taskonomy_copy
+    write_taskonomy_copy(tmp_path)
+    truncated = view_file(tmp_path, 'depth_zbuffer', 'hanson', 0, 0)
+    with open(truncated, 'r+b') as f:
+        f.truncate(60)
+    missing = view_file(tmp_path, 'normal', 'ihlen', 1, 0)
+    os.remove(missing)
+    eight_bit = view_file(tmp_path, 'edge_texture', 'collierville', 10, 1)
+    write_png(eight_bit, np.zeros((64, 64), np.uint8))
+    args = ['--data-root', str(tmp_path), '--workers', '1', '--no-progress']
+    assert _prep_main(args) == 1
+    out = capsys.readouterr().out
+    for path in (truncated, missing, eight_bit):
+        assert path in out
+    assert 'expected uint16 for edge' in out and 'NOT written' in out
+    assert 'processed 1, skipped 0 (already done), failed 3' in out
+    assert sorted(os.listdir(tmp_path / 'index' / 'buildings')) == ['merom.json']
+    assert not list((tmp_path / 'index').glob('index_*.json'))
+    # the quick check reads PNG headers only: blind to the truncated data, not to the rest
+    quick = args + ['--check', '--quick', '--out', str(tmp_path / 'quick')]
+    assert _prep_main(quick) == 1
+    out = capsys.readouterr().out
+    assert 'checked 2, skipped 0 (already done), failed 2' in out
+    assert missing in out and eight_bit in out and truncated not in out
+    assert _prep_main(args + ['--drop-bad-views']) == 0
+    index = json.loads((tmp_path / 'index' / 'index_tiny_train.json').read_text())
+    assert index['dropped_views'] == 1 and index['num_views'] == 5
+    part = json.loads((tmp_path / 'index' / 'buildings' / 'hanson.json').read_text())
+    assert part['dropped'][0]['view'] == [0, 0] and truncated in part['dropped'][0]['problems'][0]
+
+
+def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
+    from taskonomy_prep_fixture import write_taskonomy_copy
+
+    from mtl_adapters.data_generation.taskonomy import TaskonomyIndex
+    write_taskonomy_copy(tmp_path / 'data', layout='taskonomy')
+    args = ['--data-root', str(tmp_path / 'data'), '--workers', '1', '--no-progress']
+    assert _prep_main(args + ['--out', str(tmp_path / 'clean')]) == 0
+    original = TaskonomyIndex.process
+    calls = []
+
+    def dies_at_three(self, item):
+        calls.append(item.key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt           # Ctrl-C in the middle of the run
+        return original(self, item)
+
+    monkeypatch.setattr(TaskonomyIndex, 'process', dies_at_three)
+    with pytest.raises(KeyboardInterrupt):
+        _prep_main(args + ['--out', str(tmp_path / 'resumed')])
+    assert len(_tree(tmp_path / 'resumed')) == 2           # two buildings, no index yet
+    monkeypatch.setattr(TaskonomyIndex, 'process', original)
+    assert _prep_main(args + ['--out', str(tmp_path / 'resumed')]) == 0
+    clean = _tree(tmp_path / 'clean')
+    assert len(clean) == 7 and _tree(tmp_path / 'resumed') == clean
+    # other settings: the buildings are checked again (not taken as done)
+    assert _prep_main(args + ['--out', str(tmp_path / 'resumed'), '--quick']) == 0
+    assert _tree(tmp_path / 'resumed') != clean
+
+
+def test_png_header_agrees_with_read_image(tmp_path):
+    """The quick check's dtype/channels from the PNG header are what read_image returns."""
+    import warnings
+
+    from PIL import Image
+
+    from mtl_adapters.data_generation.taskonomy import png_header
+    from mtl_adapters.utils import DataFileError, read_image
+    a = np.random.RandomState(0).randint(0, 255, (5, 7)).astype(np.uint8)
+    images = {'L': Image.fromarray(a), 'RGB': Image.fromarray(np.stack([a] * 3, -1)),
+              'RGBA': Image.fromarray(np.stack([a] * 4, -1)),
+              'P': Image.fromarray(a).convert('P'), 'LA': Image.fromarray(a).convert('LA'),
+              '1': Image.fromarray(a > 100), 'I16': Image.fromarray(a.astype(np.uint16) * 250)}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for name, img in images.items():
+            img.save(tmp_path / f'{name}.png')
+    write_png(tmp_path / 'rgb16.png', np.zeros((5, 7, 3), np.uint16))
+    for path in sorted(tmp_path.glob('*.png')):
+        h, w, dtype, channels = png_header(path)
+        img = read_image(path)
+        assert (h, w, dtype, channels) == (*img.shape[:2], img.dtype.name,
+                                           1 if img.ndim == 2 else img.shape[2]), path.name
+    (tmp_path / 'bad.png').write_bytes(b'GIF89a')
+    with pytest.raises(DataFileError, match='bad.png'):
+        png_header(tmp_path / 'bad.png')
+
+
+TINY_LEAF = """
+_base_ = '{base}'
+data_root = '{root}'
+model = dict(
+    encoder=dict(model_name='swinv2_tiny_window8_256', pretrained=None, img_size=(32, 32),
+                 model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
+                                   window_size=4),
+                 adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),
+    decoder=dict(depths=(1, 1, 1, 1), num_heads=(2, 2, 1, 1), window_size=4,
+                 img_size=(32, 32), head_channels=8))
+param_scheduler = []
+train_cfg = dict(max_iters=2, val_interval=2)
+default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
+custom_hooks = []
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root))
+val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+"""
+
+
+def test_leaf_config_trains_and_evaluates(copy_root, tmp_path):
+    """The paper-setting S-D-N-E leaf (tiny model overrides) trains 2 iterations on the indexed
+    copy and evaluates on its val building."""
+    import json
+    from pathlib import Path
+
+    from conftest import load_tool
+    root, _ = copy_root
+    leaf = Path(__file__).resolve().parents[2] / \
+        'configs/vtagml/vtagml_swinv2-base_1xb8-40k_taskonomy-256x256_sdne.py'
+    cfg = tmp_path / 'tiny_taskonomy.py'
+    cfg.write_text(TINY_LEAF.format(base=leaf, root=root))
+    runner = load_tool('train').main([
+        str(cfg), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+        'train_dataloader.dataset.pipeline.1.geometric.0.size=(32,32)',
+        'val_dataloader.dataset.pipeline.1.geometric.0.height=32',
+        'val_dataloader.dataset.pipeline.1.geometric.0.width=32'])
+    assert runner.iter == 2 and (tmp_path / 'work' / 'iter_2.pth').is_file()
+    scalars = [json.loads(line) for line in
+               next((tmp_path / 'work').rglob('vis_data/scalars.json')).read_text().splitlines()]
+    val = [s for s in scalars if 'seg/mIoU' in s]
+    assert len(val) == 1, scalars
+    for key in ('seg/mIoU', 'depth/rmse', 'normal/mean', 'edge/l1'):
+        assert np.isfinite(val[0][key]), key
+    shutil.rmtree(tmp_path / 'work')

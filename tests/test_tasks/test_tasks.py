@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from mtl_adapters.datasets.taskonomy import decode_taskonomy, encode_taskonomy
 from mtl_adapters.registry import TASKS
 from mtl_adapters.tasks import build_tasks
 
@@ -10,29 +11,29 @@ from mtl_adapters.tasks import build_tasks
 def test_semantic_taskonomy_quirks():
     task = TASKS.build(dict(type='SemanticTask', num_classes=17))
     raw = np.array([[0, 1, 2, 17]], np.uint8)       # uncertain, background, first, last
-    assert task.decode_taskonomy(raw).tolist() == [[255, 0, 1, 16]]
+    assert decode_taskonomy(task, raw).tolist() == [[255, 0, 1, 16]]
     bad = np.array([[0, 1, 2, 17, 18]], np.uint8)   # 18: beyond the 17 classes
     with pytest.raises(ValueError, match=r'class values \[18\]'):
-        task.decode_taskonomy(bad)
+        decode_taskonomy(task, bad)
     lenient = TASKS.build(dict(type='SemanticTask', num_classes=17, out_of_range_ignore=True))
-    assert lenient.decode_taskonomy(bad).tolist() == [[255, 0, 1, 16, 255]]
+    assert decode_taskonomy(lenient, bad).tolist() == [[255, 0, 1, 16, 255]]
     label = np.array([[255, 0, 16]], np.uint8)
-    assert task.encode_taskonomy(label).tolist() == [[0, 1, 17]]
+    assert encode_taskonomy(task, label).tolist() == [[0, 1, 17]]
 
 
 def test_depth_taskonomy_units_and_invalid():
     task = TASKS.build(dict(type='DepthTask'))
     raw = np.array([[512, 1024, 65535, 256]], np.uint16)
-    np.testing.assert_allclose(task.decode_taskonomy(raw), [[1.0, 2.0, 0.0, 0.5]])
+    np.testing.assert_allclose(decode_taskonomy(task, raw), [[1.0, 2.0, 0.0, 0.5]])
     depth = np.array([[1.0, 0.0, np.nan, 3.3]], np.float32)
-    enc = task.encode_taskonomy(depth)
+    enc = encode_taskonomy(task, depth)
     assert enc.dtype == np.uint16 and enc.tolist() == [[512, 65535, 65535, 1690]]
 
 
 def test_normal_round_trip_and_flip():
     task = TASKS.build(dict(type='NormalTask'))
     n = np.array([[[0.6, 0.0, -0.8], [0.0, 0.0, 0.0]]], np.float32)
-    dec = task.decode_taskonomy(task.encode_taskonomy(n))
+    dec = decode_taskonomy(task, encode_taskonomy(task, n))
     np.testing.assert_allclose(dec[0, 0], n[0, 0], atol=6e-3)
     assert np.linalg.norm(dec[0, 1]) == 0   # invalid stays invalid
     np.testing.assert_allclose(task.hflip_values(n)[0, 0], [-0.6, 0.0, -0.8])
@@ -41,7 +42,32 @@ def test_normal_round_trip_and_flip():
 def test_edge_round_trip():
     task = TASKS.build(dict(type='EdgeTask'))
     e = np.array([[0.0, 0.1, 1.0]], np.float32)
-    np.testing.assert_allclose(task.decode_taskonomy(task.encode_taskonomy(e)), e, atol=1e-5)
+    np.testing.assert_allclose(decode_taskonomy(task, encode_taskonomy(task, e)), e, atol=1e-5)
+
+
+def test_tasks_hold_no_taskonomy_format():
+    """The Taskonomy encodings live in datasets/taskonomy.py (a table keyed by task class): no
+    task class defines its own; a subclass reads its parent's entry; an unknown one is named."""
+    from mtl_adapters.datasets.taskonomy import taskonomy_format
+    from mtl_adapters.tasks import DepthTask, EdgeTask, NormalTask, SemanticTask
+    for cls in (SemanticTask, DepthTask, NormalTask, EdgeTask):
+        assert not [k for k in vars(cls) if 'taskonomy' in k.lower()], cls
+
+    class CoarseSemantic(SemanticTask):
+        name = 'coarse'
+
+    assert taskonomy_format(CoarseSemantic(num_classes=3)).domain == 'segmentsemantic'
+
+    from mtl_adapters.tasks import BaseTask
+
+    class Albedo(BaseTask):
+        name = 'albedo'
+
+        def default_loss(self):
+            return dict(type='MaskedL1Loss')
+
+    with pytest.raises(ValueError, match=r"Albedo \('albedo'\) has no Taskonomy format"):
+        taskonomy_format(Albedo())
 
 
 @pytest.mark.parametrize('name', ['SemanticTask', 'DepthTask', 'NormalTask', 'EdgeTask'])

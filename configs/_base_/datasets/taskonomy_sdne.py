@@ -1,12 +1,24 @@
-# Taskonomy (tiny/medium/full split CSVs as released), 256 px, all four tasks.
+# Taskonomy, tiny split (25/5/5 buildings, the released train_val_test_tiny.csv), all four tasks,
+# as indexed by `python data_prep/taskonomy.py --data-root data/taskonomy` (known-bad buildings
+# left out; the index files list the checked views, so nothing scans the folders). Training:
+# random resized 256 px crops of the 512 px images and flips; validation/test: the whole image
+# resized to 256 px, every valid pixel counted. Semantic: background + 16 COCO classes, 0
+# (uncertain) ignored. Depth: z-buffer metres, 65535 (no depth) ignored, evaluated in
+# 0.001..128 m (the format's range), pooled over every valid pixel of the split.
+# For the medium split: --split-file splits/train_val_test_medium.csv, then index_medium_*.json.
 # `tasks` is declared once: the datasets build them and hand them to the transforms and the
 # metric (metainfo['tasks']); a leaf narrows only the model
 # (`model = dict(tasks=_base_.tasks[:2])`).
 data_root = 'data/taskonomy'
 crop_size = (256, 256)
+# taskbank/assets/web_assets/pseudosemantics/coco_selected_classes.txt (StanfordVL/taskonomy):
+# file value 1 + index in this list
+taskonomy_classes = ('background', 'bottle', 'chair', 'couch', 'potted plant', 'bed',
+                     'dining table', 'toilet', 'tv', 'microwave', 'oven', 'toaster', 'sink',
+                     'refrigerator', 'book', 'clock', 'vase')
 tasks = [
-    dict(type='SemanticTask', num_classes=17),     # background + 16 COCO classes
-    dict(type='DepthTask'),
+    dict(type='SemanticTask', num_classes=17, class_names=taskonomy_classes),
+    dict(type='DepthTask', metric_cfg=dict(min_depth=1e-3, max_depth=128.0, per_image=False)),
     dict(type='NormalTask'),
     dict(type='EdgeTask'),
 ]
@@ -32,7 +44,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='TaskonomyDataset', data_root=data_root,
-                 split_file='splits/train_val_test_tiny.csv', split='train', tasks=tasks,
+                 index_file='index/index_tiny_train.json', split='train', tasks=tasks,
                  pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
@@ -40,8 +52,11 @@ val_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='TaskonomyDataset', data_root=data_root,
-                 split_file='splits/train_val_test_tiny.csv', split='val', tasks=tasks,
+                 index_file='index/index_tiny_val.json', split='val', tasks=tasks,
                  pipeline=test_pipeline))
-test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
+test_dataloader = dict(
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], index_file='index/index_tiny_test.json',
+                 split='test'))
 val_evaluator = dict(type='MultiTaskMetric')
 test_evaluator = val_evaluator

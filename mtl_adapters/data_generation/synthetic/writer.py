@@ -37,7 +37,7 @@ _TASKS = None
 
 
 def synthetic_tasks() -> dict:
-    """The four task objects whose Taskonomy encoders ``generate`` uses, keyed by task name."""
+    """The four task objects ``generate`` encodes in Taskonomy's format, keyed by task name."""
     global _TASKS
     if _TASKS is None:
         from mtl_adapters.tasks import DepthTask, EdgeTask, NormalTask, SemanticTask
@@ -49,15 +49,17 @@ def synthetic_tasks() -> dict:
 
 def view_paths(out_dir, building: str, point: int) -> Dict[str, Path]:
     """Paths of the five files of one view: 'rgb' and one per task name."""
-    from mtl_adapters.datasets.taskonomy import RGB_FOLDER, taskonomy_path
-    paths = {name: taskonomy_path(out_dir, t.taskonomy_folder, building, point, 0,
-                                  t.taskonomy_domain) for name, t in synthetic_tasks().items()}
+    from mtl_adapters.datasets.taskonomy import RGB_FOLDER, taskonomy_format, taskonomy_path
+    formats = {name: taskonomy_format(t) for name, t in synthetic_tasks().items()}
+    paths = {name: taskonomy_path(out_dir, f.folder, building, point, 0, f.domain)
+             for name, f in formats.items()}
     paths['rgb'] = taskonomy_path(out_dir, RGB_FOLDER, building, point, 0, 'rgb')
     return paths
 
 
 def _generate_view(job: tuple) -> str:
     """Render and write one view unless its five files exist; returns 'rendered' or 'skipped'."""
+    from mtl_adapters.datasets.taskonomy import encode_taskonomy
     from mtl_adapters.utils.io import write_png
     out_dir, building, point, seed, size, style = job
     paths = view_paths(out_dir, building, point)
@@ -65,7 +67,7 @@ def _generate_view(job: tuple) -> str:
         return 'skipped'
     sample = render_view(seed, size, style, view=point)
     for name, task in synthetic_tasks().items():
-        write_png(paths[name], task.encode_taskonomy(sample[name]))
+        write_png(paths[name], encode_taskonomy(task, sample[name]))
     write_png(paths['rgb'], sample['rgb'])  # last: the loader lists views by their RGB file
     return 'rendered'
 
@@ -111,14 +113,15 @@ def _split_counts(num_scenes: int, splits: Sequence[float]) -> Tuple[int, int, i
 
 def _meta(classes, size, style, seed, K, num_scenes, views_per_scene, split_scenes) -> dict:
     """Content of meta.json (deterministic: no timestamps)."""
-    tasks = synthetic_tasks()
+    from mtl_adapters.datasets.taskonomy import taskonomy_format
+    formats = {name: taskonomy_format(t) for name, t in synthetic_tasks().items()}
     return dict(dataset='synthetic_scenes', format='taskonomy', classes=list(classes),
                 num_classes=len(classes), seg_encoding='segment_semantic value = train id + 1',
                 size=list(size), style=style, seed=int(seed), K=np.asarray(K).tolist(),
                 hfov_deg=HFOV_DEG, num_scenes=num_scenes, views_per_scene=views_per_scene,
                 splits={k: len(v) for k, v in split_scenes.items()},
-                tasks={name: dict(folder=t.taskonomy_folder, domain=t.taskonomy_domain)
-                       for name, t in tasks.items()})
+                tasks={name: dict(folder=f.folder, domain=f.domain)
+                       for name, f in formats.items()})
 
 
 def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
@@ -128,8 +131,9 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
     """Write ``num_scenes`` x ``views_per_scene`` synthetic views in Taskonomy's format.
 
     Layout: ``<out_dir>/rgb/<scene>/point_<P>_view_0_domain_rgb.png`` and, per task,
-    ``<out_dir>/<folder>/<scene>/point_<P>_view_0_domain_<domain>.png`` (the tasks'
-    ``encode_taskonomy``), ``splits.csv`` (``id,train,val,test``, CR-only) and ``meta.json``.
+    ``<out_dir>/<folder>/<scene>/point_<P>_view_0_domain_<domain>.png``
+    (``datasets.taskonomy.encode_taskonomy``), ``splits.csv`` (``id,train,val,test``,
+    CR-only) and ``meta.json``.
     ``splits``: (train, val, test) fractions or integer scene counts. Resumable: views whose
     five files exist are skipped; files are written atomically. Deterministic for any
     ``workers`` (default ``min(2, os.cpu_count())``). Returns a summary dict.

@@ -1,0 +1,378 @@
+"""Boundary precision / recall: ODS F, OIS F and AP as the BSDS and NYUD benchmarks define them.
+
+Written from the published definition (Martin, Fowlkes & Malik, *Learning to detect natural
+image boundaries using local brightness, color, and texture cues*, PAMI 2004; Arbelaez et al.,
+*Contour detection and hierarchical image segmentation*, PAMI 2011), in NumPy/SciPy only.
+
+Per image and per threshold ``t`` (``thresholds``; an int N means N values uniformly spaced
+strictly inside ``(0, max_value)``: ``max_value * k / (N + 1)``, k = 1..N; BSDS uses N = 99 on
+probability maps):
+
+1. the prediction is binarised, ``pred >= t``, and thinned to 1-pixel width (:func:`thin`:
+   the two-subiteration parallel thinning of Guo & Hall / Lam, Lee & Suen 1992, the one
+   MATLAB's ``bwmorph(..., 'thin', Inf)`` applies in the benchmark; here a frontier-only
+   implementation, pixel-identical to ``skimage.morphology.thin``);
+2. the ground-truth boundary is ``gt > gt_threshold`` (ground truth in [0, 1]; 0.5 for binary
+   boundary maps), thinned the same way when ``thin_gt`` (the default);
+3. predicted and ground-truth boundary pixels are matched one to one, a pair being allowed when
+   their Euclidean distance is at most ``max_dist * diagonal`` pixels (``diagonal`` =
+   ``sqrt(H^2 + W^2)`` of the evaluated region; ``max_dist`` 0.0075 for BSDS, 0.011 for
+   NYUD), by an **exact maximum-cardinality bipartite matching** (Hopcroft-Karp,
+   ``scipy.sparse.csgraph.maximum_bipartite_matching``) on the graph of allowed pairs;
+4. the counts ``cntP`` (matched predicted pixels), ``sumP`` (predicted pixels), ``cntR``
+   (matched ground-truth pixels) and ``sumR`` (ground-truth pixels) are kept per threshold.
+   With several annotators (a list of ground-truth maps, as BSDS has) a predicted pixel counts
+   as matched when it matches any annotator, and ``cntR``/``sumR`` sum over the annotators.
+
+The original benchmark (``correspondPixels``) solves a *minimum-cost* assignment instead: pairs
+within the tolerance cost their distance, and every pixel may instead be assigned to an
+"outlier" at a high fixed cost. Because leaving two pixels unmatched costs far more than any
+allowed distance, its assignment is (up to the approximations of its solver) a matching of
+maximum cardinality, with ties broken by the smallest total distance. The counts depend only
+on the cardinality, so they are the same; ours never trades a match for shorter distances and
+needs no integer cost scaling.
+
+Dataset scores, from the counts (``P = cntP / sumP``, ``R = cntR / sumR``, 0 when the
+denominator is 0; ``F = 2PR / (P + R)``, 0 when ``P + R = 0``; all reported in percent):
+
+* **ODS F** (optimal dataset scale): the counts are summed over all images per threshold, and
+  ODS F is the largest F over the thresholds (``odsT`` is that threshold). With
+  ``interpolate=True`` P and R are also interpolated linearly between consecutive thresholds
+  (100 points per interval) and the best F along that polyline is taken, as the BSDS scripts
+  do; it can only raise ODS F, by a little with 99 thresholds.
+* **OIS F** (optimal image scale): each image gets its own best threshold (the largest per-image
+  F; the lowest such threshold on ties, so an image without any ground-truth boundary, whose F
+  is 0 everywhere, contributes at the lowest threshold), then the counts of every image at its
+  threshold are summed and OIS F is the F of these sums (not the mean of per-image F's).
+* **AP**: the area under the dataset precision-recall curve, recall on the x axis: the points
+  ``(R(t), P(t))`` of the thresholds that predict any pixel, in order of recall (the highest
+  precision where recalls are equal), joined by straight lines, extended at constant precision
+  from the smallest recall down to recall 0 and at precision 0 beyond the largest recall. (The
+  BSDS scripts instead sample the linearly interpolated curve at recall 0, 0.01, ..., 1, count
+  points outside the recall range as 0 and include empty predictions as P = 0; a perfect
+  detector gets AP = 1 here.)
+
+The scores are in percent.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+#: offsets (dy, dx) of the 8 neighbours x1..x8 of Guo-Hall thinning: E, NE, N, NW, W, SW, S, SE
+#: (counter-clockwise from east; rows grow downwards); bit i-1 of a neighbourhood code is x_i
+_NEIGHBOURS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
+#: counts of ``boundary_counts``, in this order
+COUNT_KEYS = ('cntP', 'sumP', 'cntR', 'sumR')
+
+
+def _thinning_luts() -> Tuple[np.ndarray, np.ndarray]:
+    """Deletion tables of the two subiterations, indexed by the 8-bit neighbourhood code.
+
+    A pixel p with neighbours x1..x8 (x9 = x1) is deleted when (G1) its crossing number
+    ``X_H(p) = #{i in 1..4 : x_{2i-1} = 0 and (x_{2i} or x_{2i+1})}`` is 1, (G2)
+    ``2 <= min(n1, n2) <= 3`` with ``n1 = sum_k (x_{2k-1} or x_{2k})`` and
+    ``n2 = sum_k (x_{2k} or x_{2k+1})``, and (G3) ``(x2 or x3 or not x8) and x1`` is false in
+    the first subiteration, (G3') ``(x6 or x7 or not x4) and x5`` is false in the second.
+    """
+    codes = np.arange(256)
+    x = [None] + [(codes >> i) & 1 for i in range(8)]  # x[1..8]
+    x.append(x[1])                                       # x9 = x1
+    crossing = sum((x[2 * i - 1] == 0) & ((x[2 * i] | x[2 * i + 1]) == 1) for i in range(1, 5))
+    n1 = sum(x[2 * k - 1] | x[2 * k] for k in range(1, 5))
+    n2 = sum(x[2 * k] | x[2 * k + 1] for k in range(1, 5))
+    base = (crossing == 1) & (np.minimum(n1, n2) >= 2) & (np.minimum(n1, n2) <= 3)
+    first = base & ~(((x[2] | x[3] | (1 - x[8])) & x[1]) == 1)
+    second = base & ~(((x[6] | x[7] | (1 - x[4])) & x[5]) == 1)
+    return first, second
+
+
+_LUTS = _thinning_luts()
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """Thin a binary map to 1-pixel-wide curves (Guo-Hall two-subiteration parallel thinning).
+
+    The same result as ``skimage.morphology.thin(mask)`` (and MATLAB's ``bwmorph(mask, 'thin',
+    Inf)``), but each subiteration only revisits the pixels whose neighbourhood changed in the
+    two previous subiterations (a pixel deletable by a subiteration's rule stays so until its
+    neighbourhood changes), so thick regions cost their number of deleted pixels, not the
+    image area times the number of iterations.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f'thin: expected a 2-D map, got shape {mask.shape}')
+    h, w = mask.shape
+    wp = w + 2
+    img = np.zeros((h + 2) * wp, dtype=bool)  # zero-padded, flattened
+    img.reshape(h + 2, wp)[1:-1, 1:-1] = mask
+    offsets = np.array([dy * wp + dx for dy, dx in _NEIGHBOURS], dtype=np.int64)
+    bits = (1 << np.arange(8, dtype=np.uint8)).astype(np.uint8)
+
+    def codes(idx: np.ndarray) -> np.ndarray:
+        nb = img[idx[:, None] + offsets[None, :]]  # (n, 8)
+        return nb.astype(np.uint8) @ bits if idx.size else np.zeros(0, np.uint8)
+
+    def neighbours(idx: np.ndarray) -> np.ndarray:
+        near = np.unique((idx[:, None] + offsets[None, :]).ravel())
+        return near[img[near]]
+
+    cand = np.flatnonzero(img)
+    first_codes = codes(cand)
+    border = cand[first_codes != 255]  # interior pixels (code 255) are never deletable
+    deleted: List[np.ndarray] = []
+    step = 0
+    while True:
+        lut = _LUTS[step % 2]
+        code = first_codes if step == 0 else codes(cand)
+        gone = cand[lut[code]]
+        img[gone] = False
+        deleted.append(gone)
+        if step >= 1 and deleted[-1].size == 0 and deleted[-2].size == 0:
+            break
+        step += 1
+        # candidates of the next subiteration: its neighbourhood changed since that rule last
+        # looked at it (deletions of the last two subiterations), or the first visit (border)
+        recent = np.concatenate(deleted[-2:])
+        cand = neighbours(recent) if recent.size else recent
+        if step == 1:
+            cand = np.union1d(cand, border[img[border]])
+        if len(deleted) > 2:
+            deleted.pop(0)
+    return img.reshape(h + 2, wp)[1:-1, 1:-1].copy()
+
+
+def make_thresholds(thresholds: Union[int, Sequence[float]] = 99,
+                    max_value: float = 1.0) -> np.ndarray:
+    """An int N -> ``max_value * k / (N + 1)`` for k = 1..N; a sequence -> itself, sorted."""
+    if isinstance(thresholds, (int, np.integer)):
+        if thresholds < 1:
+            raise ValueError(f'thresholds: need at least 1, got {thresholds}')
+        n = int(thresholds)
+        return max_value * np.arange(1, n + 1, dtype=np.float64) / (n + 1)
+    out = np.sort(np.asarray(list(thresholds), dtype=np.float64))
+    if out.ndim != 1 or out.size == 0:
+        raise ValueError(f'thresholds: expected an int or a non-empty list, got {thresholds!r}')
+    return out
+
+
+def _disk_offsets(radius: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(dy, dx) integer offsets with ``dy^2 + dx^2 <= radius^2``."""
+    r = int(np.floor(radius))
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    keep = dy ** 2 + dx ** 2 <= radius ** 2
+    return dy[keep], dx[keep]
+
+
+class _GroundTruthIndex:
+    """One ground-truth boundary map, prepared for repeated matching against predictions."""
+
+    def __init__(self, gt_b: np.ndarray, tol: float):
+        from scipy import ndimage
+        h, w = gt_b.shape
+        self.n = int(gt_b.sum())
+        self.tol = tol
+        r = int(np.floor(tol))
+        self.r = r
+        self.wg = w + 2 * r
+        index = np.full((h + 2 * r, w + 2 * r), -1, dtype=np.int32)
+        index[r:r + h, r:r + w][gt_b] = np.arange(self.n, dtype=np.int32)
+        self.index = index.ravel()
+        dy, dx = _disk_offsets(tol)
+        self.offsets = (dy * self.wg + dx).astype(np.int64)
+        # pixels farther than the tolerance from every ground-truth pixel can match nothing
+        if self.n:
+            self.near = ndimage.distance_transform_edt(~gt_b) <= tol
+        else:
+            self.near = np.zeros_like(gt_b)
+
+    def match(self, pred_b: np.ndarray) -> Tuple[np.ndarray, int]:
+        """(flat indices of the predicted pixels that are matched, number of matches)."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_bipartite_matching
+        near = np.flatnonzero(pred_b & self.near)
+        if near.size == 0 or self.n == 0:
+            return near[:0], 0
+        h, w = pred_b.shape
+        y, x = np.divmod(near, w)
+        base = (y + self.r) * self.wg + (x + self.r)
+        rows, cols = [], []
+        chunk = max(1, (1 << 22) // max(1, self.offsets.size))
+        for s in range(0, near.size, chunk):
+            cand = self.index[base[s:s + chunk, None] + self.offsets[None, :]]  # (n, m)
+            r_, c_ = np.nonzero(cand >= 0)
+            rows.append(r_ + s)
+            cols.append(cand[r_, c_])
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        graph = csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)),
+                           shape=(near.size, self.n))
+        match = maximum_bipartite_matching(graph, perm_type='column')  # row -> column or -1
+        matched = match >= 0
+        return near[matched], int(matched.sum())
+
+
+def _as_list(gt) -> List[np.ndarray]:
+    if isinstance(gt, np.ndarray) and gt.ndim == 2:
+        return [gt]
+    if isinstance(gt, np.ndarray) and gt.ndim == 3:
+        return list(gt)
+    return [np.asarray(g) for g in gt]
+
+
+def boundary_counts(pred: np.ndarray, gt, thresholds: Union[int, Sequence[float]] = 99,
+                    max_dist: float = 0.0075, gt_threshold: float = 0.5, thin_gt: bool = True,
+                    valid: Optional[np.ndarray] = None, max_value: float = 1.0
+                    ) -> Dict[str, np.ndarray]:
+    """Per-threshold counts of one image: ``{'cntP', 'sumP', 'cntR', 'sumR'}`` int64 arrays.
+
+    Args:
+        pred: (H, W) predicted boundary strength (binarised as ``pred >= t``).
+        gt: (H, W) ground truth (boundary where ``gt > gt_threshold``), or a list of them (one
+            per annotator).
+        thresholds: an int N (N thresholds uniformly spaced in (0, max_value)) or the values.
+        max_dist: matching tolerance as a fraction of the image diagonal.
+        valid: (H, W) bool, pixels to evaluate (elsewhere neither map has a boundary); the
+            diagonal is that of the bounding box of the valid pixels.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.ndim != 2:
+        raise ValueError(f'boundary_counts: expected an (H, W) prediction, got {pred.shape}')
+    gts = _as_list(gt)
+    for g in gts:
+        if g.shape != pred.shape:
+            raise ValueError(f'boundary_counts: ground truth {g.shape} and prediction '
+                             f'{pred.shape} differ in size')
+    ts = make_thresholds(thresholds, max_value)
+    out = {k: np.zeros(ts.size, dtype=np.int64) for k in COUNT_KEYS}
+    if valid is None:
+        valid = np.ones(pred.shape, dtype=bool)
+    valid = np.asarray(valid, dtype=bool)
+    if not valid.any():
+        return out
+    ys, xs = np.nonzero(valid.any(axis=1))[0], np.nonzero(valid.any(axis=0))[0]
+    diagonal = float(np.hypot(ys[-1] - ys[0] + 1, xs[-1] - xs[0] + 1))
+    tol = max_dist * diagonal
+    pred = np.where(valid & np.isfinite(pred), pred, -np.inf)
+
+    index = []
+    for g in gts:
+        g_b = (np.nan_to_num(np.asarray(g, dtype=np.float64), nan=-np.inf) > gt_threshold)
+        g_b &= valid
+        index.append(_GroundTruthIndex(thin(g_b) if thin_gt else g_b, tol))
+    sum_r = sum(i.n for i in index)
+
+    flat = np.sort(pred.ravel())
+    # pixels at or above each threshold: equal counts mean equal (nested) binary maps
+    sizes = flat.size - np.searchsorted(flat, ts, side='left')
+    last_size, last = -1, None
+    for k, t in enumerate(ts):
+        if sizes[k] != last_size:
+            last_size = int(sizes[k])
+            pred_b = thin(pred >= t) if last_size else np.zeros(pred.shape, dtype=bool)
+            matched_any = np.zeros(pred.size, dtype=bool)
+            cnt_r = 0
+            for gi in index:
+                matched, n = gi.match(pred_b)
+                matched_any[matched] = True
+                cnt_r += n
+            last = (int(matched_any.sum()), int(pred_b.sum()), cnt_r)
+        out['cntP'][k], out['sumP'][k], out['cntR'][k] = last
+        out['sumR'][k] = sum_r
+    return out
+
+
+def _prf(cnt_p, sum_p, cnt_r, sum_r):
+    """Precision, recall, F (arrays) with the benchmark's 0-for-0/0 conventions."""
+    cnt_p, sum_p, cnt_r, sum_r = (np.asarray(v, dtype=np.float64)
+                                  for v in (cnt_p, sum_p, cnt_r, sum_r))
+    p = np.divide(cnt_p, sum_p, out=np.zeros_like(cnt_p), where=sum_p > 0)
+    r = np.divide(cnt_r, sum_r, out=np.zeros_like(cnt_r), where=sum_r > 0)
+    f = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+    return p, r, f
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """Area under the precision-recall polyline (see the module docstring), in [0, 1]."""
+    recall = np.asarray(recall, dtype=np.float64)
+    precision = np.asarray(precision, dtype=np.float64)
+    if recall.size == 0:
+        return 0.0
+    order = np.lexsort((-precision, recall))           # by recall, best precision first
+    r, p = recall[order], precision[order]
+    first = np.ones(r.size, dtype=bool)
+    first[1:] = r[1:] != r[:-1]
+    r, p = r[first], p[first]
+    area = r[0] * p[0]                                  # constant precision down to recall 0
+    area += float(np.sum((r[1:] - r[:-1]) * (p[1:] + p[:-1]) / 2))
+    return float(area)
+
+
+def _best_interpolated(ts, p, r):
+    """Largest F along P, R (and t) interpolated linearly between consecutive thresholds."""
+    d = np.linspace(0.0, 1.0, 100)[None, :]
+    pi = p[:-1, None] * (1 - d) + p[1:, None] * d
+    ri = r[:-1, None] * (1 - d) + r[1:, None] * d
+    ti = ts[:-1, None] * (1 - d) + ts[1:, None] * d
+    fi = np.divide(2 * pi * ri, pi + ri, out=np.zeros_like(pi), where=(pi + ri) > 0)
+    k = int(np.argmax(fi))
+    return fi.flat[k], pi.flat[k], ri.flat[k], ti.flat[k]
+
+
+def boundary_scores(counts: Iterable[Dict[str, Sequence[int]]],
+                    thresholds: Union[int, Sequence[float]] = 99, max_value: float = 1.0,
+                    interpolate: bool = False) -> Dict[str, float]:
+    """ODS/OIS/AP (percent) from the per-image counts of :func:`boundary_counts`.
+
+    Returns ``odsF, odsP, odsR, odsT, oisF, oisP, oisR, AP`` (odsT in prediction units).
+    """
+    ts = make_thresholds(thresholds, max_value)
+    stacked = {k: [] for k in COUNT_KEYS}
+    for c in counts:
+        for k in COUNT_KEYS:
+            v = np.asarray(c[k], dtype=np.int64)
+            if v.shape != ts.shape:
+                raise ValueError(f'boundary_scores: counts for {v.size} thresholds, expected '
+                                 f'{ts.size}')
+            stacked[k].append(v)
+    if not stacked['cntP']:
+        return {k: float('nan') for k in ('odsF', 'odsP', 'odsR', 'odsT', 'oisF', 'oisP',
+                                          'oisR', 'AP')}
+    c = {k: np.stack(v) for k, v in stacked.items()}  # (images, thresholds)
+    total = {k: v.sum(axis=0) for k, v in c.items()}
+    p, r, f = _prf(total['cntP'], total['sumP'], total['cntR'], total['sumR'])
+    best = int(np.argmax(f))
+    ods = (f[best], p[best], r[best], ts[best])
+    if interpolate and ts.size > 1:
+        cand = _best_interpolated(ts, p, r)
+        if cand[0] > ods[0]:
+            ods = cand
+    _, _, f_img = _prf(c['cntP'], c['sumP'], c['cntR'], c['sumR'])
+    pick = np.argmax(f_img, axis=1)  # first (lowest) best threshold of each image
+    rows = np.arange(pick.size)
+    op, orr, of = _prf(*(c[k][rows, pick].sum() for k in COUNT_KEYS))
+    defined = total['sumP'] > 0
+    ap = average_precision(r[defined], p[defined])
+    return dict(odsF=100 * float(ods[0]), odsP=100 * float(ods[1]), odsR=100 * float(ods[2]),
+                odsT=float(ods[3]), oisF=100 * float(of), oisP=100 * float(op),
+                oisR=100 * float(orr), AP=100 * ap)
+
+
+def _counts_job(args):
+    pred, gt, kwargs = args
+    return boundary_counts(pred, gt, **kwargs)
+
+
+def evaluate_boundaries(preds: Iterable[np.ndarray], gts: Iterable, workers: int = 1,
+                        interpolate: bool = False, **kwargs) -> Dict[str, float]:
+    """ODS/OIS/AP of a whole set: :func:`boundary_counts` per image (``workers`` processes),
+    then :func:`boundary_scores`. ``kwargs`` go to :func:`boundary_counts`."""
+    jobs = ((p, g, kwargs) for p, g in zip(preds, gts))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            counts = list(pool.map(_counts_job, jobs, chunksize=4))
+    else:
+        counts = [_counts_job(j) for j in jobs]
+    return boundary_scores(counts, kwargs.get('thresholds', 99), kwargs.get('max_value', 1.0),
+                           interpolate=interpolate)
