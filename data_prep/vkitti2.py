@@ -32,8 +32,11 @@ and extract them all into one folder (tar xf <archive> -C SRC), giving
   SRC/Scene01/clone/frames/depth/Camera_0/depth_00000.png            uint16 cm, 65535 = sky
   SRC/Scene01/clone/frames/classSegmentation/Camera_0/classgt_00000.png   RGB colour-coded
   SRC/Scene01/clone/colors.txt  intrinsic.txt                        (from textgt)
-(each archive in its own SRC/vkitti_2.0.3_<type>/ folder works too). Scenes:
-{', '.join(SCENES)}; variations: {', '.join(VARIATIONS)}; cameras: {', '.join(CAMERAS)}.
+(each archive in its own SRC/vkitti_2.0.3_<type>/ folder works too).
+  scenes:     {', '.join(SCENES)}
+  variations: {', '.join(VARIATIONS[:6])},
+              {', '.join(VARIATIONS[6:])}
+  cameras:    {', '.join(CAMERAS)}
 
 output (--out, the config's data_root):
   OUT/meta.json
@@ -43,11 +46,12 @@ rgb: the original JPEG (native size) or a PNG; depth: uint16 cm, 65535 = none; c
 category index (meta.json), 255 = unknown colour; normal: uint8 RGB, n = rgb/255*2-1 (OpenCV
 camera frame), grey = none; edge: uint16 / 65535. The class protocol (8 classes shared with
 Cityscapes, or Cityscapes' 19 train ids) is chosen at load time (VKITTI2Dataset class_map).
-Splits are by scene: train {', '.join(SPLITS['train'])}, val {', '.join(SPLITS['val'])},
+Splits are by scene: train {', '.join(SPLITS['train'])}; val {', '.join(SPLITS['val'])}; \
 test {', '.join(SPLITS['test'])}.
 
-disk: at native size about 1.3 MB per frame (21,260 frames per camera over all 10
-variations); --height 188 about a third of that.
+disk: at native size the original JPEG and depth PNG are copied (together about 0.4 MB a
+frame in the archives) and three PNGs are added per frame; prepare a subset (--scenes,
+--variations) or a smaller working size (--height) to use less.
 
 example:
   python data_prep/vkitti2.py --src /data/vkitti2_archives --out data/vkitti2
@@ -82,10 +86,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     """Prepare, print the summary; the exit code is 1 if any frame failed."""
     args = parse_args(argv)
-    prep = VKITTI2Preparation(args.src, args.out, height=args.height, scenes=args.scenes,
-                              variations=args.variations, cameras=args.cameras,
-                              allow_unknown_colors=args.allow_unknown_colors)
-    return run_from_args(prep, args)
+    try:
+        prep = VKITTI2Preparation(args.src, args.out, height=args.height, scenes=args.scenes,
+                                  variations=args.variations, cameras=args.cameras,
+                                  allow_unknown_colors=args.allow_unknown_colors)
+        return run_from_args(prep, args)
+    except (FileNotFoundError, ValueError) as err:   # the inputs as a whole, not one frame
+        print(f'error: {err}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

@@ -16,22 +16,27 @@ with X in {01, 02, 06, 18, 20}, variation in {clone, fog, morning, overcast, rai
 the right) and frame numbers from 0, five digits. Formats: RGB 8-bit JPEG; depth 16-bit
 grey PNG in centimetres of z-depth ("distance to the camera plane", from the z-buffer) with a
 fixed far plane at 655.35 m, so the sky and anything farther is 65535; class segmentation an
-8-bit RGB PNG whose colours ``colors.txt`` names (per scene and variation; in 2.0.3 the same 15
-categories everywhere: Terrain, Sky, Tree, Vegetation, Building, Road, GuardRail, TrafficSign,
-TrafficLight, Pole, Misc, Truck, Car, Van, Undefined). Images are 1242x375.
+8-bit RGB PNG whose colours ``colors.txt`` names (one file per scene and variation, each read
+on its own; the public loaders all show one table of 15 categories: Terrain, Sky, Tree,
+Vegetation, Building, Road, GuardRail, TrafficSign, TrafficLight, Pole, Misc, Truck, Car, Van,
+Undefined). Images are 1242x375.
 
-Verified against: the format description on the official page
-(https://europe.naverlabs.com/research/computer-vision/proxy-virtual-worlds-vkitti-2/, as
-quoted in public loaders, e.g. the docstrings of vkitti2 readers on GitHub) for the tree, the
-variation/scene/camera names, the 0-based indices, the depth encoding (1 unit = 1 cm, max
-655.35 m, z-depth) and the header lines of ``intrinsic.txt``/``colors.txt``; the colour table
-from ``colors.txt`` as reproduced in public loaders (Category r g b, 15 rows). Quirks handled:
+Verified against the format description of the official page
+(https://europe.naverlabs.com/research/computer-vision/proxy-virtual-worlds-vkitti-2/), which
+could not be fetched from here but is quoted verbatim in public code on GitHub (docstrings of
+Virtual KITTI 2 readers; the depth paragraph in a depth-dataset reader): the tree and file
+names, the scene/variation/camera names, 0-based indices, the right camera's 0.532725 m
+offset, the depth encoding ("a pixel intensity of 1 corresponds to a distance of 1cm to the
+camera plane", max 655.35 m, sky = far plane) and the ``intrinsic.txt``/``colors.txt``
+headers; the 15-row colour table as reproduced in several public loaders; the archive names
+from the official download links (https://download.europe.naverlabs.com/virtual_kitti_2.0.3/);
+1242x375 and K = (725.0087, 725.0087, 620.5, 187) from public readers. Quirks handled:
 
-* the format description writes the folder ``classsegmentation``, while the archive (and every
-  public loader reading it) has ``classSegmentation``: frame folders are found
-  case-insensitively;
+* the format description writes the folder ``classsegmentation``, while the archive has
+  ``classSegmentation`` (the spelling of the public loaders that read the files): frame
+  folders are found case-insensitively;
 * the archives may be extracted into one folder (trees merged) or each into its own
-  ``vkitti_2.0.3_<type>/`` folder: both layouts are read;
+  ``vkitti_2.0.3_<type>/`` folder (both occur in public loaders): both layouts are read;
 * 65535 in depth is not a measurement (sky, far plane): it becomes 0 = invalid here.
 
 Preparation (``python data_prep/vkitti2.py``, :mod:`mtl_adapters.data_generation.vkitti2`)
@@ -66,10 +71,10 @@ train = Scene01, Scene02, Scene06; val = Scene18; test = Scene20 (the longest se
 Variations and cameras are selectable (``variations=None``: every prepared variation;
 ``cameras``: Camera_0 by default).
 
-Evaluation convention of the configs (``configs/_base_/datasets/vkitti2_sdne.py``): semantic
-mIoU over the 8 shared classes; depth on pixels with a depth in (1e-3, 80] m (KITTI's 80 m cap),
-no crop, pooled over all pixels; normals on pixels with a normal; edges L1, all at the
-evaluation resolution of the test pipeline.
+Evaluation convention of the configs (``configs/_base_/datasets/vkitti2_sdne.py``): whole
+frames at the native 1242x375; semantic mIoU over the 8 shared classes; depth on pixels with a
+depth in (1e-3, 80] m (KITTI's 80 m cap; ``max_depth=80`` also unlabels farther depths for
+training), no crop, pooled over all pixels; normals on pixels with a normal; edges L1.
 """
 import json
 import re
@@ -282,6 +287,8 @@ class VKITTI2Dataset(MultiTaskDataset):
         cameras: 'Camera_0' (left, default) and/or 'Camera_1'.
         class_map: label protocol, 'cityscapes8' (default), 'cityscapes19' or a JSON path;
             its number of classes must be the semantic task's ``num_classes``.
+        max_depth: depths beyond it (metres) count as "no depth" for training and evaluation
+            (None: keep every rendered depth, up to the 655.35 m far plane).
         skip_missing: drop frames that lack a task file (with a warning) instead of raising.
     """
 
@@ -291,7 +298,7 @@ class VKITTI2Dataset(MultiTaskDataset):
                  scenes: Optional[Sequence[str]] = None,
                  variations: Optional[Sequence[str]] = None,
                  cameras: Sequence[str] = ('Camera_0',), class_map: str = 'cityscapes8',
-                 skip_missing: bool = False, **kwargs):
+                 max_depth: Optional[float] = None, skip_missing: bool = False, **kwargs):
         if split not in SPLITS:
             raise ValueError(f'split must be one of {tuple(SPLITS)}, got {split!r}')
         for camera in cameras:
@@ -302,6 +309,7 @@ class VKITTI2Dataset(MultiTaskDataset):
         self.variations = list(variations) if variations is not None else None
         self.cameras = list(cameras)
         self.skip_missing = skip_missing
+        self.max_depth = max_depth
         self.class_names, self.category_to_id = load_class_map(class_map)
         self.class_map = class_map
         super().__init__(tasks=tasks, data_root=data_root, **kwargs)
@@ -329,7 +337,10 @@ class VKITTI2Dataset(MultiTaskDataset):
             _expect(raw, 'uint8', 1, 'classid (8-bit category index)')
             return self._lut[raw]
         if name == 'depth':
-            return decode_depth(raw)
+            depth = decode_depth(raw)
+            if self.max_depth is not None:
+                depth[depth > self.max_depth] = 0.0
+            return depth
         if name == 'normal':
             return decode_normals(raw)
         return decode_edges(raw)
@@ -387,6 +398,7 @@ class VKITTI2Dataset(MultiTaskDataset):
                         data_list.append(dict(
                             img_path=str(img), scene=scene, variation=variation,
                             camera=camera, frame=frame,
+                            sample_key=f'{scene}/{variation}/{camera}/{frame:05d}',
                             task_paths={k: str(v) for k, v in paths.items()}))
         if missing and not self.skip_missing:
             raise FileNotFoundError(

@@ -96,52 +96,76 @@ def thin(mask: np.ndarray) -> np.ndarray:
     """Thin a binary map to 1-pixel-wide curves (Guo-Hall two-subiteration parallel thinning).
 
     The same result as ``skimage.morphology.thin(mask)`` (and MATLAB's ``bwmorph(mask, 'thin',
-    Inf)``), but each subiteration only revisits the pixels whose neighbourhood changed in the
-    two previous subiterations (a pixel deletable by a subiteration's rule stays so until its
-    neighbourhood changes), so thick regions cost their number of deleted pixels, not the
-    image area times the number of iterations.
+    Inf)``), but a subiteration only revisits the pixels whose neighbourhood changed in the two
+    previous subiterations (a pixel that a rule kept stays kept by that rule until its
+    neighbourhood changes; interior pixels are never deleted), so a thick region costs about
+    its number of deleted pixels instead of the image area times the number of iterations.
+    Subiterations with many candidates are evaluated densely over the whole image instead.
     """
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
         raise ValueError(f'thin: expected a 2-D map, got shape {mask.shape}')
     h, w = mask.shape
     wp = w + 2
-    img = np.zeros((h + 2) * wp, dtype=bool)  # zero-padded, flattened
-    img.reshape(h + 2, wp)[1:-1, 1:-1] = mask
+    padded = np.zeros((h + 2, wp), dtype=bool)
+    padded[1:-1, 1:-1] = mask
+    img = padded.ravel()  # a view: flat indices address the padded image
     offsets = np.array([dy * wp + dx for dy, dx in _NEIGHBOURS], dtype=np.int64)
-    bits = (1 << np.arange(8, dtype=np.uint8)).astype(np.uint8)
+    bits = (1 << np.arange(8)).astype(np.uint8)
+    dense_above = max(64, h * w // 16)  # candidates beyond which a dense pass is cheaper
+    stamp = np.zeros(img.size, dtype=np.int64)
 
-    def codes(idx: np.ndarray) -> np.ndarray:
-        nb = img[idx[:, None] + offsets[None, :]]  # (n, 8)
-        return nb.astype(np.uint8) @ bits if idx.size else np.zeros(0, np.uint8)
+    def dense_codes() -> np.ndarray:
+        code = np.zeros((h, w), dtype=np.uint8)
+        for bit, (dy, dx) in zip(bits, _NEIGHBOURS):
+            code |= padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] * bit
+        return code
 
-    def neighbours(idx: np.ndarray) -> np.ndarray:
-        near = np.unique((idx[:, None] + offsets[None, :]).ravel())
-        return near[img[near]]
+    def unique(idx: np.ndarray) -> np.ndarray:
+        """``idx`` without repeats, in O(n) (the last occurrence of each value is kept)."""
+        order = np.arange(idx.size)
+        stamp[idx] = order
+        return idx[stamp[idx] == order]
 
-    cand = np.flatnonzero(img)
-    first_codes = codes(cand)
-    border = cand[first_codes != 255]  # interior pixels (code 255) are never deletable
+    cand = None  # None: every pixel (a dense pass)
     deleted: List[np.ndarray] = []
+    border = None
     step = 0
     while True:
         lut = _LUTS[step % 2]
-        code = first_codes if step == 0 else codes(cand)
-        gone = cand[lut[code]]
+        if cand is None:
+            code = dense_codes()
+            gone2d = lut[code] & padded[1:-1, 1:-1]
+            ys, xs = np.nonzero(gone2d)
+            gone = (ys + 1) * wp + (xs + 1)
+            if step == 0:
+                ys, xs = np.nonzero(padded[1:-1, 1:-1] & (code != 255))
+                border = (ys + 1) * wp + (xs + 1)
+        else:
+            nb = img[cand[:, None] + offsets[None, :]]  # (n, 8)
+            code = nb.astype(np.uint8) @ bits if cand.size else np.zeros(0, np.uint8)
+            gone = cand[lut[code]]
         img[gone] = False
         deleted.append(gone)
         if step >= 1 and deleted[-1].size == 0 and deleted[-2].size == 0:
             break
         step += 1
-        # candidates of the next subiteration: its neighbourhood changed since that rule last
-        # looked at it (deletions of the last two subiterations), or the first visit (border)
+        # next candidates: pixels whose neighbourhood changed since that rule last saw them
+        # (deletions of the last two subiterations); the second rule also sees the border
         recent = np.concatenate(deleted[-2:])
-        cand = neighbours(recent) if recent.size else recent
-        if step == 1:
-            cand = np.union1d(cand, border[img[border]])
+        if recent.size * 9 > dense_above:
+            cand = None
+        else:
+            near = (recent[:, None] + offsets[None, :]).ravel()
+            if step == 1:
+                near = np.concatenate([near, border])
+            near = unique(near)
+            cand = near[img[near]]
+            if cand.size > dense_above:
+                cand = None
         if len(deleted) > 2:
             deleted.pop(0)
-    return img.reshape(h + 2, wp)[1:-1, 1:-1].copy()
+    return padded[1:-1, 1:-1].copy()
 
 
 def make_thresholds(thresholds: Union[int, Sequence[float]] = 99,

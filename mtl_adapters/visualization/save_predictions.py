@@ -55,8 +55,13 @@ def read_depth_png(path: Union[str, Path]) -> np.ndarray:
 
 
 def sample_stem(sample, index: int) -> str:
-    """File stem of a data sample: ``<parent folder>/<image name>`` when it has an
-    ``img_path`` (Taskonomy names repeat across buildings), else ``sample_<index>``."""
+    """File stem of a data sample: its dataset's ``sample_key`` when the dataset gives one
+    (image names that repeat across scenes, variations and cameras, as in Virtual KITTI 2),
+    else ``<parent folder>/<image name>`` when it has an ``img_path`` (Taskonomy names
+    repeat across buildings), else ``sample_<index>``."""
+    key = sample.metainfo.get('sample_key') if hasattr(sample, 'metainfo') else None
+    if key:
+        return str(key)
     img_path = sample.metainfo.get('img_path') if hasattr(sample, 'metainfo') else None
     if not img_path:
         return f'sample_{index:06d}'

@@ -37,8 +37,9 @@ def prepare(root, out=None, **kw):
     return run_preparation(prep, workers=1, progress=False)
 
 
-def dataset(root, split='train', **kw):
-    pipeline = [dict(type='LoadMultiTaskImageAndAnnotations'), dict(type='PackMultiTaskInputs')]
+def dataset(root, split='train', pipeline=None, **kw):
+    pipeline = pipeline or [dict(type='LoadMultiTaskImageAndAnnotations'),
+                            dict(type='PackMultiTaskInputs')]
     return CityscapesDataset(data_root=str(root), tasks=TASKS, split=split, work_size=WORK,
                              max_depth=80.0, pipeline=pipeline, **kw)
 
@@ -302,11 +303,22 @@ def test_leaf_config_trains_and_evaluates(prepared, tmp_path):
     cfg_path.write_text(TINY.format(leaf=LEAF, root=prepared[0]))
     cfg = load_config(str(cfg_path), {
         'train_dataloader.dataset.pipeline.1.geometric.1.height': 32,
-        'train_dataloader.dataset.pipeline.1.geometric.1.width': 64},
+        'train_dataloader.dataset.pipeline.1.geometric.1.width': 64,
+        'val_dataloader.dataset.pipeline.1.geometric.0.height': 32,
+        'val_dataloader.dataset.pipeline.1.geometric.0.width': 64,
+        'test_dataloader.dataset.pipeline.1.geometric.0.height': 32,
+        'test_dataloader.dataset.pipeline.1.geometric.0.width': 64},
         work_dir=str(tmp_path / 'work'))
     geometric = cfg.train_dataloader.dataset.pipeline[1].geometric
     assert [g['type'] for g in geometric] == ['RandomScale', 'RandomCrop', 'HorizontalFlip']
     assert cfg.val_dataloader.dataset.split == 'val' and cfg.test_dataloader.dataset.split == 'val'
+    # the test pipeline's resize to work_size is an exact no-op on the prepared images
+    plain, tested = dataset(prepared[0], split='val'), dataset(
+        prepared[0], split='val', pipeline=cfg.test_dataloader.dataset.pipeline)
+    a, b = plain[0], tested[0]
+    assert a['inputs'].equal(b['inputs'])
+    for task in ('seg', 'depth', 'normal', 'edge'):
+        assert a['data_samples'].get_gt(task).equal(b['data_samples'].get_gt(task)), task
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()

@@ -412,7 +412,9 @@ model = dict(
 param_scheduler = []
 train_cfg = dict(max_iters=2, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
-visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
+# a visualizer of its own: mmengine keeps instances by name, and one made by an earlier Runner
+# in this process would write this run's scalars to that run's folder
+visualizer = dict(name='{name}', vis_backends=[dict(type='LocalVisBackend')])
 custom_hooks = []
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root))
@@ -433,7 +435,7 @@ def test_leaf_config_trains_and_evaluates(copy_root, tmp_path):
     leaf = Path(__file__).resolve().parents[2] / \
         'configs/vtagml/vtagml_swinv2-base_1xb8-40k_taskonomy-256x256_sdne.py'
     cfg = tmp_path / 'tiny_taskonomy.py'
-    cfg.write_text(TINY_LEAF.format(base=leaf, root=root))
+    cfg.write_text(TINY_LEAF.format(base=leaf, root=root, name=f'taskonomy_{tmp_path.name}'))
     runner = load_tool('train').main([
         str(cfg), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
         'train_dataloader.dataset.pipeline.1.geometric.0.size=(32,32)',

@@ -132,6 +132,8 @@ def test_splits_and_selection(fixture):
     _, out, _ = fixture
     assert len(_dataset(out, split='val')) == 2 and len(_dataset(out, split='test')) == 2
     assert len(_dataset(out, split='all')) == 12
+    near = _dataset(out, max_depth=10.0)[0]['data_samples'].get_gt('depth')[0].numpy()
+    assert near.max() <= 10.0 and near[0, 0] == 5.0 and near[5, 5] == 0      # building: 30 m
     fog = _dataset(out, scenes=['Scene01'], variations=['fog'])
     assert {fog.get_data_info(i)['variation'] for i in range(len(fog))} == {'fog'}
     with pytest.raises(FileNotFoundError, match='Camera_1 is not prepared'):

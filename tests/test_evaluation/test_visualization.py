@@ -171,3 +171,16 @@ def test_visualization_hook_during_training_validation(tiny_taskonomy, tmp_path)
     runner.train()
     names = sorted(p.name for p in (Path(runner.log_dir) / 'vis_data' / 'vis_image').iterdir())
     assert names == ['val_sample0_2.png', 'val_sample1_2.png']  # the val split: 3 images
+
+
+def test_prediction_files_of_repeated_image_names_do_not_collide():
+    """Virtual KITTI 2 repeats ``Camera_0/rgb_00000`` in every scene and variation: the
+    dataset's ``sample_key`` names the files instead."""
+    from mtl_adapters.structures import MultiTaskDataSample
+    from mtl_adapters.visualization.save_predictions import sample_stem
+    stems = {sample_stem(MultiTaskDataSample(metainfo=dict(
+        img_path=f'/d/{scene}/clone/frames/rgb/Camera_0/rgb_00000.jpg',
+        sample_key=f'{scene}/clone/Camera_0/00000')), 0) for scene in ('Scene01', 'Scene02')}
+    assert stems == {'Scene01/clone/Camera_0/00000', 'Scene02/clone/Camera_0/00000'}
+    plain = MultiTaskDataSample(metainfo=dict(img_path='/d/rgb/bldA/point_0_view_0.png'))
+    assert sample_stem(plain, 3) == 'bldA/point_0_view_0'

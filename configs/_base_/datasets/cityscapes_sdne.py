@@ -32,6 +32,10 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadMultiTaskImageAndAnnotations'),
+    # the prepared images already are work_size (an exact no-op here); it makes inference on a
+    # full-resolution photo (tools/infer.py) run at the scale the model was evaluated at
+    dict(type='MultiTaskAlbu',
+         geometric=[dict(type='Resize', height=work_size[0], width=work_size[1])]),
     dict(type='PackMultiTaskInputs'),
 ]
 train_dataloader = dict(

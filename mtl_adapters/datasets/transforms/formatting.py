@@ -18,7 +18,8 @@ class PackMultiTaskInputs(TaskTransform):
         tasks: only outside a dataset (see ``TaskTransform``).
     """
 
-    def __init__(self, meta_keys=('img_path', 'ori_shape', 'img_shape', 'flip', 'building'),
+    def __init__(self, meta_keys=('img_path', 'ori_shape', 'img_shape', 'flip', 'building',
+                                  'sample_key'),
                  tasks: Optional[Sequence] = None):
         super().__init__(tasks)
         self.meta_keys = meta_keys

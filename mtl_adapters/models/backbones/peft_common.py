@@ -1,0 +1,338 @@
+"""What the parameter-efficient encoders of ``configs/peft/`` share.
+
+* :class:`TaskBranchSwinV2Encoder`: the layout of the adapter encoder for any method that tunes
+  some trunk blocks per task. The frozen trunk runs **once** per image (under ``no_grad``) up to
+  the first tuned block; from there every task's copy runs as one (T*B) task-major batch
+  through the remaining blocks, the tuned ones through the method's ``branch_block``. Same
+  interface as ``AdaptedSwinV2Encoder``: ``trunk(img)``, ``adapt(trunk_out, task_names, ...)``,
+  ``forward(img, task_names, affinity)``, ``adapter_named_parameters()``, plus
+  ``task_named_parameters(task)`` (the parameters only that task uses; the parameter report
+  reads it) and ``method_name`` (the method's name in the report).
+* :func:`window_attention`: timm's ``WindowAttention.forward`` with three optional extras:
+  additive updates of the qkv and output projections (LoRA) and extra keys/values per group of
+  windows (learnable memory). With none of them it is timm's forward bit for bit (tested).
+  ``adapters/timm_swinv2.py`` splits timm's forward where an additive logit bias goes; these
+  methods change the projections themselves and the key set, so they need q, k, v before the
+  logits, which that split does not expose. The pieces read the same ``WindowAttention``
+  internals, laid out as in timm 1.0.x, in the same order of operations.
+* :func:`block_forward`: timm's ``SwinTransformerV2Block.forward`` (res-post-norm) with the
+  window attention and the MLP replaceable; :func:`shifted_window_attention` is its ``_attn``
+  (shift, pad, ``window_partition``, the block's own shift mask, ``window_reverse``).
+* :class:`FullFineTuneSwinV2Encoder`: full fine-tuning (the whole trunk trainable).
+"""
+import math
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.models.swin_transformer_v2 import WindowAttention
+from torch import Tensor
+
+from mtl_adapters.models.adapters.timm_swinv2 import window_partition, window_reverse
+from mtl_adapters.registry import MODELS
+
+from .adapted_swinv2 import DEFAULT_ADAPTER_BLOCKS, TrunkOutput, resolve_adapter_blocks
+from .base_encoder import BaseSwinV2Encoder
+from .swinv2_encoder import SwinV2Encoder
+
+#: a function of a projection's input giving an additive update of its output
+Delta = Callable[[Tensor], Tensor]
+
+
+# --------------------------------------------------------------- timm's window attention
+def window_qkv(attn: WindowAttention, x: Tensor,
+               qkv_delta: Optional[Delta] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    """timm's q, k, v projection: x (BW, N, C) -> three (BW, nH, N, C / nH).
+
+    ``qkv_delta(x)`` (BW, N, 3C), if given, is added to the projection's output (bias
+    included), before the split into heads.
+    """
+    bw, n, _ = x.shape
+    if attn.q_bias is None:
+        qkv = attn.qkv(x)
+    else:
+        qkv_bias = torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))   # k_bias: zero buffer
+        qkv = F.linear(x, attn.qkv.weight, qkv_bias)
+    if qkv_delta is not None:
+        qkv = qkv + qkv_delta(x)
+    q, k, v = qkv.reshape(bw, n, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    return q, k, v
+
+
+def logit_scale(attn: WindowAttention) -> Tensor:
+    """Swin-V2's learnt temperature of the cosine attention, (nH, 1, 1)."""
+    return attn.logit_scale.clamp(max=math.log(1. / 0.01)).exp()
+
+
+def relative_position_bias(attn: WindowAttention) -> Tensor:
+    """Swin-V2's continuous relative-position bias of one window, (nH, N, N)."""
+    n = attn.window_size[0] * attn.window_size[1]
+    rel = attn.cpb_mlp(attn.relative_coords_table).view(-1, attn.num_heads)
+    rel = rel[attn.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
+    return 16 * torch.sigmoid(rel.contiguous())
+
+
+def window_attention(attn: WindowAttention, x: Tensor, mask: Optional[Tensor] = None,
+                     qkv_delta: Optional[Delta] = None, proj_delta: Optional[Delta] = None,
+                     memory_kv: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
+    """timm's ``WindowAttention.forward(x, mask)`` on windows x (BW, N, C) -> (BW, N, C), with
+
+    * ``qkv_delta`` / ``proj_delta``: additive updates of the qkv and output projections,
+      functions of the projection's input (LoRA);
+    * ``memory_kv = (k_mem, v_mem)``, each (G, nH, m, C / nH): the windows form G equal,
+      consecutive groups (task-major: group g = task g's windows) and every query of group g
+      also attends to the m extra keys/values of group g, and only to those: its own memory.
+      Memory logits are the same scaled cosine as the tokens' (tau_h cos(q_i, k_j)), with no
+      relative-position bias (a memory token has no position) and no shift mask (it is visible
+      from every window, shifted or not). The softmax runs over the N + m keys.
+
+    Without extras this is timm's forward bit for bit: the same operations in the same order.
+    """
+    bw, n, _ = x.shape
+    num_heads = attn.num_heads
+    q, k, v = window_qkv(attn, x, qkv_delta)
+    q = F.normalize(q, dim=-1)
+    scale = logit_scale(attn)
+    logits = (q @ F.normalize(k, dim=-1).transpose(-2, -1)) * scale
+    logits = logits + relative_position_bias(attn).unsqueeze(0)
+    if mask is not None:
+        num_win = mask.shape[0]
+        logits = logits.view(-1, num_win, num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+        logits = logits.view(-1, num_heads, n, n)
+    if memory_kv is not None:
+        k_mem, v_mem = memory_kv
+        groups, _, m, head_dim = k_mem.shape
+        if bw % groups:
+            raise ValueError(f'{bw} windows do not split into {groups} memory groups')
+        per_group = bw // groups
+        k_hat = F.normalize(k_mem, dim=-1).transpose(-2, -1).unsqueeze(1)   # (G, 1, nH, d, m)
+        mem_logits = (q.view(groups, per_group, num_heads, n, head_dim) @ k_hat) * scale
+        logits = torch.cat((logits, mem_logits.view(bw, num_heads, n, m)), dim=-1)
+        v_mem = v_mem.unsqueeze(1).expand(groups, per_group, num_heads, m, head_dim)
+        v = torch.cat((v, v_mem.reshape(bw, num_heads, m, head_dim)), dim=2)
+    weights = attn.attn_drop(attn.softmax(logits))
+    out = (weights @ v).transpose(1, 2).reshape(bw, n, -1)
+    proj = attn.proj(out)
+    if proj_delta is not None:
+        proj = proj + proj_delta(out)
+    return attn.proj_drop(proj)
+
+
+def shifted_window_attention(block: nn.Module, x: Tensor,
+                             attend: Callable[[Tensor, Optional[Tensor]], Tensor]) -> Tensor:
+    """timm's ``SwinTransformerV2Block._attn`` on x (N, H, W, C) with ``attend(windows, mask)``
+    as the window attention: cyclic shift, pad to the window multiple, ``window_partition``,
+    the block's shift mask for the padded map (``get_attn_mask``; None without shift),
+    ``window_reverse``, crop, reverse shift."""
+    _, h, w, c = x.shape
+    wh, ww = block.window_size
+    has_shift = any(block.shift_size)
+    if has_shift:
+        x = torch.roll(x, shifts=(-block.shift_size[0], -block.shift_size[1]), dims=(1, 2))
+    x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
+    hp, wp = x.shape[1:3]
+    windows = window_partition(x, block.window_size).view(-1, wh * ww, c)
+    out = attend(windows, block.get_attn_mask(x))
+    out = window_reverse(out.view(-1, wh, ww, c), block.window_size, (hp, wp))
+    out = out[:, :h, :w].contiguous()
+    if has_shift:
+        out = torch.roll(out, shifts=block.shift_size, dims=(1, 2))
+    return out
+
+
+def mlp_forward(mlp: nn.Module, x: Tensor, fc1_delta: Optional[Delta] = None,
+                fc2_delta: Optional[Delta] = None) -> Tensor:
+    """timm's ``Mlp.forward`` (fc1, act, drop1, norm, fc2, drop2) with optional additive
+    updates of fc1 and fc2, functions of their inputs."""
+    h = mlp.fc1(x)
+    if fc1_delta is not None:
+        h = h + fc1_delta(x)
+    h = mlp.norm(mlp.drop1(mlp.act(h)))
+    out = mlp.fc2(h)
+    if fc2_delta is not None:
+        out = out + fc2_delta(h)
+    return mlp.drop2(out)
+
+
+def block_forward(block: nn.Module, x: Tensor,
+                  attend: Callable[[Tensor, Optional[Tensor]], Tensor],
+                  mlp: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
+    """timm's ``SwinTransformerV2Block.forward`` (res-post-norm) on x (N, H, W, C) with
+    ``attend(windows, mask)`` as its window attention and ``mlp`` (default: the block's)::
+
+        x = x + DP1(norm1(W-MSA(x)));  x = x + DP2(norm2(MLP(x)))
+    """
+    b, h, w, c = x.shape
+    x = x + block.drop_path1(block.norm1(shifted_window_attention(block, x, attend)))
+    x = x.reshape(b, -1, c)
+    x = x + block.drop_path2(block.norm2((mlp or block.mlp)(x)))
+    return x.reshape(b, h, w, c)
+
+
+# ------------------------------------------------------------------------ encoders
+def position_key(stage: int, block: int) -> str:
+    """Module-dict key of trunk block ``layers[stage].blocks[block]``: ``'<stage>_<block>'``."""
+    return f'{stage}_{block}'
+
+
+class TaskBranchSwinV2Encoder(BaseSwinV2Encoder):
+    """Frozen Swin-V2 trunk run once, then the tuned blocks for all tasks as a (T*B) batch.
+
+    Subclasses choose the tuned blocks (``tuned_positions``, resolved like the adapter
+    encoder's ``adapter_blocks``) and implement ``branch_block`` (one tuned block on the (T*B)
+    batch), ``adapter_named_parameters`` and ``task_named_parameters``. Blocks after the first
+    tuned one that are not tuned run as timm's blocks, on the (T*B) batch.
+
+    Outputs per task: ``[stage features]`` NCHW; the stages entirely before the first tuned
+    block are computed once and are the same tensor objects for every task.
+
+    Args:
+        task_names: the model's tasks, in order (filled in by ``MultiTaskModel``).
+        tuned_blocks: ``{stage: 'all' | block indices}``; None: the adapter encoder's default
+            (last four blocks of stage 3, all of stage 4).
+        model_name, pretrained, img_size, model_kwargs: as ``SwinV2Encoder``.
+        frozen: must be True: the trunk is frozen and runs under ``no_grad``.
+    """
+
+    needs_task_names = True
+    #: the method's name in the parameter report
+    method_name = 'peft'
+
+    def __init__(self, task_names: Sequence[str], tuned_blocks: Optional[Dict] = None,
+                 model_name: str = 'swinv2_tiny_window8_256', pretrained: Optional[str] = None,
+                 img_size: Sequence[int] = (256, 256), model_kwargs: Optional[dict] = None,
+                 frozen: bool = True, init_cfg=None):
+        name = type(self).__name__
+        if not frozen:
+            raise NotImplementedError(f'{name} keeps the trunk frozen; full fine-tuning is '
+                                      'FullFineTuneSwinV2Encoder')
+        task_names = list(task_names)
+        if not task_names:
+            raise ValueError(f'{name} needs task_names (MultiTaskModel fills them)')
+        bad = [t for t in task_names if not t or '.' in t or task_names.count(t) > 1]
+        if bad:
+            raise ValueError(f'{name}: task names must be unique, non-empty and without "."; '
+                             f'got {task_names}')
+        super().__init__(model_name, pretrained, img_size, model_kwargs, frozen, init_cfg)
+        self.task_names: List[str] = task_names
+        depths = [len(stage.blocks) for stage in self.swin.layers]
+        #: sorted (stage, block) pairs of the tuned trunk blocks
+        self.tuned_positions: List[Tuple[int, int]] = resolve_adapter_blocks(
+            tuned_blocks if tuned_blocks is not None else DEFAULT_ADAPTER_BLOCKS, depths)
+        self.first_tuned = self.tuned_positions[0]
+        #: (T*B, H, W, C) tensor that entered the first tuned block in the last ``adapt``
+        self.branch_input: Optional[Tensor] = None
+
+    # -------------------------------------------------------------- bookkeeping
+    def adapter_named_parameters(self) -> List[Tuple[str, nn.Parameter]]:
+        """(name, parameter) of everything the method adds (shared and per task)."""
+        raise NotImplementedError
+
+    def task_named_parameters(self, task: str) -> List[Tuple[str, nn.Parameter]]:
+        """(name, parameter) of what only ``task`` uses (its share of the method)."""
+        raise NotImplementedError
+
+    def check_task(self, task: str) -> None:
+        """KeyError naming the encoder's tasks for an unknown one."""
+        if task not in self.task_names:
+            raise KeyError(f'unknown task {task!r}; encoder tasks are {self.task_names}')
+
+    # ------------------------------------------------------------------ forward
+    def _pad(self, img: Tensor) -> Tensor:
+        """Zero-pad (bottom/right) to a multiple of ``size_divisor``."""
+        h, w = img.shape[-2:]
+        d = self.size_divisor
+        return F.pad(img, (0, (d - w % d) % d, 0, (d - h % d) % d))
+
+    def trunk(self, img: Tensor) -> TrunkOutput:
+        """Frozen part, once per image under no_grad: (B, 3, H, W) -> ``TrunkOutput``."""
+        stage0, block0 = self.first_tuned
+        with torch.no_grad():
+            x = self.swin.patch_embed(self._pad(img))                   # (B, H/4, W/4, C0)
+            shared = []
+            for i in range(stage0):
+                x = self.swin.layers[i](x)
+                shared.append(x.permute(0, 3, 1, 2).contiguous())        # (B, C_i, h, w)
+            stage = self.swin.layers[stage0]
+            x = stage.downsample(x)
+            for blk in stage.blocks[:block0]:
+                x = blk(x)
+        return TrunkOutput(shared, x)
+
+    def branch_block(self, stage: int, index: int, x: Tensor,
+                     task_names: Sequence[str]) -> Tensor:
+        """Tuned block ``layers[stage].blocks[index]`` on x (T*B, H, W, C), task-major."""
+        raise NotImplementedError
+
+    def adapt(self, trunk_out: TrunkOutput, task_names: Sequence[str],
+              return_branch_input: bool = False, affinity: Optional[Tensor] = None):
+        """Task branch, all tasks batched as (T*B): -> ``{task: [4 NCHW features]}``.
+
+        ``affinity`` is ignored: these methods have no task embeddings to mix. With
+        ``return_branch_input`` also returns the (T*B, H, W, C) leaf tensor entering the first
+        tuned block (requires grad): chunk t of its gradient is task t's gradient.
+        """
+        task_names = list(task_names)
+        for t in task_names:
+            self.check_task(t)
+        num_tasks = len(task_names)
+        batch = trunk_out.x.shape[0]
+        x = trunk_out.x.repeat(num_tasks, 1, 1, 1)                       # (T*B, H, W, C)
+        if return_branch_input:
+            x = x.detach().requires_grad_(True)
+        self.branch_input = x
+        branch_input = x
+        tuned = set(self.tuned_positions)
+        stage0, block0 = self.first_tuned
+        task_feats = []
+        for i in range(stage0, len(self.swin.layers)):
+            stage = self.swin.layers[i]
+            if i > stage0:
+                x = stage.downsample(x)                                  # (T*B, H/2, W/2, 2C)
+            for b in range(block0 if i == stage0 else 0, len(stage.blocks)):
+                if (i, b) in tuned:
+                    x = self.branch_block(i, b, x, task_names)
+                else:
+                    x = stage.blocks[b](x)
+            task_feats.append(x.permute(0, 3, 1, 2))                     # (T*B, C_i, h, w)
+        out = {}
+        for t, name in enumerate(task_names):
+            own = [f[t * batch:(t + 1) * batch].contiguous() for f in task_feats]
+            out[name] = list(trunk_out.shared_feats) + own
+        if return_branch_input:
+            return out, branch_input
+        return out
+
+    def forward(self, img: Tensor, task_names: Optional[Sequence[str]] = None,
+                affinity: Optional[Tensor] = None) -> Dict[str, List[Tensor]]:
+        """(B, 3, H, W) -> ``{task: [4 NCHW stage features]}`` (trunk once, tuned blocks as
+        one (T*B) batch); ``task_names`` default to all of the encoder's; ``affinity`` (the
+        task-mixing matrix the model passes to every encoder) is ignored."""
+        return self.adapt(self.trunk(img), task_names or self.task_names)
+
+
+@MODELS.register_module()
+class FullFineTuneSwinV2Encoder(SwinV2Encoder):
+    """Full fine-tuning: ``SwinV2Encoder`` with the whole trunk trainable (``frozen=False``).
+
+    Every trunk parameter the four stage features depend on is trained, in train mode
+    (timm's drop-path active). timm's final LayerNorm (``swin.norm``, which only its classifier
+    reads) is not used by the stage features and stays frozen: trainable but unused it would
+    get no gradient, and DDP without ``find_unused_parameters`` would refuse it. It stays in
+    the module (state dicts keep timm's keys). The trunk runs once for all tasks, which share
+    its features; ``affinity`` is ignored.
+    """
+
+    method_name = 'full fine-tuning'
+
+    def __init__(self, model_name: str = 'swinv2_tiny_window8_256',
+                 pretrained: Optional[str] = None, img_size: Sequence[int] = (256, 256),
+                 model_kwargs: Optional[dict] = None, init_cfg=None):
+        super().__init__(model_name, pretrained, img_size, model_kwargs, frozen=False,
+                         init_cfg=init_cfg)
+        self.swin.norm.requires_grad_(False)
+
+    def task_named_parameters(self, task: str) -> List[Tuple[str, nn.Parameter]]:
+        """No task has encoder parameters of its own: the whole trunk is shared."""
+        return []
