@@ -55,7 +55,8 @@ def write_taskonomy_fixture(root, buildings=('bldA', 'bldB', 'bldC'), views=3, s
 
     Returns ``{(building, point): {'rgb': ..., task: canonical array}}`` for checking.
     """
-    from mtl_adapters.datasets.taskonomy import taskonomy_path, write_split_csv
+    from mtl_adapters.datasets.taskonomy import (encode_taskonomy, taskonomy_format,
+                                                 taskonomy_path, write_split_csv)
     from mtl_adapters.tasks import build_tasks
     from mtl_adapters.utils import write_png
     tasks = build_tasks([dict(type='SemanticTask', num_classes=num_classes), 'DepthTask',
@@ -77,8 +78,9 @@ def write_taskonomy_fixture(root, buildings=('bldA', 'bldB', 'bldC'), views=3, s
             values = dict(seg=seg, depth=depth, normal=n, edge=edge)
             write_png(taskonomy_path(root, 'rgb', b, p, 0, 'rgb'), rgb)
             for name, task in tasks.items():
-                path = taskonomy_path(root, task.taskonomy_folder, b, p, 0, task.taskonomy_domain)
-                write_png(path, task.encode_taskonomy(values[name]))
+                fmt = taskonomy_format(task)
+                path = taskonomy_path(root, fmt.folder, b, p, 0, fmt.domain)
+                write_png(path, encode_taskonomy(task, values[name]))
             truth[(b, p)] = dict(rgb=rgb, **values)
     n = len(buildings)
     write_split_csv(os.path.join(root, 'splits.csv'),

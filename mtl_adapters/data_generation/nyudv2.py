@@ -28,6 +28,7 @@ import numpy as np
 from mtl_adapters.datasets.nyudv2 import (DEPTH_UNITS_PER_METRE, NUM_NYU40, NUM_RAW_CLASSES,
                                           RGB_DIR, SPLIT_DIR, TASK_DIRS, crop_box,
                                           nyu_intrinsics)
+from mtl_adapters.datasets.taskonomy import encode_taskonomy
 from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image
 
 from .prepare import Preparation, PrepItem, PrepSummary, encode_png
@@ -239,11 +240,11 @@ class NYUDv2Preparation(Preparation):
         if self.normals_dir is not None:
             normal_png = self._supplied_normals(self.normals_dir / f'{item.key}.png', rgb.shape)
         else:
-            normal_png = NormalTask().encode_taskonomy(derived_normals(depth))
+            normal_png = encode_taskonomy(NormalTask(), derived_normals(depth))
         arrays = {RGB_DIR: rgb, TASK_DIRS['seg']: label40,
                   TASK_DIRS['depth']: depth_to_millimetres(depth),
                   TASK_DIRS['normal']: normal_png,
-                  TASK_DIRS['edge']: EdgeTask().encode_taskonomy(texture_edges(rgb))}
+                  TASK_DIRS['edge']: encode_taskonomy(EdgeTask(), texture_edges(rgb))}
         return {self.out_dir / folder / f'{item.key}.png': encode_png(array)
                 for folder, array in arrays.items()}
 

@@ -122,7 +122,6 @@ class TaskonomyIndex(Preparation):
         self.data_root = Path(data_root)
         self.split_files = [self._find(f) for f in split_files]
         self.out_dir = Path(out_dir) if out_dir is not None else self.data_root / 'index'
-        self.layout_arg = layout
         self.layout = None if layout == 'auto' else layout
         self.folders = folders
         self.task_types = {f: known[f] for f in folders}      # folder -> task class name

@@ -49,6 +49,7 @@ import numpy as np
 from mtl_adapters.registry import DATASETS
 from mtl_adapters.tasks import build_tasks
 from .base import MultiTaskDataset
+from .taskonomy import decode_taskonomy
 
 #: prepared layout: task name -> folder (all PNG, one file per sample)
 RGB_DIR = 'rgb'
@@ -247,8 +248,8 @@ class NYUDv2Dataset(MultiTaskDataset):
 
     @staticmethod
     def _decode_normal(task, raw: np.ndarray) -> np.ndarray:
-        return task.decode_taskonomy(raw)
+        return decode_taskonomy(task, raw)        # prepared in Taskonomy's normal encoding
 
     @staticmethod
     def _decode_edge(task, raw: np.ndarray) -> np.ndarray:
-        return task.decode_taskonomy(raw)
+        return decode_taskonomy(task, raw)        # prepared in Taskonomy's edge encoding

@@ -5,10 +5,11 @@ On-disk layout (``<P>`` the point, ``<V>`` the view, both integers)::
     <data_root>/<folder>/<building>/point_<P>_view_<V>_domain_<domain>.png         'taskonomy'
     <data_root>/<folder>/taskonomy/<building>/point_<P>_view_<V>_domain_<domain>.png  'omnidata'
 
-The first is the layout of the Taskonomy release (per-building archives
-``<building>_<folder>.tar`` holding ``<folder>/point_*.png``) unpacked per folder, and of our
-synthetic scenes; the second is what the Omnidata download tool (``omnitools.download ...
---components taskonomy``) writes, the only download route the Taskonomy authors maintain.
+The release is one archive per building and folder, ``<building>_<folder>.tar`` holding
+``<folder>/point_*.png``. The Omnidata download tool (``omnitools.download ... --components
+taskonomy``, the download route the Taskonomy authors point to) unpacks them in the second
+layout; archives unpacked by hand into ``<folder>/<building>/``, and our synthetic scenes, are
+the first.
 The RGB folder is ``rgb``; each task's folder and domain tag are in :data:`TASKONOMY_FORMATS`
 (the quirk: the semantic folder is ``segment_semantic`` but its files say
 ``domain_segmentsemantic``).
@@ -20,7 +21,7 @@ knows them; tasks themselves are dataset-agnostic):
   classes; train id = value - 1. May be stored at a lower resolution than the RGB (same aspect
   ratio): the loader upsamples it to the image with nearest-neighbour interpolation.
 * ``depth_zbuffer``: uint16 z-depth in units of 1/512 m (range 128 m); 65535 = no
-  measurement (sky, holes in the mesh), decoded to 0 (invalid).
+  measurement (windows, holes in the mesh), decoded to 0 (invalid).
 * ``normal``: uint8 RGB, ``n = rgb / 255 * 2 - 1`` in the camera frame (x right, y down,
   z forward, facing the camera; the project convention, see ``datasets/geometry.py``).
 * ``edge_texture``: uint16, ``edge = value / 65535``.
@@ -31,8 +32,9 @@ fullplus}.csv``); any line ending is accepted here. ``data_prep/taskonomy.py`` v
 and writes per-split index files (:func:`read_taskonomy_index`) that the dataset reads instead
 of scanning the folders (``index_file``), with the known-bad buildings left out
 (``data_generation/taskonomy.py``). The configs (``configs/_base_/datasets/taskonomy_sdne.py``)
-use the tiny split's index files and evaluate on the test split at 256 px (the whole image
-resized, every valid pixel counted).
+use the tiny split's index files; they validate on its val and test on its test buildings with
+the whole 512 px image resized to 256 px, every valid pixel counted (depth pooled over the
+split, in 0.001..128 m).
 """
 import csv
 import io

@@ -127,33 +127,6 @@ class BaseTask:
         write_png(path, encode_taskonomy(self, value))
         return path
 
-    # ------------------------------------------- Taskonomy format (compatibility only)
-    # The Taskonomy on-disk format lives in mtl_adapters/datasets/taskonomy.py (a table keyed
-    # by task class). These four delegate to it for callers written before it moved
-    # (tests/conftest.py, tests/test_data_generation/test_synthetic_scenes.py,
-    # tests/test_tasks/test_edge_target.py); new code calls the functions there.
-    @property
-    def taskonomy_folder(self) -> str:
-        """Compatibility: ``taskonomy_format(task).folder``."""
-        from mtl_adapters.datasets.taskonomy import taskonomy_format
-        return taskonomy_format(self).folder
-
-    @property
-    def taskonomy_domain(self) -> str:
-        """Compatibility: ``taskonomy_format(task).domain``."""
-        from mtl_adapters.datasets.taskonomy import taskonomy_format
-        return taskonomy_format(self).domain
-
-    def decode_taskonomy(self, raw: np.ndarray) -> np.ndarray:
-        """Compatibility: ``datasets.taskonomy.decode_taskonomy(task, raw)``."""
-        from mtl_adapters.datasets.taskonomy import decode_taskonomy
-        return decode_taskonomy(self, raw)
-
-    def encode_taskonomy(self, value: np.ndarray) -> np.ndarray:
-        """Compatibility: ``datasets.taskonomy.encode_taskonomy(task, value)``."""
-        from mtl_adapters.datasets.taskonomy import encode_taskonomy
-        return encode_taskonomy(self, value)
-
     # ---------------------------------------------------------- visualisation
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
         """Canonical map (HxW[xC]) -> HxWx3 uint8 RGB picture; ``reference`` fixes the scale."""

@@ -10,7 +10,7 @@ each task writes its own (``task.save_prediction``):
   16-bit PNG in millimetres (centimetres), 0 = no value;
 - normals ``<stem>_<task>.png``: 8-bit RGB, n = rgb / 255 * 2 - 1 (the task's encoding);
 - edges ``<stem>_<task>.png``: 16-bit PNG, value = edge strength * 65535 (the task's units);
-- any other task: the task's ``encode_taskonomy`` written as PNG.
+- any other task: its Taskonomy encoding (``datasets.taskonomy.encode_taskonomy``) as PNG.
 
 Written by ``tools/infer.py``, by ``tools/test.py --out-dir`` (through
 :class:`~mtl_adapters.engine.hooks.SavePredictionsHook`) and by ``tools/demo.py``.

@@ -12,7 +12,7 @@ from mtl_adapters.data_generation.synthetic import (SYNTHETIC_CLASSES, camera_in
                                                     scene_seed)
 from mtl_adapters.data_generation.synthetic.writer import _split_counts
 from mtl_adapters.datasets.geometry import normals_from_depth, scale_intrinsics, unproject
-from mtl_adapters.datasets.taskonomy import read_split_csv
+from mtl_adapters.datasets.taskonomy import decode_taskonomy, read_split_csv, taskonomy_format
 from mtl_adapters.tasks import DepthTask, EdgeTask, NormalTask, SemanticTask
 from mtl_adapters.utils import read_image
 
@@ -180,15 +180,15 @@ def test_generate_decodes_back_to_rendered_arrays(dataset):
             rgb = read_image(root / 'rgb' / scene / f'point_{p}_view_0_domain_rgb.png')
             assert rgb.dtype == np.uint8 and rgb.shape == (H, W, 3)
             np.testing.assert_array_equal(rgb, ref['rgb'])
-            raw = {name: read_image(root / t.taskonomy_folder / scene /
-                                    f'point_{p}_view_0_domain_{t.taskonomy_domain}.png')
+            raw = {name: read_image(root / taskonomy_format(t).folder / scene /
+                                    f'point_{p}_view_0_domain_{taskonomy_format(t).domain}.png')
                    for name, t in TASKS.items()}
             assert raw['depth'].dtype == np.uint16 and raw['depth'].shape == (H, W)
             assert raw['edge'].dtype == np.uint16 and raw['edge'].shape == (H, W)
             assert raw['normal'].dtype == np.uint8 and raw['normal'].shape == (H, W, 3)
             assert raw['seg'].dtype == np.uint8 and raw['seg'].shape == (H, W)
             assert raw['seg'].min() >= 1  # 0 (uncertain) is never written
-            out = {name: TASKS[name].decode_taskonomy(raw[name]) for name in TASKS}
+            out = {name: decode_taskonomy(TASKS[name], raw[name]) for name in TASKS}
             np.testing.assert_array_equal(out['seg'], ref['seg'])
             np.testing.assert_allclose(out['depth'], ref['depth'], atol=0.5 / 512 + 1e-6)
             np.testing.assert_allclose(out['edge'], ref['edge'], atol=0.5 / 65535 + 1e-7)

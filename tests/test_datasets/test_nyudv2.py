@@ -231,7 +231,9 @@ model = dict(
 param_scheduler = []
 train_cfg = dict(max_iters=2, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
-visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
+# a visualizer of its own: mmengine reuses an instance of the same name across Runners
+visualizer = dict(name='nyudv2_leaf_visualizer',
+                  vis_backends=[dict(type='LocalVisBackend')])
 custom_hooks = []
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root))

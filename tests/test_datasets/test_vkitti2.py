@@ -261,7 +261,8 @@ def test_leaf_config_trains_and_evaluates(fixture, tmp_path):
                                 head_channels=8)),
         param_scheduler=[], custom_hooks=[], work_dir=str(tmp_path / 'work'),
         train_cfg=dict(max_iters=2, val_interval=1000),
-        visualizer=dict(vis_backends=[dict(type='LocalVisBackend')]),
+        visualizer=dict(name=f'vkitti2_{abs(hash(str(tmp_path)))}',
+                        vis_backends=[dict(type='LocalVisBackend')]),
         experiment_name=f'vkitti2_{abs(hash(str(tmp_path)))}'))
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[name]

@@ -239,17 +239,16 @@ class TaskBranchSwinV2Encoder(BaseSwinV2Encoder):
             raise KeyError(f'unknown task {task!r}; encoder tasks are {self.task_names}')
 
     # ------------------------------------------------------------------ forward
-    def _pad(self, img: Tensor) -> Tensor:
-        """Zero-pad (bottom/right) to a multiple of ``size_divisor``."""
-        h, w = img.shape[-2:]
-        d = self.size_divisor
-        return F.pad(img, (0, (d - w % d) % d, 0, (d - h % d) % d))
-
     def trunk(self, img: Tensor) -> TrunkOutput:
-        """Frozen part, once per image under no_grad: (B, 3, H, W) -> ``TrunkOutput``."""
+        """Frozen part, once per image under no_grad: (B, 3, H, W) -> ``TrunkOutput``.
+
+        The image is taken as it is, as ``SwinV2Encoder`` takes it (timm pads odd maps at
+        patch merging and maps to the window multiple inside the blocks; the model's data
+        preprocessor pads images to ``size_divisor``), so that with zero contribution the
+        features are the frozen encoder's at every input size."""
         stage0, block0 = self.first_tuned
         with torch.no_grad():
-            x = self.swin.patch_embed(self._pad(img))                   # (B, H/4, W/4, C0)
+            x = self.swin.patch_embed(img)                              # (B, H/4, W/4, C0)
             shared = []
             for i in range(stage0):
                 x = self.swin.layers[i](x)

@@ -7,8 +7,8 @@ carried through the network like image tokens. *Deep*: every block b gets fresh 
 (width C_b of its stage); the prompt tokens a block outputs are dropped.
 
 Swin has no global token sequence: attention is inside windows, and patch merging changes the
-resolution and width. On Swin we follow the VPT authors' Swin variant (Sec. 4.2 of the paper
-and their released code):
+resolution and width. On Swin we follow the VPT authors' Swin variant (the paper's "VPT on
+hierarchical Transformers" experiments with Swin-B, and their released code):
 
 * **windows**: the block's p prompt tokens are broadcast into every window of its sample and
   prepended to the window's N = wh * ww image tokens. Attention runs over the N + p tokens with
@@ -38,7 +38,7 @@ embedding runs once per image, every block once on the task-major (T*B) batch, s
 chunk t getting task t's prompts. The trunk is frozen, in eval mode, and its weights get no
 gradient; the prompts are the only trainable tensors of the encoder.
 
-Initialisation (paper, Sec. A: "xavier uniform"): U(-a, a) with a = sqrt(6 / (fan_in + C0)),
+Initialisation (the paper: "xavier uniform"): U(-a, a) with a = sqrt(6 / (fan_in + C0)),
 fan_in = 3 * P * P the patch-embedding's input fan (P the patch size) and C0 the embedding
 width: the Xavier bound of the patch embedding, whose outputs the prompts stand beside. The
 same bound is used for the prompts of every stage (as the authors' code does).
@@ -63,11 +63,11 @@ from mtl_adapters.registry import MODELS
 
 from .adapted_swinv2 import TrunkOutput
 from .base_encoder import BaseSwinV2Encoder
+from .peft_common import logit_scale, relative_position_bias, window_qkv
 
-#: prompts per block (per task). The paper searches the prompt length per dataset in
-#: {1, 5, 10, 50, 100, 200} for ViT and Swin alike and reports no single Swin value; 10 is the
-#: low end of the range its prompt-length ablation finds best, and keeps a window-8 attention
-#: (64 image tokens) at 74 keys.
+#: prompts per block (per task). The paper tunes the prompt length per dataset (1 to 200) and
+#: gives no single value for Swin; 10 is the low end of the range its prompt-length ablation
+#: finds best (about 10 to 100), and keeps a window-8 attention (64 image tokens) at 74 keys.
 DEFAULT_NUM_PROMPTS = 10
 
 
@@ -76,26 +76,17 @@ def prompted_window_logits(attn: WindowAttention, x: Tensor,
     """timm's window-attention logits for windows whose first ``num_prompts`` tokens are
     prompts: x (BW, p + N, C) -> (logits (BW, nH, p + N, p + N), values (BW, nH, p + N, C/nH)).
 
-    ``adapters.timm_swinv2.window_attention_logits`` with the relative-position bias padded by
-    zeros on the prompt rows and columns (that function takes exactly N = window-area tokens);
-    with ``num_prompts=0`` the two are the same operations on the same values (tested bit for
-    bit). Reads ``WindowAttention`` as timm 1.0.x lays it out, like ``timm_swinv2``.
+    ``adapters.timm_swinv2.window_attention_logits`` (which takes exactly N = window-area
+    tokens) with the relative-position bias padded by zeros on the prompt rows and columns,
+    built from ``peft_common``'s pieces of timm's ``WindowAttention.forward`` (q/k/v, the
+    cosine temperature, the continuous position bias); with ``num_prompts=0`` it is the same
+    operations on the same values (tested bit for bit).
     """
-    bw, n, _ = x.shape
-    num_heads = attn.num_heads
-    area = n - num_prompts
-    if attn.q_bias is None:
-        qkv = attn.qkv(x)
-    else:
-        qkv_bias = torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))   # k_bias: zero buffer
-        qkv = F.linear(x, attn.qkv.weight, qkv_bias)
-    q, k, v = qkv.reshape(bw, n, 3, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    logits = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
-    logits = logits * attn.logit_scale.clamp(max=math.log(1. / 0.01)).exp()
-    rel = attn.cpb_mlp(attn.relative_coords_table).view(-1, num_heads)
-    rel = rel[attn.relative_position_index.view(-1)].view(area, area, -1).permute(2, 0, 1)
-    rel = F.pad(16 * torch.sigmoid(rel), (num_prompts, 0, num_prompts, 0))
-    return logits + rel.unsqueeze(0), v
+    q, k, v = window_qkv(attn, x)
+    logits = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) \
+        * logit_scale(attn)
+    bias = F.pad(relative_position_bias(attn), (num_prompts, 0, num_prompts, 0))
+    return logits + bias.unsqueeze(0), v
 
 
 def prompted_window_attention(blk: SwinTransformerV2Block, x: Tensor, prompts: Tensor,
@@ -230,6 +221,11 @@ class VPTSwinV2Encoder(BaseSwinV2Encoder):
                                                                   self.init_bound)))
 
     # -------------------------------------------------------------- bookkeeping
+    @property
+    def method_name(self) -> str:
+        """The method's name in the parameter report."""
+        return f'VPT-{"deep" if self.deep else "shallow"} ({self.num_prompts} prompts)'
+
     def adapter_named_parameters(self) -> List[Tuple[str, nn.Parameter]]:
         """(name, parameter) of everything VPT adds: the prompts (row t of each is task t's;
         no encoder parameter is shared between tasks)."""
