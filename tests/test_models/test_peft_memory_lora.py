@@ -183,16 +183,18 @@ def memory_formula(enc) -> int:
         enc.swin.layers[s].blocks[b].dim for s, b in enc.tuned_positions)
 
 
-@pytest.mark.parametrize('blocks,m', [(EVERY, 1), (EVERY, 5), (DEEP, 3), (None, 2)])
-def test_memory_trainable_parameters_match_the_formula(blocks, m):
+@pytest.mark.parametrize('placement,m', [('every', 1), ('every', 5), ('deep', 3),
+                                         ('default', 2)])
+def test_memory_trainable_parameters_match_the_formula(placement, m):
+    blocks = dict(every=EVERY, deep=DEEP, default=None)[placement]
     kwargs = SHIFTED if blocks is not None else dict(
         SHIFTED, model_kwargs=dict(SHIFTED['model_kwargs'], depths=(2, 2, 6, 2)))
     _, enc = memory_pair(kwargs, num_memory_tokens=m, memory_blocks=blocks)
     trainable = [p for p in enc.parameters() if p.requires_grad]
     assert sum(p.numel() for p in trainable) == memory_formula(enc)
     assert {id(p) for p in trainable} == {id(p) for _, p in enc.adapter_named_parameters()}
-    widths = {EVERY: 2 * 16 + 2 * 32 + 2 * 64 + 128, DEEP: 32 + 2 * 64 + 128,
-              None: 4 * 64 + 2 * 128}[blocks]
+    widths = dict(every=2 * 16 + 2 * 32 + 2 * 64 + 128, deep=32 + 2 * 64 + 128,
+                  default=4 * 64 + 2 * 128)[placement]
     assert memory_formula(enc) == 3 * m * widths
     for t in TASKS:
         assert sum(p.numel() for _, p in enc.task_named_parameters(t)) == m * widths
@@ -284,7 +286,8 @@ def test_memory_gradients_reach_each_tasks_own_memory_only():
     out['depth'][-1].square().mean().backward()
     for key, mems in enc.memory.items():
         assert mems['depth'].grad.abs().max() > 0, key
-        assert mems['seg'].grad is None and mems['normal'].grad is None
+        for other in ('seg', 'normal'):                       # none, or exactly zero
+            assert mems[other].grad is None or not mems[other].grad.any(), key
     assert all(p.grad is None for p in enc.swin.parameters())
 
 
@@ -307,13 +310,14 @@ def lora_formula(enc) -> int:
 
 
 @pytest.mark.parametrize('ranks', [(8, 4), (0, 2), (3, 0)])
-@pytest.mark.parametrize('blocks', [DEEP, EVERY])
-def test_lora_trainable_parameters_match_the_formula(ranks, blocks):
+@pytest.mark.parametrize('placement', ['deep', 'every'])
+def test_lora_trainable_parameters_match_the_formula(ranks, placement):
+    blocks = dict(every=EVERY, deep=DEEP)[placement]
     _, enc = lora_pair(rank_shared=ranks[0], rank_task=ranks[1], lora_blocks=blocks)
     trainable = [p for p in enc.parameters() if p.requires_grad]
     assert sum(p.numel() for p in trainable) == lora_formula(enc)
     assert {id(p) for p in trainable} == {id(p) for _, p in enc.adapter_named_parameters()}
-    widths = {DEEP: 32 + 2 * 64 + 128, EVERY: 2 * 16 + 2 * 32 + 2 * 64 + 128}[blocks]
+    widths = dict(deep=32 + 2 * 64 + 128, every=2 * 16 + 2 * 32 + 2 * 64 + 128)[placement]
     assert lora_formula(enc) == 16 * (ranks[0] + 3 * ranks[1]) * widths
     for t in TASKS:
         assert sum(p.numel() for _, p in enc.task_named_parameters(t)) == 16 * ranks[1] * widths
@@ -515,7 +519,7 @@ def test_shipped_configs_report_per_method_and_task(name):
     table = format_param_report(report)
     assert f'method: {report["method"]}' in table and 'own to edge' in table
     if name in ('memory', 'lora'):
-        assert table.split('\n')[3].startswith(name)                # the 'adapters' row
+        assert table.split('\n')[2].startswith(name)                # the 'adapters' row
 
 
 def test_report_of_the_adapter_model_keeps_its_numbers():

@@ -80,6 +80,9 @@ def test_shipped_configs_report_the_formula(path):
     assert formula(model.encoder) == expected
     assert report['components']['adapters'] == dict(total=expected, trainable=expected)
     assert report['components']['trunk']['trainable'] == 0
+    # per method and task: every prompt belongs to one task, nothing is shared
+    assert report['encoder_per_task'] == {t: expected // 4 for t in model.task_names}
+    assert report['encoder_shared'] == 0
 
 
 @pytest.mark.parametrize('deep', [True, False])

@@ -111,7 +111,11 @@ class MemorySwinV2Encoder(TaskBranchSwinV2Encoder):
         memory = self.task_memory(stage, index, task_names)
         if memory is None:
             return blk(x)                                    # no memory: timm's block
-        _, k_mem, v_mem = window_qkv(blk.attn, memory)                  # (T, nH, m, d)
+        # each task's memory projected on its own: the keys/values of task t then do not
+        # depend on which other tasks run (a product over fewer rows may round differently)
+        kv = [window_qkv(blk.attn, mem[None])[1:] for mem in memory]
+        k_mem = torch.cat([k for k, _ in kv])                             # (T, nH, m, d)
+        v_mem = torch.cat([v for _, v in kv])
         return block_forward(blk, x, lambda windows, mask: window_attention(
             blk.attn, windows, mask, memory_kv=(k_mem, v_mem)))
 
