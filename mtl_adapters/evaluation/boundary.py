@@ -230,11 +230,31 @@ class _GroundTruthIndex:
             rows.append(r_ + s)
             cols.append(cand[r_, c_])
         rows, cols = np.concatenate(rows), np.concatenate(cols)
-        graph = csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)),
-                           shape=(near.size, self.n))
-        match = maximum_bipartite_matching(graph, perm_type='column')  # row -> column or -1
-        matched = match >= 0
+        matched = _max_matching(rows, cols, near.size, self.n)
         return near[matched], int(matched.sum())
+
+
+def _max_matching(rows: np.ndarray, cols: np.ndarray, n_left: int, n_right: int) -> np.ndarray:
+    """Bool mask of the left vertices covered by a maximum-cardinality matching of the
+    bipartite graph with edges ``rows[i] - cols[i]``.
+
+    Solved as a unit-capacity maximum flow (source -> left -> right -> sink) with Dinic's
+    algorithm (``scipy.sparse.csgraph.maximum_flow``), O(E sqrt(V)) like Hopcroft-Karp.
+    (``scipy.sparse.csgraph.maximum_bipartite_matching`` is avoided: its depth-first search does
+    not remember dead ends and takes exponential time on the layered graphs that nearby curves
+    make, scipy issue #26147.)
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_flow
+    if rows.size == 0:
+        return np.zeros(n_left, dtype=bool)
+    src, sink = n_left + n_right, n_left + n_right + 1
+    tail = np.concatenate([np.full(n_left, src), rows, n_left + np.arange(n_right)])
+    head = np.concatenate([np.arange(n_left), n_left + cols, np.full(n_right, sink)])
+    graph = csr_matrix((np.ones(tail.size, dtype=np.int32), (tail, head)),
+                       shape=(sink + 1, sink + 1))
+    flow = maximum_flow(graph, src, sink, method='dinic').flow
+    return flow[[src]].toarray()[0, :n_left] > 0
 
 
 def _as_list(gt) -> List[np.ndarray]:

@@ -224,7 +224,7 @@ class VPTSwinV2Encoder(BaseSwinV2Encoder):
     @property
     def method_name(self) -> str:
         """The method's name in the parameter report."""
-        return f'VPT-{"deep" if self.deep else "shallow"} ({self.num_prompts} prompts)'
+        return f'VPT-{"deep" if self.deep else "shallow"}, p={self.num_prompts}'
 
     def adapter_named_parameters(self) -> List[Tuple[str, nn.Parameter]]:
         """(name, parameter) of everything VPT adds: the prompts (row t of each is task t's;
