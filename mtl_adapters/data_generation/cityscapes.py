@@ -21,9 +21,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from mtl_adapters.datasets.cityscapes import (DEFAULT_WORK_SIZE, NORMAL_MAX_DEPTH, SPLITS,
-                                              camera_matrix, disparity_to_depth, encode_edges,
-                                              encode_normals, list_samples, read_camera,
-                                              sample_files, size_tag, void_mask)
+                                              camera_matrix, disparity_to_depth, list_samples,
+                                              read_camera, sample_files, size_tag, void_mask)
+from mtl_adapters.datasets.prepared import encode_edges, encode_normals
 from mtl_adapters.datasets.geometry import normals_from_depth, scale_intrinsics
 from mtl_adapters.utils import DataFileError, read_image
 from .prepare import PrepItem, Preparation, encode_png

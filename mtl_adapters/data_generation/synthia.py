@@ -22,10 +22,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mtl_adapters.datasets.prepared import encode_edges, encode_normals
 from mtl_adapters.datasets.synthia import (DERIVED_DIRS, NATIVE_SIZE, SYNTHIA_INTRINSICS,
                                            decode_synthia_depth, decode_synthia_label,
-                                           encode_edges, encode_normals, list_frames,
-                                           load_label_space, resolve_synthia_root,
+                                           list_frames, load_label_space, resolve_synthia_root,
                                            synthia_intrinsics, synthia_paths)
 from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image
 from .prepare import PrepItem, Preparation, PrepSummary, encode_png

@@ -66,6 +66,7 @@ from mmengine.logging import print_log
 from mtl_adapters.registry import DATASETS
 from mtl_adapters.utils import DataFileError, read_image
 from .base import MultiTaskDataset
+from .prepared import decode_edges, decode_normals
 from .geometry import depth_from_disparity, intrinsics_matrix
 
 SPLITS = ('train', 'val', 'test')
@@ -97,12 +98,7 @@ VOID_LABEL_IDS = (1, 2, 3)
 DISPARITY_SCALE = 256.0
 #: prepared normals are derived only where the stereo depth is within this range (metres)
 NORMAL_MAX_DEPTH = 80.0
-#: NORMAL encoding: 16-bit RGB, value = round((n + 1) / 2 * 65535) per component of the unit
-#: normal in the OpenCV camera frame (x right, y down, z forward, facing the camera); (0, 0, 0)
-#: = no normal (no unit vector has all three components at -1)
-NORMAL_SCALE = 65535.0
-#: EDGE encoding: 16-bit grey, edge = value / 65535
-EDGE_SCALE = 65535.0
+# prepared normals and edges: the 16-bit encodings of datasets/prepared.py
 #: the working resolution of the shipped configs and of data_prep/cityscapes.py (H, W)
 DEFAULT_WORK_SIZE = (512, 1024)
 
@@ -258,35 +254,6 @@ def disparity_to_depth(raw: np.ndarray, baseline: float, fx: float,
     if max_depth is not None:
         depth[depth > max_depth] = 0.0
     return depth
-
-
-def encode_normals(normals: np.ndarray) -> np.ndarray:
-    """HxWx3 unit normals (zero vector = none) -> the 16-bit RGB of ``normal_{H}x{W}``."""
-    n = np.asarray(normals, dtype=np.float64)
-    valid = np.linalg.norm(n, axis=-1) > 0.5
-    raw = np.clip(np.round((n + 1.0) / 2.0 * NORMAL_SCALE), 0, NORMAL_SCALE).astype(np.uint16)
-    raw[~valid] = 0
-    return raw
-
-
-def decode_normals(raw: np.ndarray) -> np.ndarray:
-    """The 16-bit RGB of ``normal_{H}x{W}`` -> HxWx3 float32 unit normals, 0 = none."""
-    raw = _check_raw(raw, 'uint16', 3, 'prepared normal')
-    valid = (raw != 0).any(axis=-1, keepdims=True)
-    n = raw.astype(np.float32) / NORMAL_SCALE * 2.0 - 1.0
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    return np.where(valid & (norm > 0.5), n / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
-
-
-def encode_edges(edges: np.ndarray) -> np.ndarray:
-    """HxW edges in [0, 1] -> the 16-bit grey of ``edgeTexture_{H}x{W}``."""
-    return np.clip(np.round(np.asarray(edges, np.float64) * EDGE_SCALE), 0,
-                   EDGE_SCALE).astype(np.uint16)
-
-
-def decode_edges(raw: np.ndarray) -> np.ndarray:
-    """The 16-bit grey of ``edgeTexture_{H}x{W}`` -> HxW float32 edges in [0, 1]."""
-    return _check_raw(raw, 'uint16', 1, 'prepared edgeTexture').astype(np.float32) / EDGE_SCALE
 
 
 @DATASETS.register_module()

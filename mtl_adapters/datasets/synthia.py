@@ -60,6 +60,7 @@ from mmengine.logging import print_log
 
 from mtl_adapters.registry import DATASETS
 from .base import MultiTaskDataset
+from .prepared import decode_edges, decode_normals
 
 RGB_DIR = 'RGB'
 LABEL_DIR = 'GT/LABELS'
@@ -73,10 +74,7 @@ NATIVE_SIZE = (760, 1280)                       # (H, W) of every SYNTHIA-RAND-C
 SYNTHIA_INTRINSICS = (532.740352, 640.0, 380.0)
 DEPTH_UNITS_PER_METRE = 100.0                   # centimetres
 DEPTH_INVALID = (0, 65535)                      # no depth / saturated (beyond 655.34 m)
-#: prepared normals: 16-bit RGB, value = round((n + 1) / 2 * 65535), (0, 0, 0) = no normal
-NORMAL_SCALE = 65535.0
-#: prepared texture edges: 16-bit grey, edge = value / 65535
-EDGE_SCALE = 65535.0
+# prepared normals and edges: the 16-bit encodings of datasets/prepared.py
 NUM_SYNTHIA_IDS = 23                            # class ids 0..22 (README.txt)
 SPLITS = ('train', 'val', 'all')
 VAL_EVERY = 10                                  # val = ids with id % 10 == 9
@@ -142,39 +140,6 @@ def decode_synthia_depth(raw: np.ndarray) -> np.ndarray:
     depth = raw.astype(np.float32) / DEPTH_UNITS_PER_METRE
     depth[np.isin(raw, DEPTH_INVALID)] = 0.0
     return depth
-
-
-def encode_normals(normals: np.ndarray) -> np.ndarray:
-    """HxWx3 unit normals (zero vector = none) -> the 16-bit RGB of ``normal/<id>.png``."""
-    n = np.asarray(normals, dtype=np.float64)
-    raw = np.clip(np.round((n + 1.0) / 2.0 * NORMAL_SCALE), 0, NORMAL_SCALE).astype(np.uint16)
-    raw[np.linalg.norm(n, axis=-1) < 0.5] = 0
-    return raw
-
-
-def decode_normals(raw: np.ndarray) -> np.ndarray:
-    """The 16-bit RGB of ``normal/<id>.png`` -> HxWx3 float32 unit normals, 0 = none."""
-    if raw.dtype != np.uint16 or raw.ndim != 3 or raw.shape[2] != 3:
-        raise ValueError(f'found {raw.dtype} with shape {raw.shape}, expected the 16-bit RGB of '
-                         'a prepared normal file (data_prep/synthia.py)')
-    n = raw.astype(np.float32) / NORMAL_SCALE * 2.0 - 1.0
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    valid = (raw != 0).any(axis=-1, keepdims=True) & (norm > 0.5)
-    return np.where(valid, n / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
-
-
-def encode_edges(edges: np.ndarray) -> np.ndarray:
-    """HxW texture edges in [0, 1] -> the 16-bit grey of ``edge/<id>.png``."""
-    return np.clip(np.round(np.asarray(edges, np.float64) * EDGE_SCALE), 0,
-                   EDGE_SCALE).astype(np.uint16)
-
-
-def decode_edges(raw: np.ndarray) -> np.ndarray:
-    """The 16-bit grey of ``edge/<id>.png`` -> HxW float32 texture edges in [0, 1]."""
-    if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(f'found {raw.dtype} with shape {raw.shape}, expected the 16-bit grey of '
-                         'a prepared edge file (data_prep/synthia.py)')
-    return raw.astype(np.float32) / EDGE_SCALE
 
 
 def frame_in_split(frame_id: str, split: str) -> bool:

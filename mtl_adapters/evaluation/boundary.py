@@ -111,14 +111,14 @@ def thin(mask: np.ndarray) -> np.ndarray:
     padded[1:-1, 1:-1] = mask
     img = padded.ravel()  # a view: flat indices address the padded image
     offsets = np.array([dy * wp + dx for dy, dx in _NEIGHBOURS], dtype=np.int64)
-    bits = (1 << np.arange(8)).astype(np.uint8)
-    dense_above = max(64, h * w // 16)  # candidates beyond which a dense pass is cheaper
+    dense_above = max(64, h * w // 3)  # candidates beyond which a dense pass is cheaper
     stamp = np.zeros(img.size, dtype=np.int64)
+    flags = np.zeros_like(padded)
 
     def dense_codes() -> np.ndarray:
         code = np.zeros((h, w), dtype=np.uint8)
-        for bit, (dy, dx) in zip(bits, _NEIGHBOURS):
-            code |= padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] * bit
+        for bit, (dy, dx) in enumerate(_NEIGHBOURS):
+            code |= padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w].view(np.uint8) << bit
         return code
 
     def unique(idx: np.ndarray) -> np.ndarray:
@@ -135,15 +135,15 @@ def thin(mask: np.ndarray) -> np.ndarray:
         lut = _LUTS[step % 2]
         if cand is None:
             code = dense_codes()
-            gone2d = lut[code] & padded[1:-1, 1:-1]
-            ys, xs = np.nonzero(gone2d)
-            gone = (ys + 1) * wp + (xs + 1)
-            if step == 0:
-                ys, xs = np.nonzero(padded[1:-1, 1:-1] & (code != 255))
-                border = (ys + 1) * wp + (xs + 1)
+            np.logical_and(lut[code], padded[1:-1, 1:-1], out=flags[1:-1, 1:-1])
+            gone = np.flatnonzero(flags)
+            if step == 0:  # pixels with a background neighbour
+                np.logical_and(code != 255, padded[1:-1, 1:-1], out=flags[1:-1, 1:-1])
+                border = np.flatnonzero(flags)
         else:
-            nb = img[cand[:, None] + offsets[None, :]]  # (n, 8)
-            code = nb.astype(np.uint8) @ bits if cand.size else np.zeros(0, np.uint8)
+            code = np.zeros(cand.size, dtype=np.uint8)
+            for bit, off in enumerate(offsets):
+                code |= img[cand + off].view(np.uint8) << bit
             gone = cand[lut[code]]
         img[gone] = False
         deleted.append(gone)
@@ -182,56 +182,36 @@ def make_thresholds(thresholds: Union[int, Sequence[float]] = 99,
     return out
 
 
-def _disk_offsets(radius: float) -> Tuple[np.ndarray, np.ndarray]:
-    """(dy, dx) integer offsets with ``dy^2 + dx^2 <= radius^2``."""
-    r = int(np.floor(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-    keep = dy ** 2 + dx ** 2 <= radius ** 2
-    return dy[keep], dx[keep]
-
-
 class _GroundTruthIndex:
     """One ground-truth boundary map, prepared for repeated matching against predictions."""
 
     def __init__(self, gt_b: np.ndarray, tol: float):
         from scipy import ndimage
-        h, w = gt_b.shape
-        self.n = int(gt_b.sum())
+        from scipy.spatial import cKDTree
         self.tol = tol
-        r = int(np.floor(tol))
-        self.r = r
-        self.wg = w + 2 * r
-        index = np.full((h + 2 * r, w + 2 * r), -1, dtype=np.int32)
-        index[r:r + h, r:r + w][gt_b] = np.arange(self.n, dtype=np.int32)
-        self.index = index.ravel()
-        dy, dx = _disk_offsets(tol)
-        self.offsets = (dy * self.wg + dx).astype(np.int64)
+        points = np.argwhere(gt_b)
+        self.n = len(points)
+        self.tree = cKDTree(points) if self.n else None
         # pixels farther than the tolerance from every ground-truth pixel can match nothing
-        if self.n:
-            self.near = ndimage.distance_transform_edt(~gt_b) <= tol
-        else:
-            self.near = np.zeros_like(gt_b)
+        self.near = (ndimage.distance_transform_edt(~gt_b) <= tol) if self.n else \
+            np.zeros_like(gt_b)
+        self._last = (None, None)
 
     def match(self, pred_b: np.ndarray) -> Tuple[np.ndarray, int]:
         """(flat indices of the predicted pixels that are matched, number of matches)."""
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import maximum_bipartite_matching
+        from scipy.spatial import cKDTree
         near = np.flatnonzero(pred_b & self.near)
-        if near.size == 0 or self.n == 0:
-            return near[:0], 0
-        h, w = pred_b.shape
-        y, x = np.divmod(near, w)
-        base = (y + self.r) * self.wg + (x + self.r)
-        rows, cols = [], []
-        chunk = max(1, (1 << 22) // max(1, self.offsets.size))
-        for s in range(0, near.size, chunk):
-            cand = self.index[base[s:s + chunk, None] + self.offsets[None, :]]  # (n, m)
-            r_, c_ = np.nonzero(cand >= 0)
-            rows.append(r_ + s)
-            cols.append(cand[r_, c_])
-        rows, cols = np.concatenate(rows), np.concatenate(cols)
-        matched = _max_matching(rows, cols, near.size, self.n)
-        return near[matched], int(matched.sum())
+        if near.size == 0:
+            return near, 0
+        if self._last[0] is not None and np.array_equal(near, self._last[0]):
+            return self._last[1]  # only pixels out of reach changed: the same matching
+        y, x = np.divmod(near, pred_b.shape[1])
+        pairs = cKDTree(np.stack([y, x], axis=1)).sparse_distance_matrix(
+            self.tree, self.tol, output_type='ndarray')  # every pair within the tolerance
+        matched = _max_matching(pairs['i'], pairs['j'], near.size, self.n)
+        result = (near[matched], int(matched.sum()))
+        self._last = (near, result)
+        return result
 
 
 def _max_matching(rows: np.ndarray, cols: np.ndarray, n_left: int, n_right: int) -> np.ndarray:
