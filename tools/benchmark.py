@@ -4,6 +4,7 @@
     python tools/benchmark.py --speed [args...]    # training images/s and memory, 1-4 tasks
     python tools/benchmark.py --troa [args...]     # TROA overhead on step time
     python tools/benchmark.py --weighting [args]   # every weighting method, S-D-N-E, and Δm
+    python tools/benchmark.py --boundary [args]    # edge ODS/OIS/AP evaluation, images/s
 
 Arguments after the mode go to that benchmark (``--speed --help`` lists them).
 """
@@ -17,7 +18,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
          'speed': 'mtl_adapters.benchmarks.train_speed',
          'troa': 'mtl_adapters.benchmarks.troa_overhead',
-         'weighting': 'mtl_adapters.benchmarks.weighting_comparison'}
+         'weighting': 'mtl_adapters.benchmarks.weighting_comparison',
+         'boundary': 'mtl_adapters.benchmarks.boundary_speed'}
 
 
 def main(argv=None):

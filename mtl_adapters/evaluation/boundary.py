@@ -105,11 +105,21 @@ def thin(mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
         raise ValueError(f'thin: expected a 2-D map, got shape {mask.shape}')
-    h, w = mask.shape
+    out = np.zeros(mask.shape, dtype=bool)
+    out.ravel()[_thin_indices(mask.shape, np.flatnonzero(mask))] = True
+    return out
+
+
+def _thin_indices(shape: Tuple[int, int], fg: np.ndarray) -> np.ndarray:
+    """:func:`thin` of the map whose set pixels are the flat indices ``fg`` (distinct) ->
+    the flat indices of the thinned map (unordered). Costs O(len(fg)) when ``fg`` is small."""
+    h, w = shape
     wp = w + 2
     padded = np.zeros((h + 2, wp), dtype=bool)
-    padded[1:-1, 1:-1] = mask
     img = padded.ravel()  # a view: flat indices address the padded image
+    y, x = np.divmod(np.asarray(fg, dtype=np.int64), w)
+    fg = (y + 1) * wp + (x + 1)
+    img[fg] = True
     offsets = np.array([dy * wp + dx for dy, dx in _NEIGHBOURS], dtype=np.int64)
     dense_above = max(64, h * w // 3)  # candidates beyond which a dense pass is cheaper
     stamp = np.zeros(img.size, dtype=np.int64)
@@ -127,7 +137,7 @@ def thin(mask: np.ndarray) -> np.ndarray:
         stamp[idx] = order
         return idx[stamp[idx] == order]
 
-    cand = None  # None: every pixel (a dense pass)
+    cand = None if fg.size > dense_above else fg  # None: every pixel (a dense pass)
     deleted: List[np.ndarray] = []
     border = None
     step = 0
@@ -145,6 +155,8 @@ def thin(mask: np.ndarray) -> np.ndarray:
             for bit, off in enumerate(offsets):
                 code |= img[cand + off].view(np.uint8) << bit
             gone = cand[lut[code]]
+            if step == 0:
+                border = cand[code != 255]
         img[gone] = False
         deleted.append(gone)
         if step >= 1 and deleted[-1].size == 0 and deleted[-2].size == 0:
@@ -153,7 +165,7 @@ def thin(mask: np.ndarray) -> np.ndarray:
         # next candidates: pixels whose neighbourhood changed since that rule last saw them
         # (deletions of the last two subiterations); the second rule also sees the border
         recent = np.concatenate(deleted[-2:])
-        if recent.size * 9 > dense_above:
+        if recent.size * 3 > dense_above:
             cand = None
         else:
             near = (recent[:, None] + offsets[None, :]).ravel()
@@ -165,7 +177,9 @@ def thin(mask: np.ndarray) -> np.ndarray:
                 cand = None
         if len(deleted) > 2:
             deleted.pop(0)
-    return padded[1:-1, 1:-1].copy()
+    kept = fg[img[fg]]
+    y, x = np.divmod(kept, wp)
+    return (y - 1) * w + (x - 1)
 
 
 def make_thresholds(thresholds: Union[int, Sequence[float]] = 99,
@@ -197,15 +211,16 @@ class _GroundTruthIndex:
             np.zeros_like(gt_b)
         self._last = (None, None)
 
-    def match(self, pred_b: np.ndarray) -> Tuple[np.ndarray, int]:
-        """(flat indices of the predicted pixels that are matched, number of matches)."""
+    def match(self, pred_idx: np.ndarray, width: int) -> Tuple[np.ndarray, int]:
+        """Maximum matching of the predicted pixels ``pred_idx`` (flat indices of an image
+        ``width`` wide) -> (flat indices of the matched ones, number of matches)."""
         from scipy.spatial import cKDTree
-        near = np.flatnonzero(pred_b & self.near)
+        near = np.sort(pred_idx[self.near.ravel()[pred_idx]])
         if near.size == 0:
             return near, 0
         if self._last[0] is not None and np.array_equal(near, self._last[0]):
             return self._last[1]  # only pixels out of reach changed: the same matching
-        y, x = np.divmod(near, pred_b.shape[1])
+        y, x = np.divmod(near, width)
         pairs = cKDTree(np.stack([y, x], axis=1)).sparse_distance_matrix(
             self.tree, self.tol, output_type='ndarray')  # every pair within the tolerance
         matched = _max_matching(pairs['i'], pairs['j'], near.size, self.n)
@@ -287,21 +302,21 @@ def boundary_counts(pred: np.ndarray, gt, thresholds: Union[int, Sequence[float]
         index.append(_GroundTruthIndex(thin(g_b) if thin_gt else g_b, tol))
     sum_r = sum(i.n for i in index)
 
-    flat = np.sort(pred.ravel())
-    # pixels at or above each threshold: equal counts mean equal (nested) binary maps
-    sizes = flat.size - np.searchsorted(flat, ts, side='left')
-    last_size, last = -1, None
-    for k, t in enumerate(ts):
-        if sizes[k] != last_size:
-            last_size = int(sizes[k])
-            pred_b = thin(pred >= t) if last_size else np.zeros(pred.shape, dtype=bool)
-            matched_any = np.zeros(pred.size, dtype=bool)
+    flat = pred.ravel()
+    order = np.argsort(flat, kind='stable')
+    starts = np.searchsorted(flat[order], ts, side='left')  # pixels >= t: order[start:]
+    last_start, last = -1, None
+    for k, start in enumerate(starts):
+        if start != last_start:  # nested maps: the same start means the same map
+            last_start = int(start)
+            pred_idx = _thin_indices(pred.shape, order[start:])
+            matched_any = np.zeros(flat.size, dtype=bool)
             cnt_r = 0
             for gi in index:
-                matched, n = gi.match(pred_b)
+                matched, n = gi.match(pred_idx, pred.shape[1])
                 matched_any[matched] = True
                 cnt_r += n
-            last = (int(matched_any.sum()), int(pred_b.sum()), cnt_r)
+            last = (int(matched_any.sum()), int(pred_idx.size), cnt_r)
         out['cntP'][k], out['sumP'][k], out['cntR'][k] = last
         out['sumR'][k] = sum_r
     return out

@@ -27,8 +27,17 @@ class DepthTask(BaseTask):
 
     ``metric_cfg``: ``min_depth``/``max_depth`` (metres; pixels outside are not evaluated and
     predictions are clamped to the range), ``crop`` ``(top, bottom, left, right)`` as fractions
-    of the height/width (e.g. the Eigen crop), ``per_image`` (average per-image metrics instead
-    of pooling all valid pixels of the dataset; pixel-pooled is the default).
+    of the height/width (e.g. the Eigen crop; rows ``int(top * H):int(bottom * H)``), and
+    ``per_image``, which picks one of the field's two conventions. Over the evaluated pixels
+    (valid ground truth, in range, inside the crop), p = prediction and g = ground truth:
+
+    * ``per_image=False`` (default; pooled, as the NYUD multi-task benchmarks' depth meter):
+      every evaluated pixel of the whole set counts once, N = their number over the set,
+      ``rmse = sqrt(sum (p - g)^2 / N)``, ``abs_rel = sum |p - g| / g / N`` (``sq_rel``,
+      ``log10`` alike), ``d_j = 100 * #{max(p/g, g/p) < 1.25^j} / N``;
+    * ``per_image=True`` (the monocular-depth papers' Eigen-split tables): each metric is
+      computed on each image alone (its rmse is the root of that image's mean squared error)
+      and the per-image values are averaged; images without an evaluated pixel are left out.
     """
 
     name = 'depth'

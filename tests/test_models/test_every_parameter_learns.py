@@ -32,7 +32,8 @@ CONFIGS = sorted(osp.relpath(p, REPO)
 NARROW_SDNE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 BASE_SDNE = 'configs/vtagml/vtagml_swinv2-base_1xb8-40k_taskonomy-256x256_sdne.py'
 #: adapter tensors behind a zero-initialised factor: zero gradient on the first step only
-SECOND_FACTOR = ('task_embeddings', 'adapter_norm.', 'tsn3.', 'ff_down.', 'skip_merges.')
+SECOND_FACTOR = ('task_embeddings', 'adapter_norm.', 'tsn3.', 'ff_down.', 'skip_merges.',
+                 'lora_A')          # LoRA's A sits behind B = 0, as FF-down behind FF-up
 #: the tensors a zero res-post norm killed: they must learn from the first step
 FIRST_STEP = ('taa.task_bias', 'taa.film.', 'tsn1.film.', 'tsn2.film.', 'ff_up.')
 

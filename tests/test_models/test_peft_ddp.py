@@ -4,10 +4,8 @@ optimiser wrapper), different images on each rank, and both ranks end with bit-i
 parameters, every trainable tensor moved. The configs are found by glob: a method whose config
 lands in configs/peft/ is tested with the others."""
 import glob
-import importlib
 import os
 import os.path as osp
-import pkgutil
 import socket
 
 import pytest
@@ -18,13 +16,8 @@ from conftest import REPO
 from mmengine import Config
 from mmengine.optim import build_optim_wrapper
 
-import mtl_adapters.models.backbones as backbones
 from mtl_adapters.benchmarks.common import random_samples
 from mtl_adapters.registry import MODELS
-
-# every encoder module registers its encoders when imported (whatever the package exports)
-for _module in pkgutil.iter_modules(backbones.__path__):
-    importlib.import_module(f'{backbones.__name__}.{_module.name}')
 
 CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(str(REPO / 'configs/peft/*.py')))
 SIZE = 64

@@ -13,7 +13,6 @@ from conftest import REPO, load_tool, tiny_model_cfg
 from mmengine import Config
 from timm.models.swin_transformer_v2 import SwinTransformerV2Block, WindowAttention
 
-from mtl_adapters.models.adapters.timm_swinv2 import window_partition
 from mtl_adapters.models.backbones import SwinV2Encoder
 from mtl_adapters.models.backbones.lora_swinv2 import LoRASwinV2Encoder
 from mtl_adapters.models.backbones.memory_swinv2 import MemorySwinV2Encoder

@@ -117,6 +117,9 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
 
     needs_task_names = True
 
+    #: the method's name in the parameter report
+    method_name = 'adapters'
+
     def __init__(self, task_names: Sequence[str], model_name: str = 'swinv2_tiny_window8_256',
                  pretrained: Optional[str] = None, img_size: Sequence[int] = (256, 256),
                  model_kwargs: Optional[dict] = None,

@@ -93,14 +93,25 @@ class MemorySwinV2Encoder(TaskBranchSwinV2Encoder):
         return [(f'memory.{key}.{task}', mem[task]) for key, mem in self.memory.items()
                 if task in mem]
 
-    def task_memory(self, stage: int, index: int, task_names: Sequence[str]) -> Optional[Tensor]:
-        """(T, m, C) memory of block ``layers[stage].blocks[index]`` for ``task_names``, or
-        None if the block holds none (m = 0)."""
+    def memory_kv(self, stage: int, index: int,
+                  task_names: Sequence[str]) -> Optional[Tuple[Tensor, Tensor]]:
+        """Keys and values (each (T, nH, m, C / nH)) of the memory of block
+        ``layers[stage].blocks[index]`` for ``task_names``, through the block's frozen qkv
+        projection; None if the block holds none (m = 0).
+
+        Each task's memory is projected on its own, so task t's keys and values do not depend
+        on which other tasks run (a product over fewer rows may round differently).
+        """
         mems = self.memory[position_key(stage, index)]
-        tokens = [mems.get(t) for t in task_names]
-        if any(m is None for m in tokens):
+        held = [t in mems for t in task_names]
+        if not any(held):
             return None
-        return torch.stack(tokens)
+        if not all(held):
+            raise KeyError(f'block {stage}.{index} holds memory for {list(mems)}, not for all '
+                           f'of {list(task_names)}')
+        attn = self.swin.layers[stage].blocks[index].attn
+        kv = [window_qkv(attn, mems[t][None])[1:] for t in task_names]
+        return torch.cat([k for k, _ in kv]), torch.cat([v for _, v in kv])
 
     # ------------------------------------------------------------------ forward
     def branch_block(self, stage: int, index: int, x: Tensor,
@@ -108,16 +119,11 @@ class MemorySwinV2Encoder(TaskBranchSwinV2Encoder):
         """Memory block on x (T*B, H, W, C), task-major: each task's windows also attend to
         that task's memory keys/values (``peft_common.window_attention``)."""
         blk = self.swin.layers[stage].blocks[index]
-        memory = self.task_memory(stage, index, task_names)
-        if memory is None:
+        memory_kv = self.memory_kv(stage, index, task_names)
+        if memory_kv is None:
             return blk(x)                                    # no memory: timm's block
-        # each task's memory projected on its own: the keys/values of task t then do not
-        # depend on which other tasks run (a product over fewer rows may round differently)
-        kv = [window_qkv(blk.attn, mem[None])[1:] for mem in memory]
-        k_mem = torch.cat([k for k, _ in kv])                             # (T, nH, m, d)
-        v_mem = torch.cat([v for _, v in kv])
         return block_forward(blk, x, lambda windows, mask: window_attention(
-            blk.attn, windows, mask, memory_kv=(k_mem, v_mem)))
+            blk.attn, windows, mask, memory_kv=memory_kv))
 
     # ------------------------------------------------------------ concatenation
     @classmethod
@@ -157,6 +163,7 @@ class MemorySwinV2Encoder(TaskBranchSwinV2Encoder):
                 raise ValueError(f'encoder {i} holds tasks {dup} that an earlier encoder holds; '
                                  'each task must come from one encoder')
             seen += enc.task_names
+        first.branch_input = None                      # a cache of the last forward
         combined = copy.deepcopy(first)
         for enc in encoders[1:]:
             for key, mems in enc.memory.items():

@@ -198,6 +198,8 @@ class TaskBranchSwinV2Encoder(BaseSwinV2Encoder):
     needs_task_names = True
     #: the method's name in the parameter report
     method_name = 'peft'
+    #: positions of ``AdapterBlock``s (the adapter encoder's attribute): none here
+    adapter_positions: Tuple = ()
 
     def __init__(self, task_names: Sequence[str], tuned_blocks: Optional[Dict] = None,
                  model_name: str = 'swinv2_tiny_window8_256', pretrained: Optional[str] = None,
