@@ -2,44 +2,47 @@
 
 Written from the published definition (Martin, Fowlkes & Malik, *Learning to detect natural
 image boundaries using local brightness, color, and texture cues*, PAMI 2004; Arbelaez et al.,
-*Contour detection and hierarchical image segmentation*, PAMI 2011), in NumPy/SciPy only.
+*Contour detection and hierarchical image segmentation*, PAMI 2011), in NumPy/SciPy only; no
+code of the original benchmark was read or used.
 
-Per image and per threshold ``t`` (``thresholds``; an int N means N values uniformly spaced
-strictly inside ``(0, max_value)``: ``max_value * k / (N + 1)``, k = 1..N; BSDS uses N = 99 on
-probability maps):
+Per image and per threshold ``t`` (``thresholds``: an int N means N values uniformly spaced
+strictly inside ``(0, max_value)``, ``max_value * k / (N + 1)`` for k = 1..N, as the 99
+thresholds of BSDS on probability maps; a list is used sorted):
 
 1. the prediction is binarised, ``pred >= t``, and thinned to 1-pixel width (:func:`thin`:
-   the two-subiteration parallel thinning of Guo & Hall / Lam, Lee & Suen 1992, the one
-   MATLAB's ``bwmorph(..., 'thin', Inf)`` applies in the benchmark; here a frontier-only
-   implementation, pixel-identical to ``skimage.morphology.thin``);
+   the two-subiteration parallel thinning of Guo & Hall, as compared by Lam, Lee & Suen 1992,
+   the algorithm of MATLAB's ``bwmorph(..., 'thin', Inf)`` that the benchmark applies; here
+   written from its published conditions, tested pixel-identical to
+   ``skimage.morphology.thin``);
 2. the ground-truth boundary is ``gt > gt_threshold`` (ground truth in [0, 1]; 0.5 for binary
    boundary maps), thinned the same way when ``thin_gt`` (the default);
 3. predicted and ground-truth boundary pixels are matched one to one, a pair being allowed when
-   their Euclidean distance is at most ``max_dist * diagonal`` pixels (``diagonal`` =
-   ``sqrt(H^2 + W^2)`` of the evaluated region; ``max_dist`` 0.0075 for BSDS, 0.011 for
-   NYUD), by an **exact maximum-cardinality bipartite matching** (Hopcroft-Karp,
-   ``scipy.sparse.csgraph.maximum_bipartite_matching``) on the graph of allowed pairs;
+   their Euclidean distance is at most ``max_dist * diagonal`` pixels (inclusive; ``diagonal``
+   = ``sqrt(H^2 + W^2)`` of the evaluated region, i.e. of the bounding box of the valid
+   pixels; ``max_dist`` 0.0075 for BSDS, 0.011 for NYUD), by an **exact maximum-cardinality
+   bipartite matching** on the graph of allowed pairs (a unit-capacity maximum flow, Dinic's
+   algorithm, O(E sqrt(V)) like Hopcroft-Karp; candidate pairs from a k-d tree);
 4. the counts ``cntP`` (matched predicted pixels), ``sumP`` (predicted pixels), ``cntR``
    (matched ground-truth pixels) and ``sumR`` (ground-truth pixels) are kept per threshold.
    With several annotators (a list of ground-truth maps, as BSDS has) a predicted pixel counts
    as matched when it matches any annotator, and ``cntR``/``sumR`` sum over the annotators.
 
-The original benchmark (``correspondPixels``) solves a *minimum-cost* assignment instead: pairs
-within the tolerance cost their distance, and every pixel may instead be assigned to an
-"outlier" at a high fixed cost. Because leaving two pixels unmatched costs far more than any
-allowed distance, its assignment is (up to the approximations of its solver) a matching of
-maximum cardinality, with ties broken by the smallest total distance. The counts depend only
-on the cardinality, so they are the same; ours never trades a match for shorter distances and
-needs no integer cost scaling.
+The original benchmark computes the correspondence as a *minimum-cost* bipartite assignment
+(Martin et al. 2004): pairs within the tolerance cost their distance, and a pixel may instead
+be left unmatched as an "outlier" at a high fixed cost. Since leaving two pixels unmatched
+costs far more than any allowed distance, that assignment has (up to the approximations of its
+solver) maximum cardinality, with ties broken by the smallest total distance. The counts depend
+only on the cardinality, so they agree; ours ignores distances altogether (it never trades a
+match for shorter distances) and needs no integer cost scaling.
 
 Dataset scores, from the counts (``P = cntP / sumP``, ``R = cntR / sumR``, 0 when the
-denominator is 0; ``F = 2PR / (P + R)``, 0 when ``P + R = 0``; all reported in percent):
+denominator is 0; ``F = 2PR / (P + R)``, 0 when ``P + R = 0``), reported in percent:
 
 * **ODS F** (optimal dataset scale): the counts are summed over all images per threshold, and
-  ODS F is the largest F over the thresholds (``odsT`` is that threshold). With
+  ODS F is the largest F over the thresholds (the lowest such threshold is ``odsT``). With
   ``interpolate=True`` P and R are also interpolated linearly between consecutive thresholds
-  (100 points per interval) and the best F along that polyline is taken, as the BSDS scripts
-  do; it can only raise ODS F, by a little with 99 thresholds.
+  (100 points per interval) and the best F along that polyline is taken (the benchmark's
+  scripts are reported to do this); it can only raise ODS F, by little with 99 thresholds.
 * **OIS F** (optimal image scale): each image gets its own best threshold (the largest per-image
   F; the lowest such threshold on ties, so an image without any ground-truth boundary, whose F
   is 0 everywhere, contributes at the lowest threshold), then the counts of every image at its
@@ -47,12 +50,13 @@ denominator is 0; ``F = 2PR / (P + R)``, 0 when ``P + R = 0``; all reported in p
 * **AP**: the area under the dataset precision-recall curve, recall on the x axis: the points
   ``(R(t), P(t))`` of the thresholds that predict any pixel, in order of recall (the highest
   precision where recalls are equal), joined by straight lines, extended at constant precision
-  from the smallest recall down to recall 0 and at precision 0 beyond the largest recall. (The
-  BSDS scripts instead sample the linearly interpolated curve at recall 0, 0.01, ..., 1, count
-  points outside the recall range as 0 and include empty predictions as P = 0; a perfect
-  detector gets AP = 1 here.)
+  from the smallest recall down to recall 0 and with precision 0 beyond the largest recall, so
+  a perfect detector gets 100. (Versions that sample the curve at recall 0, 0.01, ..., 1 or
+  count empty predictions as P = 0 differ from this by a little.)
 
-The scores are in percent.
+:func:`boundary_counts` gives one image's counts, :func:`boundary_scores` the scores of a set,
+:func:`evaluate_boundaries` both, over worker processes; ``EdgeTask(metric_cfg=dict(
+boundary=True))`` reports them through ``MultiTaskMetric``.
 """
 from __future__ import annotations
 
