@@ -5,6 +5,7 @@
     python tools/benchmark.py --troa [args...]     # TROA overhead on step time
     python tools/benchmark.py --weighting [args]   # every weighting method, S-D-N-E, and Δm
     python tools/benchmark.py --boundary [args]    # edge ODS/OIS/AP evaluation, images/s
+    python tools/benchmark.py --infer [args]       # inference on photos, whole and slide
 
 Arguments after the mode go to that benchmark (``--speed --help`` lists them).
 """
@@ -16,6 +17,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
+         'infer': 'mtl_adapters.benchmarks.inference_speed',
          'speed': 'mtl_adapters.benchmarks.train_speed',
          'troa': 'mtl_adapters.benchmarks.troa_overhead',
          'weighting': 'mtl_adapters.benchmarks.weighting_comparison',
