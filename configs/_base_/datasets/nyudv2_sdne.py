@@ -5,7 +5,8 @@
 # the Eigen crop (rows 45:471, cols 41:601 of 480x640, as fractions), pooled over every valid
 # pixel of the split. Normals: derived from the depth unless supplied at preparation, blank
 # outside the same crop. Edges: texture edges (our EdgeTask, as on Taskonomy), not the
-# NYUD-MT semantic boundaries.
+# NYUD-MT semantic boundaries; evaluated with the boundary F-measure at NYUD's tolerance
+# (0.011 of the diagonal; odsF/oisF/AP, about 14 min for the 654 test frames on one core).
 # `tasks` is declared once: the datasets build them and hand them to the transforms and the
 # metric (metainfo['tasks']); a leaf narrows only the model
 # (`model = dict(tasks=_base_.tasks[:2])`).
@@ -18,7 +19,7 @@ tasks = [
     dict(type='DepthTask',
          metric_cfg=dict(min_depth=1e-3, max_depth=10.0, crop=eigen_crop, per_image=False)),
     dict(type='NormalTask'),
-    dict(type='EdgeTask'),
+    dict(type='EdgeTask', metric_cfg=dict(boundary=True, max_dist=0.011)),
 ]
 train_pipeline = [
     dict(type='LoadMultiTaskImageAndAnnotations'),
