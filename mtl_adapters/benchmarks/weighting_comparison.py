@@ -1,7 +1,12 @@
-"""S-D-N-E on the synthetic scenes with every task-weighting method, same budget, several seeds;
-Δm against single-task runs of the same model, budget and seed.
+"""S-D-N-E on the synthetic scenes with every task-weighting method (or every encoder method),
+same budget, several seeds; Δm against single-task runs of the same model, budget and seed.
 
     python tools/benchmark.py --weighting [--max-iters 200] [--seeds 0 1 2] [--data-root ...]
+    python tools/benchmark.py --weighting --family peft     # adapters vs VPT, memory, LoRA, ...
+
+``--family peft`` compares the encoders of ``configs/peft/*`` with the adapter leaf, and adds
+each method's trainable parameters and its training images/s (wall time of ``tools/train.py``
+over the images it saw) to the table.
 
 Each run is ``tools/train.py`` then ``tools/test.py`` (test split) in a fresh process, with a
 config derived from ``configs/troa/*`` (methods) or the S-D-N-E adapter config narrowed to one
@@ -41,6 +46,37 @@ train_dataloader = dict(dataset=dict(data_root=_root))
 val_dataloader = dict(dataset=dict(data_root=_root))
 test_dataloader = dict(dataset=dict(data_root=_root))
 """
+
+
+DEFAULT_WORK_DIR = 'work_dirs/weighting_comparison'
+
+
+def weighting_methods() -> Dict[str, str]:
+    """``{method: config}`` of ``configs/troa/*`` (name: the prefix before ``_vtagml``)."""
+    return {osp.basename(p).split('_vtagml')[0]: osp.relpath(p, REPO)
+            for p in sorted(glob.glob(osp.join(REPO, 'configs/troa/*.py')))}
+
+
+def encoder_methods() -> Dict[str, str]:
+    """``{method: config}``: the adapter leaf and ``configs/peft/*`` (name: the prefix before
+    ``_swinv2``)."""
+    methods = {'adapters': BASE}
+    methods.update({osp.basename(p).split('_swinv2')[0]: osp.relpath(p, REPO)
+                    for p in sorted(glob.glob(osp.join(REPO, 'configs/peft/*.py')))})
+    return methods
+
+
+#: what ``--family`` compares
+FAMILIES = {'weighting': weighting_methods, 'peft': encoder_methods}
+
+
+def trainable_millions(config: str) -> float:
+    """Trainable parameters (millions) of a config's model, built with random weights."""
+    from mmengine.config import Config
+
+    from mtl_adapters.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO, config))
+    return sum(p.numel() for p in MODELS.build(cfg.model).parameters() if p.requires_grad) / 1e6
 
 
 def derived_config(path: str, base: str, root: str, iters: int, seed: int,
@@ -89,16 +125,25 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
-    for cmd in ([sys.executable, 'tools/train.py', config, '--work-dir', work_dir],
-                [sys.executable, 'tools/test.py', config, osp.join(work_dir, f'iter_{iters}.pth'),
-                 '--work-dir', work_dir, '--out', out]):
+    seconds = {}
+    for step, cmd in (('train', [sys.executable, 'tools/train.py', config,
+                                 '--work-dir', work_dir]),
+                      ('test', [sys.executable, 'tools/test.py', config,
+                                osp.join(work_dir, f'iter_{iters}.pth'), '--work-dir', work_dir,
+                                '--out', out])):
+        t0 = time.time()
         with open(osp.join(work_dir, 'run.log'), 'a') as log:
             res = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         if res.returncode:
             raise RuntimeError(f'{name}: {" ".join(cmd)} failed; see {work_dir}/run.log')
+        seconds[step] = time.time() - t0
     print(f'  {name}: {time.time() - start:.0f} s', flush=True)
     with open(out) as f:
-        return json.load(f)
+        metrics = json.load(f)
+    metrics['time/train_s'] = seconds['train']      # wall time, start-up included
+    with open(out, 'w') as f:
+        json.dump(metrics, f, indent=2)
+    return metrics
 
 
 def main(argv=None) -> dict:
@@ -106,12 +151,15 @@ def main(argv=None) -> dict:
     write the mean ± std table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--work-dir', default='work_dirs/weighting_comparison')
+    parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--max-iters', type=int, default=200)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='one run of every configuration per seed (>= 3 to read noise)')
+    parser.add_argument('--family', choices=sorted(FAMILIES), default='weighting',
+                        help='what is compared: weighting methods (configs/troa/) or encoder '
+                             'methods (configs/peft/ and the adapters)')
     parser.add_argument('--methods', nargs='*', default=None,
-                        help='configs/troa/* names (prefix before "_vtagml"); default all')
+                        help='config names (prefix before "_vtagml" or "_swinv2"); default all')
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing: tabulate the runs that have finished (the "seeds" '
                         'column says how many per method)')
@@ -126,11 +174,10 @@ def main(argv=None) -> dict:
     tasks_cfg = Config.fromfile(osp.join(REPO, BASE)).model.tasks
     tasks = build_tasks(tasks_cfg)
     directions = {f'{n}/{k}': v for n, t in tasks.items() for k, v in t.metric_directions.items()}
-    methods = {}
-    for path in sorted(glob.glob(osp.join(REPO, 'configs/troa/*.py'))):
-        method = osp.basename(path).split('_vtagml')[0]
-        if not args.methods or method in args.methods:
-            methods[method] = osp.relpath(path, REPO)
+    methods = FAMILIES[args.family]()
+    methods = {m: p for m, p in methods.items() if not args.methods or m in args.methods}
+    if args.work_dir == DEFAULT_WORK_DIR and args.family != 'weighting':
+        args.work_dir = f'work_dirs/{args.family}_comparison'
 
     baseline: Dict[int, dict] = {}
     results: Dict[str, Dict[int, dict]] = {m: {} for m in methods}
@@ -156,7 +203,7 @@ def main(argv=None) -> dict:
         if not complete:
             del baseline[seed]               # report-only: this seed's baselines are not done
             continue
-        print(f'seed {seed}: weighting methods (S-D-N-E)', flush=True)
+        print(f'seed {seed}: {args.family} methods (S-D-N-E)', flush=True)
         keys = [k for k in COLUMNS if k in baseline[seed]]
         for method, path in methods.items():
             cfg = derived_config(osp.join(cfg_dir, f'{method}.py'), path, args.data_root,
@@ -178,10 +225,21 @@ def main(argv=None) -> dict:
 
     header = ['method', 'seeds'] + [f'{k} {"↑" if directions[k] else "↓"}' for k in COLUMNS] + \
         ['Δm (%) ↑']
+    extra = args.family != 'weighting'       # encoder methods: their cost next to their Δm
+    if extra:
+        header += ['trainable (M)', 'train img/s']
+    batch = Config.fromfile(osp.join(REPO, BASE)).train_dataloader.batch_size
     rows = [['single-task', str(len(baseline))] + [fmt(column(baseline, k)) for k in COLUMNS]
-            + ['0']]
-    rows += [[m, str(len(r))] + [fmt(column(r, k)) for k in COLUMNS]
-             + [fmt(column(r, 'mtl/delta_m'), True)] for m, r in results.items() if r]
+            + ['0'] + (['', ''] if extra else [])]
+    for m, r in results.items():
+        if not r:
+            continue
+        row = [m, str(len(r))] + [fmt(column(r, k)) for k in COLUMNS] + \
+            [fmt(column(r, 'mtl/delta_m'), True)]
+        if extra:
+            speed = [args.max_iters * batch / s for s in column(r, 'time/train_s')]
+            row += [f'{trainable_millions(methods[m]):.3f}', fmt(speed)]
+        rows.append(row)
     table = markdown(header, rows)
     names = list(tasks)
     w_tables = {}
@@ -203,9 +261,9 @@ def main(argv=None) -> dict:
                    affinity_heatmaps=sorted(glob.glob(osp.join(args.work_dir, 'seed*',
                                                                'troa*', 'troa', '*.png'))))
     os.makedirs(args.work_dir, exist_ok=True)
-    with open(osp.join(args.work_dir, 'weighting_comparison.json'), 'w') as f:
+    with open(osp.join(args.work_dir, f'{args.family}_comparison.json'), 'w') as f:
         json.dump(summary, f, indent=2)
-    with open(osp.join(args.work_dir, 'weighting_comparison.md'), 'w') as f:
+    with open(osp.join(args.work_dir, f'{args.family}_comparison.md'), 'w') as f:
         f.write(table + '\n')
     return summary
 

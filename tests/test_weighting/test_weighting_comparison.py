@@ -81,3 +81,26 @@ def test_report_only_tabulates_finished_runs(tmp_path, monkeypatch):
     assert not list(tmp_path.glob('seed*/configs'))    # a report rewrites no run's config
     table = (tmp_path / 'weighting_comparison.md').read_text()
     assert '| single-task | 2 |' in table and '| troa | 1 |' in table
+
+
+def test_encoder_family_adds_cost_columns(tmp_path, monkeypatch):
+    """--family peft compares the adapters with configs/peft/*, and reports trainable
+    parameters and training images/s next to Δm."""
+    monkeypatch.setattr('mtl_adapters.data_generation.synthetic.generate', lambda *a, **k: None)
+    names = set(wc.encoder_methods())
+    assert {'adapters', 'vpt-deep', 'lora', 'decoder-only'} <= names
+
+    def fake_run(name, config, work_dir, iters, report_only=False):
+        return dict(fake_metrics(name, 0), **{'time/train_s': 40.0})
+
+    monkeypatch.setattr(wc, 'run', fake_run)
+    summary = wc.main(['--work-dir', str(tmp_path), '--max-iters', '10', '--seeds', '0',
+                       '--family', 'peft', '--methods', 'adapters', 'decoder-only'])
+    assert set(summary['methods']) == {'adapters', 'decoder-only'}
+    table = (tmp_path / 'peft_comparison.md').read_text()
+    assert 'trainable (M)' in table and 'train img/s' in table
+    assert '| 2 ± 0 |' in table                               # 10 iterations x 8 images / 40 s
+    row = next(line for line in table.splitlines() if line.startswith('| decoder-only |'))
+    adapters = next(line for line in table.splitlines() if line.startswith('| adapters |'))
+    trainable = [float(r.split('|')[-3]) for r in (row, adapters)]
+    assert trainable[0] < trainable[1]                      # no encoder parameter to train
