@@ -16,9 +16,9 @@ from timm.models.swin_transformer_v2 import SwinTransformerV2Block, WindowAttent
 from mtl_adapters.models.backbones import SwinV2Encoder
 from mtl_adapters.models.backbones.lora_swinv2 import LoRASwinV2Encoder
 from mtl_adapters.models.backbones.memory_swinv2 import MemorySwinV2Encoder
-from mtl_adapters.models.backbones.peft_common import (FullFineTuneSwinV2Encoder,
-                                                       block_forward, relative_position_bias,
-                                                       window_attention, window_qkv)
+from mtl_adapters.models.adapters.timm_swinv2 import (block_forward, relative_position_bias,
+                                                      window_attention, window_qkv)
+from mtl_adapters.models.backbones.peft_common import FullFineTuneSwinV2Encoder
 from mtl_adapters.models.param_report import format_param_report, parameter_report
 from mtl_adapters.registry import MODELS
 

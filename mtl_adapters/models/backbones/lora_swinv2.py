@@ -35,10 +35,11 @@ import torch.nn as nn
 from torch import Tensor
 
 from mtl_adapters.models.adapters import check_supported_block
+from mtl_adapters.models.adapters.timm_swinv2 import (block_forward, mlp_forward,
+                                                      window_attention)
 from mtl_adapters.registry import MODELS
 
-from .peft_common import (TaskBranchSwinV2Encoder, block_forward, mlp_forward, position_key,
-                          window_attention)
+from .peft_common import TaskBranchSwinV2Encoder, position_key
 
 #: the projections of a Swin-V2 block LoRA can update
 LORA_TARGETS = ('qkv', 'proj', 'fc1', 'fc2')

@@ -36,10 +36,11 @@ import torch.nn as nn
 from torch import Tensor
 
 from mtl_adapters.models.adapters import check_supported_block
+from mtl_adapters.models.adapters.timm_swinv2 import (block_forward, window_attention,
+                                                      window_qkv)
 from mtl_adapters.registry import MODELS
 
-from .peft_common import (TaskBranchSwinV2Encoder, block_forward, position_key,
-                          window_attention, window_qkv)
+from .peft_common import TaskBranchSwinV2Encoder, position_key
 
 
 @MODELS.register_module()

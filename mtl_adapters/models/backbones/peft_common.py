@@ -8,169 +8,24 @@
   ``forward(img, task_names, affinity)``, ``adapter_named_parameters()``, plus
   ``task_named_parameters(task)`` (the parameters only that task uses; the parameter report
   reads it) and ``method_name`` (the method's name in the report).
-* :func:`window_attention`: timm's ``WindowAttention.forward`` with three optional extras:
-  additive updates of the qkv and output projections (LoRA) and extra keys/values per group of
-  windows (learnable memory). With none of them it is timm's forward bit for bit (tested).
-  ``adapters/timm_swinv2.py`` splits timm's forward where an additive logit bias goes; these
-  methods change the projections themselves and the key set, so they need q, k, v before the
-  logits, which that split does not expose. The pieces read the same ``WindowAttention``
-  internals, laid out as in timm 1.0.x, in the same order of operations.
-* :func:`block_forward`: timm's ``SwinTransformerV2Block.forward`` (res-post-norm) with the
-  window attention and the MLP replaceable; :func:`shifted_window_attention` is its ``_attn``
-  (shift, pad, ``window_partition``, the block's own shift mask, ``window_reverse``).
+* The methods' window attention and block forward (LoRA updates of the projections, memory
+  keys and values, prompts) are the pieces of ``models/adapters/timm_swinv2.py``, the one place
+  that reads timm's ``WindowAttention`` internals.
 * :class:`FullFineTuneSwinV2Encoder`: full fine-tuning (the whole trunk trainable).
 """
-import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from timm.models.swin_transformer_v2 import WindowAttention
 from torch import Tensor
 
-from mtl_adapters.models.adapters.timm_swinv2 import window_partition, window_reverse
 from mtl_adapters.registry import MODELS
 
 from .adapted_swinv2 import DEFAULT_ADAPTER_BLOCKS, TrunkOutput, resolve_adapter_blocks
 from .base_encoder import BaseSwinV2Encoder
 from .swinv2_encoder import SwinV2Encoder
 
-#: a function of a projection's input giving an additive update of its output
-Delta = Callable[[Tensor], Tensor]
 
-
-# --------------------------------------------------------------- timm's window attention
-def window_qkv(attn: WindowAttention, x: Tensor,
-               qkv_delta: Optional[Delta] = None) -> Tuple[Tensor, Tensor, Tensor]:
-    """timm's q, k, v projection: x (BW, N, C) -> three (BW, nH, N, C / nH).
-
-    ``qkv_delta(x)`` (BW, N, 3C), if given, is added to the projection's output (bias
-    included), before the split into heads.
-    """
-    bw, n, _ = x.shape
-    if attn.q_bias is None:
-        qkv = attn.qkv(x)
-    else:
-        qkv_bias = torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))   # k_bias: zero buffer
-        qkv = F.linear(x, attn.qkv.weight, qkv_bias)
-    if qkv_delta is not None:
-        qkv = qkv + qkv_delta(x)
-    q, k, v = qkv.reshape(bw, n, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    return q, k, v
-
-
-def logit_scale(attn: WindowAttention) -> Tensor:
-    """Swin-V2's learnt temperature of the cosine attention, (nH, 1, 1)."""
-    return attn.logit_scale.clamp(max=math.log(1. / 0.01)).exp()
-
-
-def relative_position_bias(attn: WindowAttention) -> Tensor:
-    """Swin-V2's continuous relative-position bias of one window, (nH, N, N)."""
-    n = attn.window_size[0] * attn.window_size[1]
-    rel = attn.cpb_mlp(attn.relative_coords_table).view(-1, attn.num_heads)
-    rel = rel[attn.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
-    return 16 * torch.sigmoid(rel.contiguous())
-
-
-def window_attention(attn: WindowAttention, x: Tensor, mask: Optional[Tensor] = None,
-                     qkv_delta: Optional[Delta] = None, proj_delta: Optional[Delta] = None,
-                     memory_kv: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
-    """timm's ``WindowAttention.forward(x, mask)`` on windows x (BW, N, C) -> (BW, N, C), with
-
-    * ``qkv_delta`` / ``proj_delta``: additive updates of the qkv and output projections,
-      functions of the projection's input (LoRA);
-    * ``memory_kv = (k_mem, v_mem)``, each (G, nH, m, C / nH): the windows form G equal,
-      consecutive groups (task-major: group g = task g's windows) and every query of group g
-      also attends to the m extra keys/values of group g, and only to those: its own memory.
-      Memory logits are the same scaled cosine as the tokens' (tau_h cos(q_i, k_j)), with no
-      relative-position bias (a memory token has no position) and no shift mask (it is visible
-      from every window, shifted or not). The softmax runs over the N + m keys.
-
-    Without extras this is timm's forward bit for bit: the same operations in the same order.
-    """
-    bw, n, _ = x.shape
-    num_heads = attn.num_heads
-    q, k, v = window_qkv(attn, x, qkv_delta)
-    q = F.normalize(q, dim=-1)
-    scale = logit_scale(attn)
-    logits = (q @ F.normalize(k, dim=-1).transpose(-2, -1)) * scale
-    logits = logits + relative_position_bias(attn).unsqueeze(0)
-    if mask is not None:
-        num_win = mask.shape[0]
-        logits = logits.view(-1, num_win, num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-        logits = logits.view(-1, num_heads, n, n)
-    if memory_kv is not None:
-        k_mem, v_mem = memory_kv
-        groups, _, m, head_dim = k_mem.shape
-        if bw % groups:
-            raise ValueError(f'{bw} windows do not split into {groups} memory groups')
-        per_group = bw // groups
-        k_hat = F.normalize(k_mem, dim=-1).transpose(-2, -1).unsqueeze(1)   # (G, 1, nH, d, m)
-        mem_logits = (q.view(groups, per_group, num_heads, n, head_dim) @ k_hat) * scale
-        logits = torch.cat((logits, mem_logits.view(bw, num_heads, n, m)), dim=-1)
-        v_mem = v_mem.unsqueeze(1).expand(groups, per_group, num_heads, m, head_dim)
-        v = torch.cat((v, v_mem.reshape(bw, num_heads, m, head_dim)), dim=2)
-    weights = attn.attn_drop(attn.softmax(logits))
-    out = (weights @ v).transpose(1, 2).reshape(bw, n, -1)
-    proj = attn.proj(out)
-    if proj_delta is not None:
-        proj = proj + proj_delta(out)
-    return attn.proj_drop(proj)
-
-
-def shifted_window_attention(block: nn.Module, x: Tensor,
-                             attend: Callable[[Tensor, Optional[Tensor]], Tensor]) -> Tensor:
-    """timm's ``SwinTransformerV2Block._attn`` on x (N, H, W, C) with ``attend(windows, mask)``
-    as the window attention: cyclic shift, pad to the window multiple, ``window_partition``,
-    the block's shift mask for the padded map (``get_attn_mask``; None without shift),
-    ``window_reverse``, crop, reverse shift."""
-    _, h, w, c = x.shape
-    wh, ww = block.window_size
-    has_shift = any(block.shift_size)
-    if has_shift:
-        x = torch.roll(x, shifts=(-block.shift_size[0], -block.shift_size[1]), dims=(1, 2))
-    x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
-    hp, wp = x.shape[1:3]
-    windows = window_partition(x, block.window_size).view(-1, wh * ww, c)
-    out = attend(windows, block.get_attn_mask(x))
-    out = window_reverse(out.view(-1, wh, ww, c), block.window_size, (hp, wp))
-    out = out[:, :h, :w].contiguous()
-    if has_shift:
-        out = torch.roll(out, shifts=block.shift_size, dims=(1, 2))
-    return out
-
-
-def mlp_forward(mlp: nn.Module, x: Tensor, fc1_delta: Optional[Delta] = None,
-                fc2_delta: Optional[Delta] = None) -> Tensor:
-    """timm's ``Mlp.forward`` (fc1, act, drop1, norm, fc2, drop2) with optional additive
-    updates of fc1 and fc2, functions of their inputs."""
-    h = mlp.fc1(x)
-    if fc1_delta is not None:
-        h = h + fc1_delta(x)
-    h = mlp.norm(mlp.drop1(mlp.act(h)))
-    out = mlp.fc2(h)
-    if fc2_delta is not None:
-        out = out + fc2_delta(h)
-    return mlp.drop2(out)
-
-
-def block_forward(block: nn.Module, x: Tensor,
-                  attend: Callable[[Tensor, Optional[Tensor]], Tensor],
-                  mlp: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
-    """timm's ``SwinTransformerV2Block.forward`` (res-post-norm) on x (N, H, W, C) with
-    ``attend(windows, mask)`` as its window attention and ``mlp`` (default: the block's)::
-
-        x = x + DP1(norm1(W-MSA(x)));  x = x + DP2(norm2(MLP(x)))
-    """
-    b, h, w, c = x.shape
-    x = x + block.drop_path1(block.norm1(shifted_window_attention(block, x, attend)))
-    x = x.reshape(b, -1, c)
-    x = x + block.drop_path2(block.norm2((mlp or block.mlp)(x)))
-    return x.reshape(b, h, w, c)
-
-
-# ------------------------------------------------------------------------ encoders
 def position_key(stage: int, block: int) -> str:
     """Module-dict key of trunk block ``layers[stage].blocks[block]``: ``'<stage>_<block>'``."""
     return f'{stage}_{block}'

@@ -57,13 +57,13 @@ import torch.nn.functional as F
 from timm.models.swin_transformer_v2 import SwinTransformerV2Block, WindowAttention
 from torch import Tensor
 
-from mtl_adapters.models.adapters.timm_swinv2 import (window_attention_output, window_partition,
-                                                      window_reverse)
+from mtl_adapters.models.adapters.timm_swinv2 import (logit_scale, relative_position_bias,
+                                                      window_attention_output, window_partition,
+                                                      window_qkv, window_reverse)
 from mtl_adapters.registry import MODELS
 
 from .adapted_swinv2 import TrunkOutput
 from .base_encoder import BaseSwinV2Encoder
-from .peft_common import logit_scale, relative_position_bias, window_qkv
 
 #: prompts per block (per task). The paper tunes the prompt length per dataset (1 to 200) and
 #: gives no single value for Swin; 10 is the low end of the range its prompt-length ablation
