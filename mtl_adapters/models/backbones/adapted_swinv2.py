@@ -45,6 +45,34 @@ class TrunkOutput(NamedTuple):
     x: Tensor
 
 
+def run_frozen_trunk(swin: nn.Module, img: Tensor, first_branch: Tuple[int, int]) -> TrunkOutput:
+    """The part of a Swin-V2 before the task branch, once per image under ``no_grad``:
+    (B, 3, H, W) -> the stage features it completes and the map entering block
+    ``first_branch = (stage, block)``. Shared by every encoder with a (T*B) task branch."""
+    stage0, block0 = first_branch
+    with torch.no_grad():
+        x = swin.patch_embed(img)                                       # (B, H/4, W/4, C0)
+        shared = []
+        for i in range(stage0):
+            x = swin.layers[i](x)
+            shared.append(x.permute(0, 3, 1, 2).contiguous())            # (B, C_i, h, w)
+        stage = swin.layers[stage0]
+        x = stage.downsample(x)
+        for blk in stage.blocks[:block0]:
+            x = blk(x)
+    return TrunkOutput(shared, x)
+
+
+def split_task_features(task_feats: Sequence[Tensor], task_names: Sequence[str],
+                        shared_feats: Sequence[Tensor]) -> Dict[str, List[Tensor]]:
+    """(T*B, C, h, w) task-major branch features -> ``{task: shared stage features + its own
+    chunk of every branch stage}``."""
+    batch = task_feats[0].shape[0] // len(task_names)
+    return {name: list(shared_feats) + [f[t * batch:(t + 1) * batch].contiguous()
+                                        for f in task_feats]
+            for t, name in enumerate(task_names)}
+
+
 def resolve_adapter_blocks(spec: Dict, depths: Sequence[int]) -> List[Tuple[int, int]]:
     """``{stage: 'all' | indices}`` (negative indices allowed) -> sorted (stage, block) pairs."""
     pairs = set()
@@ -225,18 +253,7 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
 
     def trunk(self, img: Tensor) -> TrunkOutput:
         """Frozen part, once per image under no_grad: (B, 3, H, W) -> ``TrunkOutput``."""
-        stage0, block0 = self.first_adapter
-        with torch.no_grad():
-            x = self.swin.patch_embed(self._pad(img))                   # (B, H/4, W/4, C0)
-            shared = []
-            for i in range(stage0):
-                x = self.swin.layers[i](x)
-                shared.append(x.permute(0, 3, 1, 2).contiguous())        # (B, C_i, h, w)
-            stage = self.swin.layers[stage0]
-            x = stage.downsample(x)
-            for blk in stage.blocks[:block0]:
-                x = blk(x)
-        return TrunkOutput(shared, x)
+        return run_frozen_trunk(self.swin, self._pad(img), self.first_adapter)
 
     def adapt(self, trunk_out: TrunkOutput, task_names: Sequence[str],
               return_branch_input: bool = False, affinity: Optional[Tensor] = None):
@@ -248,7 +265,6 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
         """
         task_names = list(task_names)
         num_tasks = len(task_names)
-        batch = trunk_out.x.shape[0]
         cond = self.conditioning(task_names, affinity)                   # (T, d)
         x = trunk_out.x.repeat(num_tasks, 1, 1, 1)                       # (T*B, H, W, C)
         if return_branch_input:
@@ -271,10 +287,7 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
                 else:
                     x = blk(x)
             task_feats.append(x.permute(0, 3, 1, 2))                     # (T*B, C_i, h, w)
-        out = {}
-        for t, name in enumerate(task_names):
-            own = [f[t * batch:(t + 1) * batch].contiguous() for f in task_feats]
-            out[name] = list(trunk_out.shared_feats) + own
+        out = split_task_features(task_feats, task_names, trunk_out.shared_feats)
         if return_branch_input:
             return out, branch_input
         return out

@@ -15,13 +15,13 @@
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mtl_adapters.registry import MODELS
 
-from .adapted_swinv2 import DEFAULT_ADAPTER_BLOCKS, TrunkOutput, resolve_adapter_blocks
+from .adapted_swinv2 import (DEFAULT_ADAPTER_BLOCKS, TrunkOutput, resolve_adapter_blocks,
+                             run_frozen_trunk, split_task_features)
 from .base_encoder import BaseSwinV2Encoder
 from .swinv2_encoder import SwinV2Encoder
 
@@ -103,18 +103,7 @@ class TaskBranchSwinV2Encoder(BaseSwinV2Encoder):
         patch merging and maps to the window multiple inside the blocks; the model's data
         preprocessor pads images to ``size_divisor``), so that with zero contribution the
         features are the frozen encoder's at every input size."""
-        stage0, block0 = self.first_tuned
-        with torch.no_grad():
-            x = self.swin.patch_embed(img)                              # (B, H/4, W/4, C0)
-            shared = []
-            for i in range(stage0):
-                x = self.swin.layers[i](x)
-                shared.append(x.permute(0, 3, 1, 2).contiguous())        # (B, C_i, h, w)
-            stage = self.swin.layers[stage0]
-            x = stage.downsample(x)
-            for blk in stage.blocks[:block0]:
-                x = blk(x)
-        return TrunkOutput(shared, x)
+        return run_frozen_trunk(self.swin, img, self.first_tuned)
 
     def branch_block(self, stage: int, index: int, x: Tensor,
                      task_names: Sequence[str]) -> Tensor:
@@ -133,7 +122,6 @@ class TaskBranchSwinV2Encoder(BaseSwinV2Encoder):
         for t in task_names:
             self.check_task(t)
         num_tasks = len(task_names)
-        batch = trunk_out.x.shape[0]
         x = trunk_out.x.repeat(num_tasks, 1, 1, 1)                       # (T*B, H, W, C)
         if return_branch_input:
             x = x.detach().requires_grad_(True)
@@ -152,10 +140,7 @@ class TaskBranchSwinV2Encoder(BaseSwinV2Encoder):
                 else:
                     x = stage.blocks[b](x)
             task_feats.append(x.permute(0, 3, 1, 2))                     # (T*B, C_i, h, w)
-        out = {}
-        for t, name in enumerate(task_names):
-            own = [f[t * batch:(t + 1) * batch].contiguous() for f in task_feats]
-            out[name] = list(trunk_out.shared_feats) + own
+        out = split_task_features(task_feats, task_names, trunk_out.shared_feats)
         if return_branch_input:
             return out, branch_input
         return out

@@ -62,7 +62,7 @@ from mtl_adapters.models.adapters.timm_swinv2 import (logit_scale, relative_posi
                                                       window_qkv, window_reverse)
 from mtl_adapters.registry import MODELS
 
-from .adapted_swinv2 import TrunkOutput
+from .adapted_swinv2 import TrunkOutput, split_task_features
 from .base_encoder import BaseSwinV2Encoder
 
 #: prompts per block (per task). The paper tunes the prompt length per dataset (1 to 200) and
@@ -294,8 +294,7 @@ class VPTSwinV2Encoder(BaseSwinV2Encoder):
                 x, prompts = prompted_block(blk, x, prompts,
                                             return_prompts=not (self.deep or last))
             feats.append(x.permute(0, 3, 1, 2))                         # (T*B, C_s, h, w)
-        out = {name: [f[t * batch:(t + 1) * batch].contiguous() for f in feats]
-               for t, name in enumerate(task_names)}
+        out = split_task_features(feats, task_names, ())
         return (out, branch_input) if return_branch_input else out
 
     def forward(self, img: Tensor, task_names: Optional[Sequence[str]] = None,
