@@ -6,6 +6,7 @@
     python tools/benchmark.py --weighting [args]   # every weighting method, S-D-N-E, and Δm
     python tools/benchmark.py --boundary [args]    # edge ODS/OIS/AP evaluation, images/s
     python tools/benchmark.py --infer [args]       # inference on photos, whole and slide
+    python tools/benchmark.py --matrix [args]      # task combinations x methods x seeds table
 
 Arguments after the mode go to that benchmark (``--speed --help`` lists them).
 """
@@ -21,17 +22,22 @@ MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
          'speed': 'mtl_adapters.benchmarks.train_speed',
          'troa': 'mtl_adapters.benchmarks.troa_overhead',
          'weighting': 'mtl_adapters.benchmarks.weighting_comparison',
-         'boundary': 'mtl_adapters.benchmarks.boundary_speed'}
+         'boundary': 'mtl_adapters.benchmarks.boundary_speed',
+         'matrix': 'mtl_adapters.benchmarks.matrix'}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
+    # no -h of its own: after a mode, --help reaches that benchmark's parser
+    parser = argparse.ArgumentParser(description=__doc__, add_help=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_mutually_exclusive_group(required=True)
+    group = parser.add_mutually_exclusive_group()
     for mode, module in MODES.items():
         group.add_argument(f'--{mode}', action='store_const', dest='mode', const=mode,
                            help=f'run {module}')
     args, rest = parser.parse_known_args(argv)
+    if args.mode is None:
+        parser.print_help()
+        parser.exit(0 if {'-h', '--help'} & set(rest) else 2)  # a mode is required
     from mtl_adapters.registry import register_all_modules
     register_all_modules()
     return importlib.import_module(MODES[args.mode]).main(rest)

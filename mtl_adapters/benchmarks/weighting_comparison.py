@@ -70,13 +70,21 @@ def encoder_methods() -> Dict[str, str]:
 FAMILIES = {'weighting': weighting_methods, 'peft': encoder_methods}
 
 
-def trainable_millions(config: str) -> float:
-    """Trainable parameters (millions) of a config's model, built with random weights."""
+def parameter_counts(config: str) -> Dict[str, int]:
+    """``{'total': ..., 'trainable': ...}`` parameters of a config's model, built with random
+    weights (nothing is trained or loaded: the count is known before a run starts)."""
     from mmengine.config import Config
 
     from mtl_adapters.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO, config))
-    return sum(p.numel() for p in MODELS.build(cfg.model).parameters() if p.requires_grad) / 1e6
+    params = list(MODELS.build(cfg.model).parameters())
+    return dict(total=sum(p.numel() for p in params),
+                trainable=sum(p.numel() for p in params if p.requires_grad))
+
+
+def trainable_millions(config: str) -> float:
+    """Trainable parameters (millions) of a config's model, built with random weights."""
+    return parameter_counts(config)['trainable'] / 1e6
 
 
 def derived_config(path: str, base: str, root: str, iters: int, seed: int,
@@ -112,9 +120,29 @@ def markdown(header: List[str], rows: List[List[str]]) -> str:
                      + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 
-def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = False):
+def commands(config: str, work_dir: str, iters: int, out: str, launcher: str = 'none',
+             gpus: int = 1) -> List[tuple]:
+    """``[(step, argv), ...]`` of one run: ``tools/train.py`` (through ``torchrun --standalone
+    --nproc_per_node gpus`` with ``launcher='pytorch'``) then ``tools/test.py`` of its last
+    checkpoint, writing the test metrics to ``out`` (one process: the test split is small)."""
+    work_dir = osp.abspath(work_dir)
+    train = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
+    if launcher == 'pytorch':
+        train = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                 '--nproc_per_node', str(gpus)] + train[1:] + ['--launcher', 'pytorch']
+    elif launcher != 'none':
+        raise ValueError(f'launcher must be "none" or "pytorch", got {launcher!r}')
+    return [('train', train),
+            ('test', [sys.executable, 'tools/test.py', config,
+                      osp.join(work_dir, f'iter_{iters}.pth'), '--work-dir', work_dir,
+                      '--out', out])]
+
+
+def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = False,
+        launcher: str = 'none', gpus: int = 1):
     """Train + test one configuration (skipped if its metrics exist); returns test metrics
-    (None for a run that has not finished when ``report_only``)."""
+    (None for a run that has not finished when ``report_only``). A failed step raises
+    ``RuntimeError`` naming its log."""
     out = osp.join(osp.abspath(work_dir), 'test_metrics.json')
     if osp.isfile(out):
         with open(out) as f:
@@ -126,11 +154,7 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
     seconds = {}
-    for step, cmd in (('train', [sys.executable, 'tools/train.py', config,
-                                 '--work-dir', work_dir]),
-                      ('test', [sys.executable, 'tools/test.py', config,
-                                osp.join(work_dir, f'iter_{iters}.pth'), '--work-dir', work_dir,
-                                '--out', out])):
+    for step, cmd in commands(config, work_dir, iters, out, launcher, gpus):
         t0 = time.time()
         with open(osp.join(work_dir, 'run.log'), 'a') as log:
             res = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
