@@ -52,8 +52,10 @@ OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, scope='mtl_adapte
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mtl_adapters')
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS,
                             scope='mtl_adapters')
+#: Training loops (``UDAIterBasedTrainLoop``: source and target batches together).
 LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, scope='mtl_adapters', locations=['mtl_adapters.engine'])
+    'loop', parent=MMENGINE_LOOPS, scope='mtl_adapters',
+    locations=['mtl_adapters.engine', 'mtl_adapters.engine.loops'])
 #: Metrics.
 METRICS = Registry(
     'metric', parent=MMENGINE_METRICS, scope='mtl_adapters',

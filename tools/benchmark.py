@@ -7,6 +7,7 @@
     python tools/benchmark.py --boundary [args]    # edge ODS/OIS/AP evaluation, images/s
     python tools/benchmark.py --infer [args]       # inference on photos, whole and slide
     python tools/benchmark.py --matrix [args]      # task combinations x methods x seeds table
+    python tools/benchmark.py --generalisation     # DG, UDA, zero-shot vs their baselines
 
 Arguments after the mode go to that benchmark (``--speed --help`` lists them).
 """
@@ -23,7 +24,8 @@ MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
          'troa': 'mtl_adapters.benchmarks.troa_overhead',
          'weighting': 'mtl_adapters.benchmarks.weighting_comparison',
          'boundary': 'mtl_adapters.benchmarks.boundary_speed',
-         'matrix': 'mtl_adapters.benchmarks.matrix'}
+         'matrix': 'mtl_adapters.benchmarks.matrix',
+         'generalisation': 'mtl_adapters.benchmarks.generalisation'}
 
 
 def main(argv=None):

@@ -35,7 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='load the --resume / load_from checkpoint with a full pickle load '
                         '(runs any code inside it: only for files you wrote or trust)')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on GPU)')
+    parser.add_argument('--amp', action='store_true', help='bf16 mixed precision '
+                        '(AmpOptimWrapper on a GPU, BF16OptimWrapper on the CPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. train_cfg.max_iters=100 '
                         'model.encoder.pretrained=weights/swinv2.safetensors')
@@ -63,23 +64,45 @@ def build_cfg(args) -> Config:
     if args.trust_checkpoint and cfg.get('load_from'):
         trust_checkpoint(cfg.load_from)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+        enable_amp(cfg)
     return cfg
+
+
+def enable_amp(cfg: Config) -> None:
+    """``--amp``: bf16 autocast of the forward and the losses (weights, gradients and the
+    optimizer stay fp32). On a GPU mmengine's ``AmpOptimWrapper`` with ``dtype='bfloat16'``, as
+    mmseg's ``--amp``; it refuses a machine without an accelerator, so on the CPU
+    ``BF16OptimWrapper`` (engine/optimizers/bf16_optim_wrapper.py: the same autocast, no loss
+    scaler, which bf16 does not need). The config's other optim_wrapper keys (optimizer,
+    clip_grad, constructor, paramwise_cfg) are kept."""
+    import torch
+
+    import mtl_adapters.engine.optimizers.bf16_optim_wrapper  # noqa: F401  (registers it)
+    wrapper = cfg.optim_wrapper
+    kind = wrapper.get('type', 'OptimWrapper')
+    if kind not in ('OptimWrapper', 'AmpOptimWrapper', 'BF16OptimWrapper'):
+        raise ValueError(f'--amp: optim_wrapper.type={kind!r} in {cfg.filename} is not '
+                         'OptimWrapper/AmpOptimWrapper; set the mixed-precision wrapper in the '
+                         'config instead of passing --amp')
+    wrapper.setdefault('dtype', 'bfloat16')
+    wrapper.type = 'AmpOptimWrapper' if torch.cuda.is_available() else 'BF16OptimWrapper'
 
 
 def init_cpu_distributed(cfg: Config) -> None:
     """torchrun without GPUs (CI, debugging): gloo process group, DDP without device ids.
 
     mmengine's ``init_dist`` calls ``torch.cuda.set_device``; we start the group ourselves so
-    the Runner finds it initialised and skips that call.
+    the Runner finds it initialised and skips that call. The configured ``model_wrapper_cfg``
+    (e.g. UDA's ``UDADistributedDataParallel``) is kept, with ``device_ids=None``;
+    ``MMDistributedDataParallel`` when the config names none.
     """
     import torch
     import torch.distributed as dist
     if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
         return
     dist.init_process_group(backend='gloo')
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
+    cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
 
 
 def main(argv=None):

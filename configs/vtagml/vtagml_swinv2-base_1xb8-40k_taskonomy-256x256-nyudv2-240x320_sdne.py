@@ -28,6 +28,7 @@ test_dataloader = dict(
     batch_size=4,
     num_workers=4,
     persistent_workers=True,
+    pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(_delete_=True, type='NYUDv2Dataset', data_root=nyudv2_root, split='test',
                  class_map='taskonomy17', tasks=nyudv2_tasks, pipeline=nyudv2_test_pipeline))

@@ -1,19 +1,43 @@
-"""Training speed of the adapter model with 1-4 tasks: images/s, peak memory, trunk vs branch.
+"""Training speed of the adapter model with 1-4 tasks: images/s, peak memory, and where a step's
+time goes (trunk, adapters, decoders, losses, task weighting, optimizer), per speed option.
 
-Run ``python -m mtl_adapters.benchmarks.train_speed [--narrow] [--device cuda] ...`` (or
-``python tools/benchmark.py --speed ...``). For T = 1..4 tasks (seg, depth, normal, edge
-prefixes) it builds ``MultiTaskModel(AdaptedSwinV2Encoder + SwinDecoder per task)`` and times
-full training steps (forward, task losses on random targets, backward, AdamW step): the median
-over ``--iters`` steps after ``--warmup``. Each step is split into the frozen trunk (once per
-image, no_grad) and the branch (adapters for all tasks batched, decoders, losses, backward,
-step), so the table shows the trunk's cost staying flat as tasks are added. Peak memory is
-measured from just before the model is built (model, optimizer state and activations): CUDA
-max-allocated minus the allocated level on GPU; on CPU the RSS high-water mark minus the RSS
-(Linux ``/proc``, after ``malloc_trim``). Prints a table and writes JSON (``--out``).
+Run ``python tools/benchmark.py --speed [args...]`` (or ``python -m
+mtl_adapters.benchmarks.train_speed``). For T = 1..4 tasks (seg, depth, normal, edge prefixes)
+it builds ``MultiTaskModel(AdaptedSwinV2Encoder + SwinDecoder per task)`` and times full
+training steps (forward, task losses on random targets, backward, AdamW step): the median over
+``--iters`` steps after ``--warmup``. Each step is cut into stages, with a device sync at every
+cut (``torch.cuda.synchronize`` on a GPU):
+
+* ``trunk``: the frozen trunk, once per image, no_grad;
+* ``adapters``: the task branch (adapter blocks, all tasks batched) forward + its backward;
+* ``decoders``: the per-task decoders and heads forward + their backward (the backward is split
+  where the gradients reach the encoder features: hooks on them, the last one to fire ends the
+  decoders' part; autograd runs the later-built decoder nodes first);
+* ``losses``: the task losses' forward;
+* ``weighting``: the weighting method's step work (``--task-weighting troa``: a TROA update on every
+  step, the worst case of ``TROAHook(interval=1)``; run outside autocast, in fp32);
+* ``optimizer``: AdamW's step.
+
+Speed options, one row each (``--variants``; ``all`` for every one): ``base`` (fp32, timm's
+explicit attention, full decoders), ``amp`` (bf16 autocast; fp16 with ``--amp-dtype fp16``),
+``sdpa`` (fused window attention in adapters and decoders), ``light`` (decoders without blocks at
+1/32), ``cp`` (gradient checkpointing of the decoder blocks), ``fused_adamw`` (AdamW's fused
+kernel), ``fast`` (amp + sdpa + light + fused AdamW).
+
+Peak memory is measured from just before the model is built (model, optimizer state and
+activations): CUDA max-allocated minus the allocated level on GPU; on CPU the RSS high-water
+mark minus the RSS (Linux ``/proc``, after ``malloc_trim``). Prints a table and writes JSON
+(``--out``).
 
 ``--strategy per-task`` times the way the authors' release trains instead: the whole encoder
 (trunk and adapter blocks) runs once per task, tasks one after another, on the same model and
-data; the ratio of the two rows is the speed-up of running the trunk once and batching tasks.
+data (its ``adapters`` stage then includes the extra trunk passes); the ratio of the two rows is
+the speed-up of running the trunk once and batching tasks.
+
+On a GPU (the measurement the README's Speed section leaves open)::
+
+    python tools/benchmark.py --speed --model swinv2_small_window8_256 --img-size 256 \
+        --batch-size 32 --variants all --device cuda
 """
 import argparse
 import ctypes
@@ -33,6 +57,19 @@ from .common import random_samples
 TASK_CFGS = [dict(type='SemanticTask', num_classes=17), dict(type='DepthTask'),
              dict(type='NormalTask'), dict(type='EdgeTask')]
 NARROW = dict(embed_dim=32, num_heads=(1, 2, 4, 8))
+#: the speed options and what each changes (see the module docstring)
+VARIANTS = {
+    'base': dict(),
+    'amp': dict(amp=True),
+    'sdpa': dict(attn_impl='sdpa'),
+    'light': dict(light=True),
+    'cp': dict(with_cp=True),
+    'fused_adamw': dict(fused_adamw=True),
+    'fast': dict(amp=True, attn_impl='sdpa', light=True, fused_adamw=True),
+}
+#: the decoder depths of the light setting (configs/_base_/models/vtagml_swinv2_*_light.py)
+LIGHT_DEPTHS = (0, 2, 2, 2)
+STAGES = ('trunk', 'adapters', 'decoders', 'losses', 'weighting', 'optimizer')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,9 +81,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--batch-size', type=int, default=2)
     p.add_argument('--tasks', type=int, nargs='+', default=[1, 2, 3, 4],
                    help='task counts to run (prefixes of seg, depth, normal, edge)')
-    p.add_argument('--iters', type=int, default=10, help='timed steps')
+    p.add_argument('--iters', '--steps', type=int, default=10, help='timed steps')
     p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--amp', choices=['none', 'bf16', 'fp16'], default='none')
+    p.add_argument('--amp', choices=['none', 'bf16', 'fp16'], default='none',
+                   help='autocast of every row (the amp variants use --amp-dtype)')
+    p.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default='bf16',
+                   help='autocast dtype of the amp / fast variants')
+    p.add_argument('--variants', nargs='+', default=['base'],
+                   choices=list(VARIANTS) + ['all'], help='speed options, one row each')
+    p.add_argument('--task-weighting', choices=['uniform', 'troa'], default='uniform',
+                   help="'troa': a TROA update (params mode) on every step")
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--seg-classes', type=int, default=17)
@@ -87,8 +131,9 @@ def _trim_heap() -> None:
         pass
 
 
-def build_model(args, num_tasks: int, size):
-    """The adapter model for the first ``num_tasks`` tasks."""
+def build_model(args, num_tasks: int, size, variant: Optional[dict] = None):
+    """The adapter model for the first ``num_tasks`` tasks, with a variant's options."""
+    variant = variant or {}
     from mtl_adapters.registry import MODELS
     tasks = [dict(c) for c in TASK_CFGS[:num_tasks]]
     tasks[0]['num_classes'] = args.seg_classes
@@ -96,12 +141,20 @@ def build_model(args, num_tasks: int, size):
     window = int(match.group(1)) if match else 8
     encoder = dict(type='AdaptedSwinV2Encoder', model_name=args.model, pretrained=None,
                    img_size=tuple(size), model_kwargs=dict(NARROW) if args.narrow else None,
-                   embed_dim=32 if args.narrow else 64)
+                   embed_dim=32 if args.narrow else 64,
+                   attn_impl=variant.get('attn_impl', 'explicit'))
     decoder = dict(type='SwinDecoder', window_size=window, img_size=tuple(size),
-                   head_channels=16 if args.narrow else 32)
+                   head_channels=16 if args.narrow else 32,
+                   attn_impl=variant.get('attn_impl', 'explicit'),
+                   with_cp=variant.get('with_cp', False))
+    if variant.get('light'):
+        decoder['depths'] = LIGHT_DEPTHS
+    weighting = dict(type='UniformWeighting')
+    if args.task_weighting == 'troa':
+        weighting = dict(type='TROAWeighting', gradient_mode='params', loss_weighting=True)
     torch.manual_seed(0)
     return MODELS.build(dict(type='MultiTaskModel', tasks=tasks, encoder=encoder,
-                             decoder=decoder))
+                             decoder=decoder, weighting=weighting))
 
 
 def _sync(device: torch.device) -> None:
@@ -110,8 +163,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_one(args, num_tasks: int, size, strategy: str = 'batched') -> Dict:
+def run_one(args, num_tasks: int, size, strategy: str = 'batched',
+            variant_name: str = 'base') -> Dict:
     """Time ``args.iters`` training steps with ``num_tasks`` tasks; one result row."""
+    from mtl_adapters.weighting.base import TrainingStep
+    variant = VARIANTS[variant_name]
     device = torch.device(args.device)
     _trim_heap()
     if device.type == 'cuda':
@@ -121,46 +177,73 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched') -> Dict:
     else:
         base = _proc_kb('VmRSS')
         can_reset = _reset_rss_peak()
-    model = build_model(args, num_tasks, size).to(device).train()
+    model = build_model(args, num_tasks, size, variant).to(device).train()
     enc = model.encoder
+    weighting = model.weighting
+    weighting.scheduled = True                      # the benchmark plays TROAHook's part
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=1e-4)
+    optim = torch.optim.AdamW(params, lr=1e-4, fused=bool(variant.get('fused_adamw')) or None)
     img = torch.randn(args.batch_size, 3, *size, device=device)
     samples = random_samples(model, args.batch_size, size, device)
     names = model.task_names
-    amp_dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(args.amp)
-    scaler = torch.amp.GradScaler(device.type) if args.amp == 'fp16' else None
+    amp = args.amp_dtype if variant.get('amp') else args.amp
+    amp_dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(amp)
+    scaler = torch.amp.GradScaler(device.type) if amp == 'fp16' else None
 
     def autocast():
         return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
-    def step():
+    def now() -> float:
         _sync(device)
-        t0 = time.perf_counter()
+        return time.perf_counter()
+
+    def step() -> Dict[str, float]:
+        """One training step, timed stage by stage (seconds)."""
+        marks: List[float] = []
+        train_step = TrainingStep(model=model, data_samples=samples)
+        weighting.due = args.task_weighting == 'troa'
+        weighting.before_forward(train_step)
+        t0 = now()
         with autocast():
             trunk = enc.trunk(img)
-        _sync(device)
-        t1 = time.perf_counter()
+        t1 = now()
         optim.zero_grad(set_to_none=True)
+        affinity = weighting.task_affinity()
         with autocast():
             if strategy == 'batched':
-                feats = enc.adapt(trunk, names)
+                feats = enc.adapt(trunk, names, affinity=affinity)
             else:          # the whole encoder again for every task (trunk included)
-                feats = {t: enc.adapt(trunk if i == 0 else enc.trunk(img), [t])[t]
-                         for i, t in enumerate(names)}
+                feats = {t: enc.adapt(trunk if i == 0 else enc.trunk(img), [t],
+                                      affinity=affinity)[t] for i, t in enumerate(names)}
+        t2 = now()
+        for f in (f for fs in feats.values() for f in fs if f.requires_grad):
+            f.register_hook(lambda g: marks.append(now()))   # decoders' backward reached f
+        with autocast():
             outs = {t: model.decoders[t](feats[t], tuple(size)) for t in names}
+        t3 = now()
         losses = model.task_losses({t: o.float() for t, o in outs.items()}, samples)
-        loss = sum(model.task_weights[i] * losses[t] for i, t in enumerate(names))
+        t4 = now()
+        train_step.outputs, train_step.losses = outs, losses
+        weighting.after_losses(train_step)           # a TROA update (fp32, outside autocast)
+        result = weighting(torch.stack([losses[t] for t in names]))
+        t5 = now()
+        loss = sum(model.task_weights[i] * result.weights[i] * losses[t]
+                   for i, t in enumerate(names))
         if scaler is not None:
             scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        t6 = now()
+        t_dec_bwd = max(marks) if marks else t6
+        if scaler is not None:
             scaler.step(optim)
             scaler.update()
         else:
-            loss.backward()
             optim.step()
-        _sync(device)
-        t2 = time.perf_counter()
-        return t1 - t0, t2 - t1
+        t7 = now()
+        return dict(trunk=t1 - t0, adapters=(t2 - t1) + (t6 - t_dec_bwd),
+                    decoders=(t3 - t2) + (t_dec_bwd - t5), losses=t4 - t3, weighting=t5 - t4,
+                    optimizer=t7 - t6, step=t7 - t0)
 
     for _ in range(args.warmup):
         step()
@@ -172,27 +255,39 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched') -> Dict:
         hwm = _proc_kb('VmHWM')
         peak_mb = (hwm - base) / 1024 if (hwm and base and can_reset) else float('nan')
         mem_kind = 'RSS high-water - RSS before build'
-    trunk_s = statistics.median(t for t, _ in times)
-    branch_s = statistics.median(b for _, b in times)
-    total_s = statistics.median(t + b for t, b in times)
+    median = {k: statistics.median(t[k] for t in times) for k in times[0]}
+    stage_sum = sum(median[k] for k in STAGES)
+    total_s = median['step']
     trainable = sum(p.numel() for p in params)
-    return dict(tasks=num_tasks, strategy=strategy, task_names=names,
-                batch_size=args.batch_size,
-                img_size=list(size), step_ms=total_s * 1e3, trunk_ms=trunk_s * 1e3,
-                branch_ms=branch_s * 1e3, images_per_s=args.batch_size / total_s,
+    return dict(tasks=num_tasks, strategy=strategy, variant=variant_name,
+                options=dict(amp=amp, attn_impl=variant.get('attn_impl', 'explicit'),
+                             decoder_depths=list(LIGHT_DEPTHS if variant.get('light')
+                                                 else (2, 2, 2, 2)),
+                             with_cp=bool(variant.get('with_cp')),
+                             fused_adamw=bool(variant.get('fused_adamw')),
+                             weighting=args.task_weighting),
+                task_names=names, batch_size=args.batch_size,
+                img_size=list(size), step_ms=total_s * 1e3, trunk_ms=median['trunk'] * 1e3,
+                branch_ms=(total_s - median['trunk']) * 1e3,
+                stage_ms={k: median[k] * 1e3 for k in STAGES},
+                share={k: median[k] / stage_sum for k in STAGES},
+                images_per_s=args.batch_size / total_s,
                 peak_mem_mb=peak_mb, memory=mem_kind, trainable_params=trainable)
 
 
 def format_table(rows: List[Dict]) -> str:
-    """Fixed-width table of the result rows."""
-    head = (f'{"strategy":>9} {"tasks":>5} {"img/s":>8} {"step ms":>9} {"trunk ms":>9} '
-            f'{"branch ms":>10} {"peak MB":>9} {"trainable M":>12}')
+    """Fixed-width table of the result rows: speed, memory, and each stage's share of a step."""
+    short = dict(trunk='trunk', adapters='adapt', decoders='decod', losses='loss',
+                 weighting='weigh', optimizer='optim')
+    head = (f'{"strategy":>9} {"variant":>11} {"tasks":>5} {"img/s":>8} {"step ms":>9} '
+            f'{"trunk ms":>9} ' + ' '.join(f'{short[k] + " %":>7}' for k in STAGES)
+            + f' {"peak MB":>9} {"trainable M":>12}')
     lines = [head, '-' * len(head)]
     for r in rows:
-        lines.append(f'{r["strategy"]:>9} {r["tasks"]:>5} {r["images_per_s"]:>8.2f} '
-                     f'{r["step_ms"]:>9.1f} '
-                     f'{r["trunk_ms"]:>9.1f} {r["branch_ms"]:>10.1f} {r["peak_mem_mb"]:>9.1f} '
-                     f'{r["trainable_params"] / 1e6:>12.3f}')
+        lines.append(f'{r["strategy"]:>9} {r["variant"]:>11} {r["tasks"]:>5} '
+                     f'{r["images_per_s"]:>8.2f} {r["step_ms"]:>9.1f} {r["trunk_ms"]:>9.1f} '
+                     + ' '.join(f'{100 * r["share"][k]:>7.1f}' for k in STAGES)
+                     + f' {r["peak_mem_mb"]:>9.1f} {r["trainable_params"] / 1e6:>12.3f}')
     return '\n'.join(lines)
 
 
@@ -204,24 +299,29 @@ def main(argv=None) -> List[Dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
     size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size[:2]
+    variants = list(VARIANTS) if 'all' in args.variants else args.variants
     rows = []
     for strategy in args.strategy:
-        for n in args.tasks:
-            row = run_one(args, n, size, strategy)
-            rows.append(row)
-            print(f'[train_speed] {strategy}, {n} task(s): {row["images_per_s"]:.2f} img/s',
-                  flush=True)
+        for variant in variants:
+            for n in args.tasks:
+                row = run_one(args, n, size, strategy, variant)
+                rows.append(row)
+                print(f'[train_speed] {strategy}, {variant}, {n} task(s): '
+                      f'{row["images_per_s"]:.2f} img/s', flush=True)
     dev = (torch.cuda.get_device_name(args.device) if args.device.startswith('cuda')
            else platform.processor() or platform.machine())
     print(f'\nmodel {args.model}{" (narrow)" if args.narrow else ""}, {size[0]}x{size[1]}, '
-          f'batch {args.batch_size}, amp {args.amp}, device {args.device} ({dev}), '
-          f'median of {args.iters} steps after {args.warmup} warm-up')
+          f'batch {args.batch_size}, amp {args.amp} (variants: {args.amp_dtype}), weighting '
+          f'{args.task_weighting}, device {args.device} ({dev}), median of {args.iters} steps '
+          f'after {args.warmup} warm-up')
     print(format_table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(model=args.model, narrow=args.narrow, amp=args.amp, device=args.device,
-                device_name=dev, torch=torch.__version__, threads=torch.get_num_threads(),
-                iters=args.iters, warmup=args.warmup)
+    meta = dict(model=args.model, narrow=args.narrow, amp=args.amp, amp_dtype=args.amp_dtype,
+                weighting=args.task_weighting, device=args.device, device_name=dev,
+                torch=torch.__version__, threads=torch.get_num_threads(),
+                tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+                iters=args.iters, warmup=args.warmup, stages=list(STAGES))
     out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
     print(f'wrote {out}')
     return rows

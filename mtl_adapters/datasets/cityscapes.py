@@ -31,7 +31,9 @@ Where each target comes from, and why there:
 * **S** (load time): ``labelIds`` through the 34-entry table below (from cityscapesScripts'
   ``helpers/labels.py``) to the 19 train ids, everything else 255. A table lookup is free,
   so the official file is read as it is (nothing to re-derive if the table changes); the
-  loader resizes it (nearest) to the working grid.
+  loader resizes it (nearest) to the working grid. Another protocol over the same label ids is
+  a class map (``class_map='cityscapes8'``: the 8 classes shared with Virtual KITTI 2, for
+  VKITTI2 -> Cityscapes; ``class_maps/cityscapes_to_cityscapes8.json``).
 * **D** (load time): disparity ``d = (p - 1) / 256`` px for ``p > 1`` (``p = 0`` is the
   official "invalid"; ``p = 1`` is d = 0, infinitely far), depth ``= baseline * fx / d``
   with the sample's own camera file (read once, in ``load_data_list``). Pixels labelled ego
@@ -64,8 +66,10 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mtl_adapters.registry import DATASETS
+from mtl_adapters.tasks import build_tasks
 from mtl_adapters.utils import DataFileError, read_image
 from .base import MultiTaskDataset
+from .class_map import check_semantic_task, class_map_metainfo, load_class_map
 from .prepared import decode_edges, decode_normals
 from .geometry import depth_from_disparity, intrinsics_matrix
 
@@ -201,8 +205,9 @@ def _check_raw(raw: np.ndarray, dtype: str, channels: int, what: str) -> np.ndar
     return raw
 
 
-def decode_label_ids(raw: np.ndarray) -> np.ndarray:
-    """``gtFine_labelIds`` (uint8, ids 0..33) -> train ids (uint8, 255 = not evaluated)."""
+def decode_label_ids(raw: np.ndarray, lut: np.ndarray = LABEL_TO_TRAIN) -> np.ndarray:
+    """``gtFine_labelIds`` (uint8, ids 0..33) -> train ids (uint8, 255 = not evaluated) through
+    ``lut`` (label id -> train id; default the 19 classes, else a class map's)."""
     raw = _check_raw(raw, 'uint8', 1, 'gtFine_labelIds')
     top = int(raw.max()) if raw.size else 0
     if top >= NUM_LABEL_IDS:
@@ -210,7 +215,7 @@ def decode_label_ids(raw: np.ndarray) -> np.ndarray:
                 if top == 255 else '')
         raise ValueError(f'found label id {top}, expected official label ids 0..'
                          f'{NUM_LABEL_IDS - 1}{hint}: read the _gtFine_labelIds.png files')
-    return LABEL_TO_TRAIN[raw]
+    return lut[raw]
 
 
 def void_mask(label_ids: np.ndarray) -> np.ndarray:
@@ -272,6 +277,11 @@ class CityscapesDataset(MultiTaskDataset):
         max_depth: depths beyond this (metres) are invalid; None keeps every measured depth.
         cities: only these cities of the split.
         skip_missing: drop samples that lack a file (with a warning) instead of raising.
+        class_map: None (default): the 19 train ids. Else another protocol over the 34
+            official labels, ``class_maps/cityscapes_to_<name>.json`` (e.g. ``'cityscapes8'``,
+            the 8 classes shared with Virtual KITTI 2, for VKITTI2 -> Cityscapes) or a JSON
+            path (``datasets/class_map.py``); the seg task must have its classes, and only the
+            classes some label maps to are evaluated (``metainfo['eval_classes']``).
     """
 
     METAINFO = dict(dataset='cityscapes', classes=CITYSCAPES_CLASSES)
@@ -279,7 +289,8 @@ class CityscapesDataset(MultiTaskDataset):
     def __init__(self, data_root: str, tasks: Sequence, split: str = 'train',
                  work_size: Sequence[int] = DEFAULT_WORK_SIZE,
                  prepared_root: Optional[str] = None, max_depth: Optional[float] = None,
-                 cities: Optional[Sequence[str]] = None, skip_missing: bool = False, **kwargs):
+                 cities: Optional[Sequence[str]] = None, skip_missing: bool = False,
+                 class_map: Optional[str] = None, **kwargs):
         if split not in SPLITS:
             raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
         self.split = split
@@ -288,6 +299,19 @@ class CityscapesDataset(MultiTaskDataset):
         self.max_depth = None if max_depth is None else float(max_depth)
         self.cities = list(cities) if cities is not None else None
         self.skip_missing = skip_missing
+        self.class_map = None
+        self._label_lut = LABEL_TO_TRAIN
+        if class_map is not None:
+            self.class_map = load_class_map(
+                class_map, label_set='cityscapes', first_id=0,
+                source_classes=[name for _, name, _ in LABELS], dataset='Cityscapes')
+            self._label_lut = self.class_map.lut
+            kwargs['metainfo'] = dict(kwargs.get('metainfo') or {},
+                                      **class_map_metainfo(self.class_map, 'seg'))
+            tasks = build_tasks(tasks)
+            if 'seg' in tasks:      # before the base copies the tasks into the metainfo
+                check_semantic_task(tasks['seg'], self.class_map, 'Cityscapes')
+            tasks = list(tasks.values())
         super().__init__(tasks=tasks, data_root=data_root, **kwargs)
 
     def _check_tasks(self) -> None:
@@ -295,7 +319,8 @@ class CityscapesDataset(MultiTaskDataset):
         if unknown:
             raise ValueError(f'CityscapesDataset provides {list(TASK_FILES)}, not {unknown}')
         seg = self.tasks.get('seg')
-        if seg is not None and getattr(seg, 'num_classes', None) != len(CITYSCAPES_CLASSES):
+        if seg is not None and self.class_map is None and \
+                getattr(seg, 'num_classes', None) != len(CITYSCAPES_CLASSES):
             raise ValueError(f'Cityscapes has {len(CITYSCAPES_CLASSES)} classes; the seg task '
                              f'says num_classes={getattr(seg, "num_classes", None)}')
 
@@ -348,7 +373,7 @@ class CityscapesDataset(MultiTaskDataset):
         """Cityscapes' encodings (module docstring): label lookup, stereo depth on the working
         grid, prepared normals and edges."""
         if name == 'seg':
-            return decode_label_ids(raw)
+            return decode_label_ids(raw, self._label_lut)
         if name == 'depth':
             cam = info['camera']
             labels = read_image(info['label_ids_path'], unchanged=True)

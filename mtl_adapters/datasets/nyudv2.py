@@ -40,7 +40,6 @@ Evaluation convention (``configs/_base_/datasets/nyudv2_sdne.py``): the 654 test
 convention); normals within the same crop (the derived normals are blank outside it).
 """
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -49,6 +48,8 @@ import numpy as np
 from mtl_adapters.registry import DATASETS
 from mtl_adapters.tasks import build_tasks
 from .base import MultiTaskDataset
+from .class_map import CLASS_MAP_DIR, ClassMap, check_semantic_task, class_map_metainfo
+from .class_map import load_class_map as load_shared_class_map
 from .taskonomy import decode_taskonomy
 
 #: prepared layout: task name -> folder (all PNG, one file per sample)
@@ -70,7 +71,6 @@ NYU_INTRINSICS = (5.1885790117450188e+02, 5.1946961112127485e+02,
 #: fractions of the height and width (``DepthTask`` ``metric_cfg['crop']``); ``int(f * size)``
 #: gives back exactly these rows and columns at 480x640.
 EIGEN_CROP = (45 / 480, 471 / 480, 41 / 640, 601 / 640)
-CLASS_MAP_DIR = Path(__file__).with_name('class_maps')
 CLASS_MAPS = ('nyu40', 'nyu13', 'taskonomy17')
 
 
@@ -90,55 +90,17 @@ def crop_box(height: int, width: int, crop: Sequence[float] = EIGEN_CROP) -> Tup
     return int(top * height), int(bottom * height), int(left * width), int(right * width)
 
 
-@dataclass(frozen=True)
-class ClassMap:
-    """A class map from NYU40 ids: ``lut[nyu40_id]`` is the train id (255 = unlabelled)."""
-
-    name: str
-    class_names: Tuple[str, ...]
-    lut: np.ndarray            # (256,) uint8, indexed by the stored NYU40 id
-
-    def __call__(self, nyu40: np.ndarray) -> np.ndarray:
-        """NYU40 ids (any integer array, values 0..40) -> uint8 train ids."""
-        return self.lut[np.asarray(nyu40, dtype=np.int64)]
-
-
 def load_class_map(name: str) -> ClassMap:
     """Read ``class_maps/nyu40_to_<name>.json`` (``name`` in ``CLASS_MAPS``, or a path to a
-    JSON file of the same form) and check it: every NYU40 class listed once, in id order, each
-    mapped to one of ``class_names`` or to null (unlabelled)."""
-    path = Path(name)
-    if path.suffix != '.json':
-        if name not in CLASS_MAPS:
-            raise ValueError(f'unknown NYUDv2 class map {name!r}: use one of {CLASS_MAPS} or '
-                             'the path of a JSON file like class_maps/nyu40_to_nyu13.json')
-        path = CLASS_MAP_DIR / f'nyu40_to_{name}.json'
-    if not path.is_file():
-        raise FileNotFoundError(f'class map file not found: {path}')
-    spec = json.loads(path.read_text())
+    JSON file of the same form) and check it (``datasets/class_map.py``): every NYU40 class
+    listed once, in id order, each mapped to one of ``class_names`` or to null (unlabelled).
+    Stored NYU40 id k (1..40) is ``nyu40_classes[k - 1]``; 0 is unlabelled."""
+    if Path(name).suffix != '.json' and name not in CLASS_MAPS:
+        raise ValueError(f'unknown NYUDv2 class map {name!r}: use one of {CLASS_MAPS} or '
+                         'the path of a JSON file like class_maps/nyu40_to_nyu13.json')
     reference = json.loads((CLASS_MAP_DIR / 'nyu40_to_nyu40.json').read_text())
-    source, names = spec.get('nyu40_classes'), spec.get('class_names')
-    mapping = spec.get('nyu40_to_class')
-    if source != reference['nyu40_classes']:
-        raise ValueError(f'{path}: "nyu40_classes" must list the 40 NYU40 classes in id order '
-                         f'(as class_maps/nyu40_to_nyu40.json does), got {source}')
-    if not names or len(set(names)) != len(names) or len(names) > IGNORE:
-        raise ValueError(f'{path}: "class_names" must be distinct names, got {names}')
-    if not isinstance(mapping, dict) or set(mapping) != set(source):
-        missing = sorted(set(source) - set(mapping or {}))
-        extra = sorted(set(mapping or {}) - set(source))
-        raise ValueError(f'{path}: "nyu40_to_class" must map every NYU40 class once; missing '
-                         f'{missing}, unknown {extra}')
-    lut = np.full(256, IGNORE, dtype=np.uint8)
-    for nyu40_id, cls in enumerate(source, start=1):
-        target = mapping[cls]
-        if target is None:
-            continue
-        if target not in names:
-            raise ValueError(f'{path}: NYU40 class {cls!r} maps to {target!r}, which is not one '
-                             f'of its class_names {names}')
-        lut[nyu40_id] = names.index(target)
-    return ClassMap(name=path.stem.replace('nyu40_to_', ''), class_names=tuple(names), lut=lut)
+    return load_shared_class_map(name, label_set='nyu40', first_id=1,
+                                 source_classes=reference['nyu40_classes'], dataset='NYUDv2')
 
 
 def read_split(path) -> List[str]:
@@ -177,8 +139,10 @@ class NYUDv2Dataset(MultiTaskDataset):
         self.class_map = load_class_map(class_map)
         tasks = build_tasks(tasks)
         self._check_tasks(tasks)
-        # mmengine reads a str metainfo value as a file name: only the class names go there
-        metainfo = dict(kwargs.pop('metainfo', None) or {}, classes=self.class_map.class_names)
+        # mmengine reads a str metainfo value as a file name: only the class names and the
+        # evaluated classes (those some NYU40 class maps to) go there
+        metainfo = dict(kwargs.pop('metainfo', None) or {},
+                        **class_map_metainfo(self.class_map, 'seg'))
         super().__init__(tasks=list(tasks.values()), data_root=data_root, metainfo=metainfo,
                          **kwargs)
 
@@ -192,15 +156,7 @@ class NYUDv2Dataset(MultiTaskDataset):
         seg = tasks.get('seg')
         if seg is None:
             return
-        names = list(self.class_map.class_names)
-        if seg.num_classes != len(names):
-            raise ValueError(f'SemanticTask(num_classes={seg.num_classes}) does not fit class map '
-                             f'{self.class_map.name!r}, which has {len(names)} classes')
-        if seg.class_names == [f'class_{i}' for i in range(seg.num_classes)]:
-            seg.class_names = names
-        elif list(seg.class_names) != names:
-            raise ValueError(f'SemanticTask class_names {seg.class_names} differ from those of '
-                             f'class map {self.class_map.name!r}: {names}')
+        check_semantic_task(seg, self.class_map, 'NYUDv2')
 
     def load_data_list(self) -> List[dict]:
         root = Path(self.data_root)

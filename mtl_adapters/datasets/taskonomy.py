@@ -48,7 +48,9 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mtl_adapters.registry import DATASETS
+from mtl_adapters.tasks import SemanticTask, build_tasks
 from .base import MultiTaskDataset
+from .class_map import check_semantic_task, class_map_metainfo, load_class_map
 
 RGB_FOLDER = 'rgb'
 SPLITS = ('train', 'val', 'test')
@@ -326,6 +328,13 @@ class TaskonomyDataset(MultiTaskDataset):
         layout: 'taskonomy' (``<folder>/<building>/``, the default) or 'omnidata'
             (``<folder>/taskonomy/<building>/``); with ``index_file``: the index's.
         exclude_buildings: buildings of the split file left out (known-bad ones).
+        class_map: the semantic files' label set mapped to the model's classes, a JSON file
+            of ``datasets/class_maps/`` (e.g. ``'synthetic_to_merged-furniture.json'``) or a
+            path (format: ``datasets/class_map.py``; file value ``v >= 1`` is the map's class
+            ``v - 1``, 0 unlabelled). None (default): train id = file value - 1. With a map the
+            dataset publishes the classes it can evaluate (``metainfo['eval_classes']``) and
+            the metric reports only those (domain generalisation to a label set that is not
+            the model's, e.g. ``configs/generalisation/dg_*``).
     """
 
     METAINFO = dict(dataset='taskonomy')
@@ -334,7 +343,7 @@ class TaskonomyDataset(MultiTaskDataset):
                  split: Optional[str] = None, buildings: Optional[Sequence[str]] = None,
                  skip_missing: bool = False, index_file: Optional[str] = None,
                  layout: Optional[str] = None, exclude_buildings: Sequence[str] = (),
-                 **kwargs):
+                 class_map: Optional[str] = None, **kwargs):
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if layout is not None and layout not in LAYOUTS:
@@ -351,11 +360,30 @@ class TaskonomyDataset(MultiTaskDataset):
         self.buildings = list(buildings) if buildings is not None else None
         self.exclude_buildings = set(exclude_buildings)
         self.skip_missing = skip_missing
-        super().__init__(tasks=tasks, data_root=data_root, **kwargs)
+        self.class_map = None
+        tasks = build_tasks(tasks)
+        if class_map is not None:
+            self.class_map = load_class_map(class_map, first_id=1, dataset='TaskonomyDataset')
+            semantic = [n for n, t in tasks.items() if isinstance(t, SemanticTask)]
+            for name in semantic:
+                check_semantic_task(tasks[name], self.class_map, 'TaskonomyDataset')
+            kwargs['metainfo'] = dict(kwargs.get('metainfo') or {}, **class_map_metainfo(
+                self.class_map, semantic[0] if semantic else 'seg'))
+        super().__init__(tasks=list(tasks.values()), data_root=data_root, **kwargs)
 
     def decode_gt(self, name: str, task, raw: np.ndarray, info: dict) -> np.ndarray:
-        """Taskonomy's encodings (:func:`decode_taskonomy`)."""
-        return decode_taskonomy(task, raw)
+        """Taskonomy's encodings (:func:`decode_taskonomy`); semantic labels through the
+        class map when one is set."""
+        if self.class_map is None or not isinstance(task, SemanticTask):
+            return decode_taskonomy(task, raw)
+        raw = check_taskonomy_file(task, raw)
+        known = len(self.class_map.source_classes)
+        if int(raw.max(initial=0)) > known:
+            values = np.unique(raw[raw > known])[:10].tolist()
+            raise ValueError(f'found class values {values} above the {known} classes of class '
+                             f'map {self.class_map.name!r} (file values 1..{known}, 0 = '
+                             'unlabelled): another label set than the class map\'s')
+        return self.class_map(raw)
 
     def _resolve(self, path) -> Path:
         path = Path(path)

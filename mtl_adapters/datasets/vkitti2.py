@@ -60,9 +60,11 @@ scene's own ``colors.txt``) and its validation run once, an unknown colour is re
 preparation with its file instead of failing a training step, and one prepared copy serves
 every label protocol: the protocol is a lookup table applied at load (``class_map``).
 
-Label protocols (``class_maps/vkitti2_<name>.json``): ``cityscapes8`` (default; the 8 classes
-shared with Cityscapes: road, building, pole, traffic light, traffic sign, vegetation, sky, car)
-and ``cityscapes19`` (Cityscapes train ids). Unmapped categories are unlabelled (255).
+Label protocols (``class_maps/vkitti2_to_<name>.json``, read by ``datasets/class_map.py``):
+``cityscapes8`` (default; the 8 classes shared with Cityscapes: road, building, pole, traffic
+light, traffic sign, vegetation, sky, car) and ``cityscapes19`` (Cityscapes train ids).
+Unmapped categories are unlabelled (255); Cityscapes classes that no category maps to (with
+``cityscapes19``: sidewalk, wall, ...) are left out of the evaluation (``eval_classes``).
 
 Splits, by scene (no official split exists; frames of one scene are strongly correlated, and
 its variations are re-renderings of the same frames, so splits never share a scene):
@@ -85,7 +87,10 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mtl_adapters.registry import DATASETS
+from mtl_adapters.tasks import build_tasks
 from .base import MultiTaskDataset
+from .class_map import ClassMap, check_semantic_task, class_map_metainfo
+from .class_map import load_class_map as load_shared_class_map
 
 #: the categories of colors.txt (2.0.3), in its order: index = value of a prepared classid PNG
 CATEGORIES = ('Terrain', 'Sky', 'Tree', 'Vegetation', 'Building', 'Road', 'GuardRail',
@@ -107,7 +112,6 @@ EDGE_SCALE = 65535.0
 PREPARED_FORMAT = 1
 #: task name -> folder (= file prefix) of the prepared copy
 TASK_FOLDERS = dict(seg='classid', depth='depth', normal='normal', edge='edge')
-CLASS_MAP_DIR = Path(__file__).resolve().parent / 'class_maps'
 _RGB_NAME = re.compile(r'^rgb_(?P<frame>\d{5})\.(?:jpg|png)$')
 
 
@@ -249,22 +253,17 @@ def _expect(raw: np.ndarray, dtype: str, channels: int, what: str) -> None:
 
 def load_class_map(class_map: Union[str, Path]) -> Tuple[List[str], Dict[str, int]]:
     """A label protocol (``'cityscapes8'``, ``'cityscapes19'`` or a JSON path) ->
-    (class names, {category: class id or 255})."""
-    path = Path(class_map)
-    if not path.suffix:
-        path = CLASS_MAP_DIR / f'vkitti2_{class_map}.json'
-    if not path.is_file():
-        known = sorted(p.stem[len('vkitti2_'):] for p in CLASS_MAP_DIR.glob('vkitti2_*.json'))
-        raise FileNotFoundError(f'class map {class_map!r} not found ({path}); choose one of '
-                                f'{known} or give the path of a JSON file')
-    spec = json.loads(path.read_text())
-    names, mapping = list(spec['class_names']), dict(spec['category_to_id'])
-    for category, idx in mapping.items():
-        if category not in CATEGORIES:
-            raise ValueError(f'{path}: unknown Virtual KITTI 2 category {category!r}')
-        if idx != UNLABELLED and not 0 <= idx < len(names):
-            raise ValueError(f'{path}: {category!r} -> {idx}, outside 0..{len(names) - 1}')
-    return names, mapping
+    (class names, {category: class id or 255}); read and checked by
+    :func:`mtl_adapters.datasets.class_map.load_class_map`."""
+    cmap = load_vkitti2_class_map(class_map)
+    return list(cmap.class_names), cmap.mapping()
+
+
+def load_vkitti2_class_map(class_map: Union[str, Path]) -> ClassMap:
+    """The :class:`ClassMap` of a label protocol (``class_maps/vkitti2_to_<name>.json``) over
+    the prepared category ids (index into :data:`CATEGORIES`)."""
+    return load_shared_class_map(class_map, label_set='vkitti2', first_id=0,
+                                 source_classes=CATEGORIES, dataset='Virtual KITTI 2')
 
 
 def prepared_path(root, scene: str, variation: str, camera: str, kind: str, frame: int,
@@ -310,25 +309,24 @@ class VKITTI2Dataset(MultiTaskDataset):
         self.cameras = list(cameras)
         self.skip_missing = skip_missing
         self.max_depth = max_depth
-        self.class_names, self.category_to_id = load_class_map(class_map)
+        self.label_map = load_vkitti2_class_map(class_map)
+        self.class_names = list(self.label_map.class_names)
+        self.category_to_id = self.label_map.mapping()
         self.class_map = class_map
-        super().__init__(tasks=tasks, data_root=data_root, **kwargs)
+        # the model classes this protocol can evaluate (metric: only these are reported)
+        metainfo = dict(kwargs.pop('metainfo', None) or {},
+                        **class_map_metainfo(self.label_map, 'seg'))
+        tasks = build_tasks(tasks)
+        if 'seg' in tasks:          # before the base copies the tasks into the metainfo
+            check_semantic_task(tasks['seg'], self.label_map, 'Virtual KITTI 2')
+        super().__init__(tasks=list(tasks.values()), data_root=data_root, metainfo=metainfo,
+                         **kwargs)
 
     def _check_tasks(self) -> None:
         unknown = [name for name in self.tasks if name not in TASK_FOLDERS]
         if unknown:
             raise ValueError(f'VKITTI2Dataset has no ground truth for task(s) {unknown}; it '
                              f'provides {list(TASK_FOLDERS)}')
-        seg = self.tasks.get('seg')
-        if seg is not None and seg.num_classes != len(self.class_names):
-            raise ValueError(
-                f'class_map {self.class_map!r} has {len(self.class_names)} classes '
-                f'({", ".join(self.class_names)}) but the SemanticTask has num_classes='
-                f'{seg.num_classes}: make them agree')
-        defaults = [f'class_{i}' for i in range(seg.num_classes)] if seg is not None else []
-        if seg is not None and seg.class_names not in (self.class_names, defaults):
-            raise ValueError(f'the SemanticTask\'s class_names {seg.class_names} differ from '
-                             f'those of class_map {self.class_map!r}: {self.class_names}')
 
     # ------------------------------------------------------------------------- decoding
     def decode_gt(self, name: str, task, raw: np.ndarray, info: dict) -> np.ndarray:

@@ -7,8 +7,10 @@ from .losses import (BerHuLoss, CrossEntropyLoss, MaskedL1Loss, NormalCosineLoss
                      NormalL1Loss, SILogLoss)
 from .multitask_model import MultiTaskModel
 from .param_report import format_param_report, parameter_report
+from .uda import OutputDiscriminator, UDADistributedDataParallel, UDAMultiTaskModel
 
 __all__ = ['SwinV2Encoder', 'MultiTaskDataPreprocessor', 'LightHead', 'MultiTaskModel',
            'BerHuLoss', 'CrossEntropyLoss', 'MaskedL1Loss', 'NormalCosineLoss', 'NormalL1Loss',
            'SILogLoss', 'AdaptedSwinV2Encoder', 'SwinDecoder', 'ConvTaskHead',
-           'parameter_report', 'format_param_report']
+           'parameter_report', 'format_param_report', 'OutputDiscriminator',
+           'UDADistributedDataParallel', 'UDAMultiTaskModel']

@@ -14,6 +14,19 @@ itself) and passes the method's task-mixing matrix to the encoder by reference. 
 need per-task gradients (``requires_grads``) get them on ``shared_parameters()`` with
 ``torch.autograd.grad(retain_graph=True)`` from this step's graph, and their combined gradient
 comes back as a zero-valued surrogate loss term.
+
+Trained and evaluated tasks (zero-shot task transfer). ``train_tasks`` names the tasks that
+have a loss in training (default: all); the others are evaluated only. A task outside it gets
+no loss, and its decoder and head, and any encoder parameters it alone uses
+(``encoder.task_named_parameters``), are frozen at build (``requires_grad=False``: no gradient,
+skipped by the optimizer constructor), so a checkpoint's values for it are kept exactly. In
+training only the trained tasks run (encoder branches and decoders): a task's encoder branch
+depends on the other tasks only through the conditioning ``theta_hat_t = sum_j W[t, j] theta_j``
+(the task embeddings, not the other branches), so leaving the evaluated-only branches out
+changes no trained output, and no trainable parameter is left unused (DDP needs none unused).
+Prediction runs every task. The weighting method gets the trained subset at build
+(``bind_train_tasks``) and still sees (T,) losses in task order: an evaluated-only task's entry
+is a constant 0 with a zero gradient row (TROA keeps its row and column of W as loaded).
 """
 import warnings
 from typing import Dict, List, Optional, Sequence
@@ -67,6 +80,9 @@ class MultiTaskModel(BaseModel):
             padded image at once) or ``dict(mode='slide', crop_size=(h, w), stride=(sh, sw))``
             (overlapping windows, raw outputs averaged where they overlap; for images much
             larger than the training scale).
+        train_tasks: the tasks trained (with a loss); None: all. The others are evaluated
+            only, their decoders and heads frozen (module docstring; zero-shot task transfer,
+            ``configs/generalisation/zeroshot_*``).
     """
 
     TEST_MODES = ('whole', 'slide')
@@ -75,7 +91,7 @@ class MultiTaskModel(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  task_weights: Optional[Dict[str, float]] = None,
                  weighting: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 init_cfg=None):
+                 train_tasks: Optional[Sequence[str]] = None, init_cfg=None):
         self.tasks = build_tasks(tasks)
         data_preprocessor = dict(data_preprocessor or dict(type='MultiTaskDataPreprocessor'))
         data_preprocessor.setdefault('tasks', list(self.tasks.values()))
@@ -107,10 +123,39 @@ class MultiTaskModel(BaseModel):
         self.weighting = WEIGHTINGS.build(dict(weighting or dict(type='UniformWeighting'),
                                                task_names=self.task_names))
         self.weighting.bind_tasks(self.tasks)
+        self.train_task_names: List[str] = self._check_train_tasks(train_tasks)
+        self.weighting.bind_train_tasks(self.train_task_names)
+        self._freeze_eval_only_tasks()
         self._warned = set()
         self.register_load_state_dict_pre_hook(self._upgrade_legacy_state)
         self.test_cfg = dict(test_cfg or dict(mode='whole'))
         self.check_test_cfg()
+
+    @property
+    def eval_only_task_names(self) -> List[str]:
+        """Tasks evaluated but not trained (outside ``train_tasks``), in task order."""
+        return [t for t in self.task_names if t not in self.train_task_names]
+
+    def _check_train_tasks(self, train_tasks: Optional[Sequence[str]]) -> List[str]:
+        """``model.train_tasks`` -> the trained tasks in task order, or an error naming it."""
+        if train_tasks is None:
+            return list(self.task_names)
+        if isinstance(train_tasks, str):
+            train_tasks = [train_tasks]
+        unknown = sorted(set(train_tasks) - set(self.task_names))
+        if unknown or not train_tasks:
+            raise KeyError(f'model.train_tasks must name some of the model\'s tasks '
+                           f'{self.task_names}; got unknown {unknown} in {list(train_tasks)}')
+        return [t for t in self.task_names if t in set(train_tasks)]
+
+    def _freeze_eval_only_tasks(self) -> None:
+        """Evaluated-only tasks: decoder, head and the encoder parameters only they use get
+        ``requires_grad=False`` (no gradient, no optimizer state, values kept exactly)."""
+        for name in self.eval_only_task_names:
+            self.decoders[name].requires_grad_(False)
+            if hasattr(self.encoder, 'task_named_parameters'):
+                for _, param in self.encoder.task_named_parameters(name):
+                    param.requires_grad_(False)
 
     def check_test_cfg(self) -> None:
         """``test_cfg`` is whole or slide with a crop size and stride, or an error naming it."""
@@ -207,12 +252,17 @@ class MultiTaskModel(BaseModel):
             warnings.warn(message)
 
     def weigh_losses(self, losses: Dict[str, Tensor]) -> dict:
-        """Per-task losses -> the loss dict: ``<task>.loss_<name>`` weighted by
-        ``task_weights`` x the weighting's weights, plus ``weighting.loss_*`` terms."""
-        names = list(losses)
-        index = [self.task_names.index(n) for n in names]
-        values = torch.stack([losses[n] for n in names])
-        static = self.task_weights[index]
+        """Per-task losses (any subset of the tasks) -> the loss dict: ``<task>.loss_<name>``
+        weighted by ``task_weights`` x the weighting's weights, plus ``weighting.loss_*``
+        terms. The weighting always sees (T,) losses in task order: a task without a loss
+        here is a constant 0 (zero gradient row), so per-task state keeps its meaning."""
+        unknown = sorted(set(losses) - set(self.task_names))
+        if unknown:
+            raise KeyError(f'losses of unknown tasks {unknown}; tasks are {self.task_names}')
+        ref = next(iter(losses.values()))
+        values = torch.stack([losses[n] if n in losses else ref.detach().new_zeros(())
+                              for n in self.task_names])                   # (T,)
+        static = self.task_weights
         shared, grads = [], None
         if self.weighting.requires_grads and torch.is_grad_enabled():
             shared = self.shared_parameters()
@@ -225,8 +275,9 @@ class MultiTaskModel(BaseModel):
         result = self.weighting(values, grads)
         weights = static * result.weights
         out = {}
-        for i, name in enumerate(names):
-            out[f'{name}.loss_{self.losses[name].loss_name}'] = weights[i] * values[i]
+        for i, name in enumerate(self.task_names):
+            if name in losses:
+                out[f'{name}.loss_{self.losses[name].loss_name}'] = weights[i] * values[i]
         out.update({f'weighting.{k}': v for k, v in result.extra_losses.items()})
         if result.combined_grad is not None and grads is not None:
             # zero-valued term whose gradient moves the shared set from sum_t w_t g_t to g*
@@ -245,16 +296,29 @@ class MultiTaskModel(BaseModel):
         step = TrainingStep(model=self, data_samples=data_samples)
         if training:
             self.weighting.before_forward(step)
+            self._check_eval_only_labels(data_samples)
+        tasks = self.train_task_names                     # evaluated-only tasks: no loss
         if step.want_branch_input:
-            step.outputs, step.branch_input = self.forward_tasks(inputs,
+            step.outputs, step.branch_input = self.forward_tasks(inputs, tasks,
                                                                  return_branch_input=True)
         else:
-            step.outputs = self.forward_tasks(inputs)
+            step.outputs = self.forward_tasks(inputs, tasks)
         step.losses = self.task_losses(step.outputs, data_samples)
         if training:
             check_finite_losses(step.losses, data_samples)
             self.weighting.after_losses(step)
         return self.weigh_losses(step.losses)
+
+    def _check_eval_only_labels(self, data_samples: Sequence[MultiTaskDataSample]) -> None:
+        """Warn (once) when a training batch carries labels of an evaluated-only task: they
+        are not used, and in zero-shot transfer the training data should not have them."""
+        present = [t for t in self.eval_only_task_names
+                   if any(s.has_gt(t) for s in data_samples)]
+        if present:
+            self._warn_once(f'the training batch has {present} labels, which model.train_tasks '
+                            f'{self.train_task_names} leaves out: they are not used. For '
+                            'zero-shot task transfer, leave these tasks out of the training '
+                            "dataset's `tasks` so their labels are never loaded.")
 
     # --------------------------------------------------------------- prediction
     def slide_forward(self, inputs: Tensor) -> Dict[str, Tensor]:

@@ -2,8 +2,11 @@
 calls it.
 
 A weighting method is one class in one file (register it in ``WEIGHTINGS``; nothing else
-changes). ``MultiTaskModel.loss`` calls it at fixed points of every training step, always in
-this order and on every rank:
+changes). At build the model calls :meth:`BaseWeighting.bind_tasks` with the task definitions
+and :meth:`BaseWeighting.bind_train_tasks` with the tasks it trains (``model.train_tasks``; the
+others are evaluated only, and their losses are a constant 0 in every (T,) vector below).
+``MultiTaskModel.loss`` calls it at fixed points of every training step, always in this order
+and on every rank:
 
 1. :meth:`BaseWeighting.before_forward` ``(step)``: the step starts; the previous step's
    backward and optimizer step are done. A method may set ``step.want_branch_input`` to get
@@ -11,8 +14,9 @@ this order and on every rank:
 2. the forward: the encoder reads :meth:`BaseWeighting.task_affinity` (a (T, T) task-mixing
    matrix, by reference: no copy is kept anywhere else; None is the identity).
 3. :meth:`BaseWeighting.after_losses` ``(step)``: the unweighted per-task losses and this
-   forward's graph are there (``step.outputs``, ``step.losses``, ``step.branch_input``); a
-   method may take extra gradients from the graph (``retain_graph``).
+   forward's graph are there (``step.outputs``, ``step.losses``, ``step.branch_input``, all
+   over the trained tasks only, in task order); a method may take extra gradients from the
+   graph (``retain_graph``).
 4. :meth:`BaseWeighting.forward` ``(losses, grads)``: per-task losses (T,) and, when the
    method sets ``requires_grads``, the per-task gradients (T, D) on the explicit shared set
    (flattened and concatenated in the order of ``MultiTaskModel.shared_parameters()``) ->
@@ -68,12 +72,22 @@ class TrainingStep:
 
 
 def per_task_gradients(losses: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor:
-    """(T, D): each loss's gradient on ``params``, flattened (zeros where unused); the graph
-    is retained for the training backward."""
+    """(T, D): each loss's gradient on ``params``, flattened (zeros where unused, and a zero
+    row for a constant loss, e.g. a task that is not trained); the graph is retained for the
+    training backward.
+
+    Always float32, whatever the parameters' dtype or an enclosing autocast (``--amp``): the
+    rows feed cosines and projections (TROA, PCGrad), which bf16's 8-bit mantissa would blur.
+    """
     rows = []
     for value in losses:
+        if not value.requires_grad:
+            rows.append(torch.cat([torch.zeros(p.numel(), dtype=torch.float32, device=p.device)
+                                   for p in params]))
+            continue
         grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+        rows.append(torch.cat([(g.float().flatten() if g is not None else
+                                torch.zeros(p.numel(), dtype=torch.float32, device=p.device))
                                for g, p in zip(grads, params)]))
     return torch.stack(rows)
 
@@ -91,10 +105,28 @@ class BaseWeighting(nn.Module):
     def __init__(self, task_names: Sequence[str]):
         super().__init__()
         self.task_names = list(task_names)
+        #: the tasks trained (with a loss); the others are evaluated only (``bind_train_tasks``)
+        self.train_task_names: List[str] = list(self.task_names)
 
     def bind_tasks(self, tasks: Dict[str, object]) -> None:
         """Called by the model with its ``{name: task}`` definitions; methods that depend on
         a task's kind (e.g. its likelihood) read it here instead of matching names."""
+
+    def bind_train_tasks(self, names: Sequence[str]) -> None:
+        """Called by the model at build with the tasks it trains (``model.train_tasks``; all
+        by default). The others are evaluated only: the (T,) losses still list them, as a
+        constant 0 with a zero gradient row, and a method keeps its state for them as it is
+        (e.g. TROA leaves their rows and columns of W at the loaded values)."""
+        unknown = sorted(set(names) - set(self.task_names))
+        if unknown:
+            raise KeyError(f'model.train_tasks names unknown tasks {unknown}; the weighting\'s '
+                           f'tasks are {self.task_names}')
+        self.train_task_names = [t for t in self.task_names if t in set(names)]
+
+    @property
+    def train_mask(self) -> Tensor:
+        """(T,) bool: which tasks are trained (``bind_train_tasks``)."""
+        return torch.tensor([t in self.train_task_names for t in self.task_names])
 
     @property
     def num_tasks(self) -> int:

@@ -19,8 +19,12 @@ W starts at ``(1 - eps) I + eps / N`` (exponentiated gradient cannot leave an ex
 the last C are buffers (saved in checkpoints). Degenerate steps: a task whose gradient is zero
 or non-finite in either half (no labels in the batch, a NaN loss) has its row and column skipped
 for that step (warned once per task); its row keeps its weights, and the other rows keep the mass
-they give it. eta = 0 leaves W exactly as it is. W is kept in one place, the buffer
-``affinity`` here: the adapter encoder reads it by reference at every forward (``task_affinity``;
+they give it. eta = 0 leaves W exactly as it is. Evaluated-only tasks (left out of
+``model.train_tasks``: zero-shot task transfer) have no loss, so nothing measures how they help
+or are helped: their rows and columns are skipped on every update (``bind_train_tasks``), so
+they keep the values W was loaded with (the source model's) exactly, and the trained rows keep
+the mass they give them. W is kept in one place, the buffer ``affinity`` here: the adapter
+encoder reads it by reference at every forward (``task_affinity``;
 ``theta_hat_t = sum_j W[t, j] theta_j``) and, with ``loss_weighting=True``, the loss weights are
 ``lambda_s = N mean_t W[t, s]`` (they sum to N).
 
@@ -37,7 +41,7 @@ The two gradient modes, at the model's fixed points:
   losses in one extra ``autograd.grad`` in ``after_losses``.
 """
 import warnings
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -136,6 +140,8 @@ class TROAWeighting(BaseWeighting):
         self._step_due = False                    # this step takes task gradients
         self._branch_grad: Optional[Tensor] = None
         self._exact_rows: Dict[str, Tuple[Tensor, Tensor]] = {}
+        #: the tasks of the branch input's (T*B) chunks, in order (the step's trained tasks)
+        self._branch_tasks: List[str] = []
 
     def task_affinity(self) -> Tensor:
         """W itself (not a copy): what the adapter encoder mixes the task embeddings with."""
@@ -177,6 +183,7 @@ class TROAWeighting(BaseWeighting):
         if self.gradient_mode == 'params':
             self._params_update(step)
         else:
+            self._branch_tasks = list(step.outputs)
             step.branch_input.register_hook(self._capture_branch_grad)
             self._exact_representation_rows(step)
 
@@ -189,7 +196,8 @@ class TROAWeighting(BaseWeighting):
         exact, self._exact_rows = self._exact_rows, {}
         if grad is None:
             return None
-        grad = grad.unflatten(0, (self.num_tasks, grad.shape[0] // self.num_tasks))
+        tasks = self._branch_tasks
+        grad = grad.unflatten(0, (len(tasks), grad.shape[0] // len(tasks)))
         half = grad.shape[1] // 2                                       # (T, B, H, W, C)
         rows = {}
         if half == 0:
@@ -197,7 +205,7 @@ class TROAWeighting(BaseWeighting):
         else:
             rows = {t: exact.get(t, (grad[i, :half].sum(0).flatten(),
                                      grad[i, half:].sum(0).flatten()))
-                    for i, t in enumerate(self.task_names)}
+                    for i, t in enumerate(tasks)}
         return self._update_from_rows(rows, grad[0, 0].numel())
 
     # ------------------------------------------------------------------ internals
@@ -257,9 +265,10 @@ class TROAWeighting(BaseWeighting):
                                             step.data_samples[part])
             total = total + sum(losses.values())
         grad, = torch.autograd.grad(total, step.branch_input, retain_graph=True)
-        grad = grad.unflatten(0, (self.num_tasks, batch))                # (T, B, H, W, C)
+        tasks = list(step.outputs)                                       # the branch's chunks
+        grad = grad.unflatten(0, (len(tasks), batch))                    # (T, B, H, W, C)
         for t in names:
-            i = self.task_names.index(t)
+            i = tasks.index(t)
             self._exact_rows[t] = (grad[i, :half].sum(0).flatten(),
                                    grad[i, half:].sum(0).flatten())
 
@@ -274,8 +283,9 @@ class TROAWeighting(BaseWeighting):
             both /= dist.get_world_size()
             g_a, g_b = both[0], both[1]
         g_a, g_b = g_a.to(self.cosine), g_b.to(self.cosine)
-        valid = valid_gradients(g_a, g_b)
-        for i in (~valid).nonzero().flatten().tolist():
+        trained = self.train_mask.to(g_a.device)
+        valid = valid_gradients(g_a, g_b) & trained       # evaluated-only tasks: W kept
+        for i in (~valid & trained).nonzero().flatten().tolist():
             if self.task_names[i] not in self._warned:
                 self._warned.add(self.task_names[i])
                 warnings.warn(f'TROA: task {self.task_names[i]!r} has a zero or non-finite '

@@ -19,12 +19,16 @@ class LoadMultiTaskImageAndAnnotations(TaskTransform):
     Args:
         gt_format: outside a dataset only: which ``decode_<gt_format>`` of the tasks reads the
             files.
+        with_labels: False reads the image only, never a ground-truth file (``gt`` is empty):
+            the unlabelled target domain of unsupervised domain adaptation.
         tasks: only outside a dataset (see ``TaskTransform``).
     """
 
-    def __init__(self, gt_format: str = 'taskonomy', tasks: Optional[Sequence] = None):
+    def __init__(self, gt_format: str = 'taskonomy', with_labels: bool = True,
+                 tasks: Optional[Sequence] = None):
         super().__init__(tasks)
         self.gt_format = gt_format
+        self.with_labels = bool(with_labels)
 
     def decoder(self, results: dict, tasks) -> Callable:
         """``(name, task, raw, info) -> canonical array``: the dataset's, else the tasks'
@@ -44,11 +48,14 @@ class LoadMultiTaskImageAndAnnotations(TaskTransform):
         return lambda name, task, raw, info: getattr(task, f'decode_{self.gt_format}')(raw)
 
     def transform(self, results: dict) -> dict:
-        tasks = self.tasks_of(results)
-        decode = self.decoder(results, tasks)
         img = read_image(results['img_path'], unchanged=False)
         h, w = img.shape[:2]
         gts = {}
+        results.update(img=img, gt=gts, img_shape=(h, w), ori_shape=(h, w))
+        if not self.with_labels:
+            return results
+        tasks = self.tasks_of(results)
+        decode = self.decoder(results, tasks)
         for name, task in tasks.items():
             path = results['task_paths'].get(name)
             if path is None:        # this image is not labelled for this task
@@ -68,8 +75,8 @@ class LoadMultiTaskImageAndAnnotations(TaskTransform):
                         'resolution of the image (same aspect ratio), never another shape')
                 gt = task.resize(gt, (h, w))
             gts[name] = gt
-        results.update(img=img, gt=gts, img_shape=(h, w), ori_shape=(h, w))
         return results
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(gt_format={self.gt_format!r})'
+        return (f'{type(self).__name__}(gt_format={self.gt_format!r}, '
+                f'with_labels={self.with_labels})')

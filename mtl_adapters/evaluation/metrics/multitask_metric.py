@@ -1,12 +1,22 @@
-"""One metric over all tasks, composed from the task definitions; results prefixed by task."""
+"""One metric over all tasks, composed from the task definitions; results prefixed by task.
+
+Evaluated classes. A dataset read through a class map (``datasets/class_map.py``) publishes
+``metainfo['eval_classes'] = {task: [train ids]}``: the model classes that some class of its own
+label set maps to. A class outside that list never occurs in the mapped ground truth, so its
+IoU could only count false positives; the metric reduces such a task over the listed classes
+only (mIoU, aAcc, and ``IoU.<class>`` for each of them). Predictions are not remapped: a pixel
+of an evaluated class predicted as any other class is still an error.
+"""
+import copy
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from prettytable import PrettyTable
 
+from mtl_adapters.datasets.class_map import EVAL_CLASSES_KEY
 from mtl_adapters.registry import METRICS
 from mtl_adapters.tasks import build_tasks
 
@@ -32,6 +42,9 @@ class MultiTaskMetric(BaseMetric):
             as ``mtl/delta_m`` (directions from each task's ``metric_directions``).
         baseline: the same as a dict (instead of a file).
         tasks: task configs, only for a metric used without a dataset (tests, scripts).
+        eval_classes: ``{task: [class ids]}`` to evaluate, only for a metric used without a
+            dataset (a dataset publishes them as ``metainfo['eval_classes']``; module
+            docstring).
     """
 
     default_prefix: Optional[str] = None
@@ -39,8 +52,10 @@ class MultiTaskMetric(BaseMetric):
     def __init__(self, tasks: Optional[Sequence] = None, per_class: bool = True,
                  baseline_file: Optional[Union[str, Path]] = None,
                  baseline: Optional[Mapping[str, float]] = None,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None):
+                 collect_device: str = 'cpu', prefix: Optional[str] = None,
+                 eval_classes: Optional[Mapping[str, Sequence[int]]] = None):
         self._own_tasks = build_tasks(tasks) if tasks is not None else None
+        self._own_eval_classes = dict(eval_classes) if eval_classes is not None else None
         if baseline_file is not None and baseline is not None:
             raise ValueError('MultiTaskMetric: give baseline_file or baseline, not both')
         self.baseline = dict(load_baseline(baseline_file) if baseline_file else baseline or {})
@@ -71,6 +86,14 @@ class MultiTaskMetric(BaseMetric):
                            'the dataset sets (declare `tasks` in the dataset config); a metric '
                            'used without a dataset needs MultiTaskMetric(tasks=[...])')
         return meta['tasks']
+
+    @property
+    def eval_classes(self) -> Dict[str, List[int]]:
+        """``{task: [class ids]}`` the metric restricts class-wise tasks to (module docstring):
+        the ones given, else the dataset's ``metainfo['eval_classes']`` (none: every class)."""
+        if self._own_eval_classes is not None:
+            return self._own_eval_classes
+        return dict((self.dataset_meta or {}).get(EVAL_CLASSES_KEY) or {})
 
     def _check_baseline(self) -> None:
         """Every baseline metric is a metric of the tasks, or an error listing the known."""
@@ -106,10 +129,13 @@ class MultiTaskMetric(BaseMetric):
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Reduce over the dataset, add Δm when a baseline is set; print the tables."""
         metrics: Dict[str, float] = {}
+        eval_classes = self.eval_classes
         for name, task in self.tasks.items():
             stats = [r[name] for r in results if name in r]
             if not stats:
                 continue
+            if eval_classes.get(name) is not None:
+                task, stats = restrict_to_classes(task, stats, eval_classes[name], name)
             for key, value in task.reduce_metrics(stats).items():
                 if key.startswith('IoU.') and not self.per_class:
                     continue
@@ -118,6 +144,38 @@ class MultiTaskMetric(BaseMetric):
             metrics[DELTA_M_KEY] = delta_m(metrics, self.baseline, self.directions)
         print_log('\n' + format_metrics_table(metrics), logger='current')
         return metrics
+
+
+def restrict_to_classes(task, stats: List[dict], classes: Sequence[int],
+                        name: str = '') -> Tuple[object, List[dict]]:
+    """A class-wise task and its per-sample statistics, restricted to ``classes``: every
+    statistic with one entry per class (first dimension ``num_classes``, e.g. the semantic
+    task's intersect/union/pred/label areas) keeps the listed entries, and a shallow copy of
+    the task gets their names, so its own ``reduce_metrics`` reduces over them only. Every
+    class listed: the task and statistics as they are."""
+    num = getattr(task, 'num_classes', None)
+    names = getattr(task, 'class_names', None)
+    if num is None or names is None:
+        raise TypeError(f'eval_classes lists classes for task {name!r}, which has no classes '
+                        f'({type(task).__name__}); only class-wise tasks can be restricted')
+    index = [int(c) for c in classes]
+    bad = [c for c in index if not 0 <= c < num]
+    if bad or len(set(index)) != len(index) or not index:
+        raise ValueError(f'eval_classes[{name!r}] must be distinct class ids in 0..{num - 1}, '
+                         f'got {list(classes)}')
+    if sorted(index) == list(range(num)):
+        return task, stats
+    if not all(torch.is_tensor(v) and v.shape[:1] == (num,)
+               for s in stats for v in s.values()):
+        raise TypeError(f'{type(task).__name__}.metric_stats must give one entry per class '
+                        'for every statistic to be restricted to eval_classes')
+    keep = torch.tensor(index)
+    view = copy.copy(task)
+    view.num_classes = len(index)
+    view.class_names = [names[i] for i in index]
+    print_log(f'{name}: evaluated on the {len(index)} of {num} classes that the dataset\'s '
+              f'class map can label ({", ".join(view.class_names)})', logger='current')
+    return view, [{k: v[keep] for k, v in s.items()} for s in stats]
 
 
 def _get(sample, key):

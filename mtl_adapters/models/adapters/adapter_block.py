@@ -63,10 +63,12 @@ class AdapterBlock(nn.Module):
         cond_dim: size of the task conditioning vector theta_hat_t.
         reduction: bottleneck width r = C // reduction.
         shared_attn_bias: one TAA matrix A for all heads instead of one per head.
+        attn_impl: ``'explicit'`` (timm's operations, bit for bit) or ``'sdpa'`` (PyTorch's
+            fused attention with one additive mask; ``timm_swinv2``).
     """
 
     def __init__(self, block: nn.Module, cond_dim: int, reduction: int = 4,
-                 shared_attn_bias: bool = False):
+                 shared_attn_bias: bool = False, attn_impl: str = 'explicit'):
         super().__init__()
         check_supported_block(block)
         # the timm block's geometry (as timm resolved it for its input_resolution) and parts
@@ -89,7 +91,8 @@ class AdapterBlock(nn.Module):
         self.__dict__['_timm_block'] = block
         # adapter parts
         self.taa = TaskAdaptedAttention(self.num_heads, self.window_area, cond_dim,
-                                        shared_across_heads=shared_attn_bias)
+                                        shared_across_heads=shared_attn_bias,
+                                        attn_impl=attn_impl)
         self.tsn1 = TaskScaledNorm(dim, cond_dim)
         self.tsn2 = TaskScaledNorm(dim, cond_dim)
         self.adapter_norm = nn.LayerNorm(dim)

@@ -14,6 +14,10 @@ A (H_A x N x N, H_A = heads, or 1 when ``shared_across_heads``) is zero-initiali
 leaves the FiLM granularity open; a scalar beta per head would cancel in the softmax, so beta
 (and gamma) are per head and per *key* token, which keeps a task-dependent key bias meaningful.
 At init A' = 0 and the attention is exactly timm's.
+
+With ``attn_impl='sdpa'`` the same logits run through PyTorch's fused attention: B_rel, A'_t and
+the shift mask summed into one float mask (``timm_swinv2.attention_bias`` /
+``fused_window_attention``), equal to the explicit form up to float rounding.
 """
 from typing import Optional
 
@@ -22,15 +26,20 @@ import torch.nn as nn
 from timm.models.swin_transformer_v2 import WindowAttention
 from torch import Tensor
 
-from .timm_swinv2 import window_attention_logits, window_attention_output
+from .timm_swinv2 import (attention_bias, check_attn_impl, fused_window_attention, window_qkv,
+                          window_attention_logits, window_attention_output)
 
 
 class TaskAdaptedAttention(nn.Module):
-    """The learnable pieces of TAA (A and its FiLM) applied around a pretrained WindowAttention."""
+    """The learnable pieces of TAA (A and its FiLM) applied around a pretrained WindowAttention.
+
+    ``attn_impl``: ``'explicit'`` (timm's operations, bit for bit) or ``'sdpa'`` (fused).
+    """
 
     def __init__(self, num_heads: int, window_area: int, cond_dim: int,
-                 shared_across_heads: bool = False):
+                 shared_across_heads: bool = False, attn_impl: str = 'explicit'):
         super().__init__()
+        self.attn_impl = check_attn_impl(attn_impl)
         self.num_heads = num_heads
         self.window_area = window_area
         bias_heads = 1 if shared_across_heads else num_heads
@@ -54,6 +63,10 @@ class TaskAdaptedAttention(nn.Module):
         x: (T*B*nW, N, C) windows, task-major (all windows of task 0's images first);
         cond: (T, cond_dim); mask: (nW, N, N) shift mask or None. Returns (T*B*nW, N, C).
         """
+        if self.attn_impl == 'sdpa':
+            q, k, v = window_qkv(attn, x)
+            bias = attention_bias(attn, mask, self.modulated_bias(cond))  # (T, nW, nH, N, N)
+            return attn.proj_drop(attn.proj(fused_window_attention(attn, q, k, v, bias)))
         num_tasks = cond.shape[0]
         logits, v = window_attention_logits(attn, x)                    # (BW, nH, N, N)
         bw, num_heads, n, _ = logits.shape

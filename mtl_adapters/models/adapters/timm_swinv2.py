@@ -18,6 +18,22 @@ computation bit for bit (tested).
 
 :func:`check_supported_block` runs when an adapter block is built and refuses every timm block or
 attention option those pieces do not reproduce, naming the option and its value.
+
+Two implementations of the attention core (``attn_impl``, chosen per encoder and decoder):
+
+* ``'explicit'``: timm's operations in timm's order, normalise -> matmul -> x tau -> + B_rel
+  (+ A'_t) (+ shift mask) -> softmax -> matmul: bit for bit timm's forward (tested);
+* ``'sdpa'``: PyTorch's fused ``scaled_dot_product_attention``. The cosine logits are folded
+  into q (``q' = tau_h * q / |q|``, ``k' = k / |k|``, SDPA scale 1, so ``q' k'^T = tau_h cos``)
+  and every additive term (B_rel, the task bias A'_t, the shift mask) is summed into ONE float
+  mask (:func:`attention_bias`). Equal to the explicit form up to float rounding (a test
+  bounds the fp32 difference, with and without shift and task bias). The layout is the 4-D
+  one PyTorch's fused GPU kernels accept (the memory-efficient kernel takes a float mask);
+  which kernel a GPU runs, and how fast, is not measured yet. On CPU a mask that needs a
+  gradient (always the case while training: A'_t in the adapters, B_rel in the decoders)
+  makes PyTorch use its composite ("math") implementation, measured 5-11 % slower than the
+  explicit form per training step of the demo model (indicative, shared CPU); without
+  gradients (inference) the CPU flash kernel runs. Default: ``'explicit'``.
 """
 import math
 from typing import Callable, List, Optional, Tuple
@@ -32,7 +48,20 @@ from torch import Tensor
 __all__ = ['check_supported_block', 'window_attention_logits', 'window_attention_output',
            'window_partition', 'window_reverse', 'Delta', 'window_qkv', 'logit_scale',
            'relative_position_bias', 'window_attention', 'shifted_window_attention',
-           'mlp_forward', 'block_forward']
+           'mlp_forward', 'block_forward', 'ATTN_IMPLS', 'check_attn_impl', 'attention_bias',
+           'fused_window_attention']
+
+#: the attention implementations (see the module docstring)
+ATTN_IMPLS = ('explicit', 'sdpa')
+
+
+def check_attn_impl(impl: str, key: str = 'attn_impl') -> str:
+    """Return ``impl`` if it is one of :data:`ATTN_IMPLS`, else raise naming the config key."""
+    if impl not in ATTN_IMPLS:
+        raise ValueError(f'{key}={impl!r}: choose one of {ATTN_IMPLS} (\'sdpa\': PyTorch\'s '
+                         'fused scaled_dot_product_attention, \'explicit\': timm\'s operations '
+                         'bit for bit)')
+    return impl
 
 
 def check_supported_block(block: nn.Module) -> None:
@@ -141,9 +170,63 @@ def relative_position_bias(attn: WindowAttention) -> Tensor:
     return 16 * torch.sigmoid(rel.contiguous())
 
 
+def attention_bias(attn: WindowAttention, mask: Optional[Tensor] = None,
+                   task_bias: Optional[Tensor] = None) -> Tensor:
+    """Every additive logit term of a window attention as ONE float mask, for SDPA:
+    B_rel (nH, N, N) + ``task_bias`` (G, nH or 1, N, N; TAA's A'_t, one per task group)
+    + the shift ``mask`` (nW, N, N) -> (G, nW, nH, N, N); G = 1 without a task bias and
+    nW = 1 without a shift mask (broadcast, not repeated)."""
+    bias = relative_position_bias(attn)[None, None]                  # (1, 1, nH, N, N)
+    if task_bias is not None:
+        bias = bias + task_bias.unsqueeze(1)                         # (G, 1, nH, N, N)
+    if mask is not None:
+        bias = bias + mask.to(bias.dtype).unsqueeze(1)              # (G, nW, nH, N, N)
+    return bias
+
+
+def fused_window_attention(attn: WindowAttention, q: Tensor, k: Tensor, v: Tensor,
+                           bias: Tensor) -> Tensor:
+    """The attention core through ``F.scaled_dot_product_attention``: q, k, v (BW, nH, N, d)
+    and ``bias`` (G, nW, nH or 1, N, N) from :func:`attention_bias` -> (BW, N, C), the input of
+    the output projection.
+
+    The windows are G equal task groups of R images of nW windows each, task-major
+    (BW = G * R * nW, as the task branch and ``window_partition`` order them). The mask varies
+    over task and window but not over the image, so SDPA sees batch R and G * nW * nH "heads"
+    with one (1, G * nW * nH, N, N) mask broadcast over the batch (4-D, as the fused GPU
+    kernels require; the mask is never repeated per image). Cosine logits: SDPA computes
+    ``scale * q k^T + mask``; with ``q' = tau_h q / |q|``, ``k' = k / |k|`` and scale 1 that is
+    timm's ``tau_h cos(q, k)``. The attention dropout is the block's ``attn_drop`` rate.
+    """
+    bw, num_heads, n, head_dim = q.shape
+    groups, windows = bias.shape[:2]
+    if bw % (groups * windows):
+        raise ValueError(f'{bw} windows do not split into {groups} task groups of whole images '
+                         f'of {windows} windows')
+    images = bw // (groups * windows)
+    q = F.normalize(q, dim=-1) * logit_scale(attn)
+    k = F.normalize(k, dim=-1)
+    bias = bias.expand(groups, windows, num_heads, n, n).reshape(1, -1, n, n)
+
+    def fold(t: Tensor) -> Tensor:
+        """(G*R*nW, nH, N, d) -> (R, G*nW*nH, N, d)."""
+        t = t.reshape(groups, images, windows, num_heads, n, head_dim)
+        if groups > 1:
+            t = t.transpose(0, 1)
+        return t.reshape(images, groups * windows * num_heads, n, head_dim)
+
+    out = F.scaled_dot_product_attention(
+        fold(q), fold(k), fold(v), attn_mask=bias.to(q.dtype), scale=1.0,
+        dropout_p=attn.attn_drop.p if attn.training else 0.0)          # (R, G*nW*nH, N, d)
+    out = out.view(images, groups, windows, num_heads, n, head_dim)
+    out = out.permute(1, 0, 2, 4, 3, 5)                                # (G, R, nW, N, nH, d)
+    return out.reshape(bw, n, num_heads * head_dim)
+
+
 def window_attention(attn: WindowAttention, x: Tensor, mask: Optional[Tensor] = None,
                      qkv_delta: Optional[Delta] = None, proj_delta: Optional[Delta] = None,
-                     memory_kv: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
+                     memory_kv: Optional[Tuple[Tensor, Tensor]] = None,
+                     impl: str = 'explicit') -> Tensor:
     """timm's ``WindowAttention.forward(x, mask)`` on windows x (BW, N, C) -> (BW, N, C), with
 
     * ``qkv_delta`` / ``proj_delta``: additive updates of the qkv and output projections,
@@ -154,33 +237,42 @@ def window_attention(attn: WindowAttention, x: Tensor, mask: Optional[Tensor] = 
       Memory logits are the same scaled cosine as the tokens' (tau_h cos(q_i, k_j)), with no
       relative-position bias (a memory token has no position) and no shift mask (it is visible
       from every window, shifted or not). The softmax runs over the N + m keys.
+    * ``impl``: ``'explicit'`` (timm's operations) or ``'sdpa'`` (:func:`fused_window_attention`;
+      not with ``memory_kv``).
 
-    Without extras this is timm's forward bit for bit: the same operations in the same order.
+    Explicit and without extras this is timm's forward bit for bit: the same operations in the
+    same order.
     """
     bw, n, _ = x.shape
     num_heads = attn.num_heads
     q, k, v = window_qkv(attn, x, qkv_delta)
-    q = F.normalize(q, dim=-1)
-    scale = logit_scale(attn)
-    logits = (q @ F.normalize(k, dim=-1).transpose(-2, -1)) * scale
-    logits = logits + relative_position_bias(attn).unsqueeze(0)
-    if mask is not None:
-        num_win = mask.shape[0]
-        logits = logits.view(-1, num_win, num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-        logits = logits.view(-1, num_heads, n, n)
-    if memory_kv is not None:
-        k_mem, v_mem = memory_kv
-        groups, _, m, head_dim = k_mem.shape
-        if bw % groups:
-            raise ValueError(f'{bw} windows do not split into {groups} memory groups')
-        per_group = bw // groups
-        k_hat = F.normalize(k_mem, dim=-1).transpose(-2, -1).unsqueeze(1)   # (G, 1, nH, d, m)
-        mem_logits = (q.view(groups, per_group, num_heads, n, head_dim) @ k_hat) * scale
-        logits = torch.cat((logits, mem_logits.view(bw, num_heads, n, m)), dim=-1)
-        v_mem = v_mem.unsqueeze(1).expand(groups, per_group, num_heads, m, head_dim)
-        v = torch.cat((v, v_mem.reshape(bw, num_heads, m, head_dim)), dim=2)
-    weights = attn.attn_drop(attn.softmax(logits))
-    out = (weights @ v).transpose(1, 2).reshape(bw, n, -1)
+    if check_attn_impl(impl, 'impl') == 'sdpa':
+        if memory_kv is not None:
+            raise NotImplementedError('window_attention: memory keys/values run with '
+                                      "impl='explicit' only")
+        out = fused_window_attention(attn, q, k, v, attention_bias(attn, mask))
+    else:
+        q = F.normalize(q, dim=-1)
+        scale = logit_scale(attn)
+        logits = (q @ F.normalize(k, dim=-1).transpose(-2, -1)) * scale
+        logits = logits + relative_position_bias(attn).unsqueeze(0)
+        if mask is not None:
+            num_win = mask.shape[0]
+            logits = logits.view(-1, num_win, num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            logits = logits.view(-1, num_heads, n, n)
+        if memory_kv is not None:
+            k_mem, v_mem = memory_kv
+            groups, _, m, head_dim = k_mem.shape
+            if bw % groups:
+                raise ValueError(f'{bw} windows do not split into {groups} memory groups')
+            per_group = bw // groups
+            k_hat = F.normalize(k_mem, dim=-1).transpose(-2, -1).unsqueeze(1)  # (G,1,nH,d,m)
+            mem_logits = (q.view(groups, per_group, num_heads, n, head_dim) @ k_hat) * scale
+            logits = torch.cat((logits, mem_logits.view(bw, num_heads, n, m)), dim=-1)
+            v_mem = v_mem.unsqueeze(1).expand(groups, per_group, num_heads, m, head_dim)
+            v = torch.cat((v, v_mem.reshape(bw, num_heads, m, head_dim)), dim=2)
+        weights = attn.attn_drop(attn.softmax(logits))
+        out = (weights @ v).transpose(1, 2).reshape(bw, n, -1)
     proj = attn.proj(out)
     if proj_delta is not None:
         proj = proj + proj_delta(out)

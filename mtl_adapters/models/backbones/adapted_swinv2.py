@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mtl_adapters.models.adapters import ADAPTER_MODULE_NAMES, AdapterBlock, SkipMerge
+from mtl_adapters.models.adapters.timm_swinv2 import check_attn_impl
 from mtl_adapters.registry import MODELS
 
 from .base_encoder import BaseSwinV2Encoder
@@ -141,6 +142,9 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
         shared_attn_bias: one TAA matrix for all heads of a block.
         train_adapted_blocks: also train the pretrained weights of the adapter blocks.
         frozen: must be True: the trunk is frozen and always runs under no_grad.
+        attn_impl: the adapter blocks' window attention: ``'explicit'`` (timm's operations, bit
+            for bit) or ``'sdpa'`` (PyTorch's fused attention, one additive mask; see
+            ``adapters/timm_swinv2.py``). The frozen trunk runs timm's own blocks either way.
     """
 
     needs_task_names = True
@@ -153,10 +157,12 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
                  model_kwargs: Optional[dict] = None,
                  adapter_blocks: Optional[Dict] = None, embed_dim: int = 64,
                  reduction: int = 4, shared_attn_bias: bool = False,
-                 train_adapted_blocks: bool = False, frozen: bool = True, init_cfg=None):
+                 train_adapted_blocks: bool = False, frozen: bool = True,
+                 attn_impl: str = 'explicit', init_cfg=None):
         if not frozen:
             raise NotImplementedError('AdaptedSwinV2Encoder keeps the trunk frozen; use '
                                       'train_adapted_blocks=True to tune the adapted blocks')
+        check_attn_impl(attn_impl, 'model.encoder.attn_impl')
         task_names = list(task_names)
         if not task_names:
             raise ValueError('AdaptedSwinV2Encoder needs task_names (MultiTaskModel fills them)')
@@ -174,7 +180,8 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
         # inject adapter blocks in place of the chosen timm blocks (LoRA-style, by name)
         for stage, b in self.adapter_positions:
             blocks = layers[stage].blocks
-            blocks[b] = AdapterBlock(blocks[b], embed_dim, reduction, shared_attn_bias)
+            blocks[b] = AdapterBlock(blocks[b], embed_dim, reduction, shared_attn_bias,
+                                     attn_impl=attn_impl)
         # skip projections across patch merging inside the branch: key = stage entering
         self.skip_merges = nn.ModuleDict()
         prev = None

@@ -1,0 +1,39 @@
+# Unsupervised domain adaptation on the synthetic scenes (CPU demo): the narrow VTAGML model
+# of configs/vtagml/ (frozen trunk, adapters, Swin decoders, S-D-N-E) trained on the labelled
+# source `data/synthetic` (default style) and the unlabelled target `data/synthetic_alt` (alt
+# style; same classes, format and splits: `python data_prep/synthetic.py --style alt`), and
+# evaluated on the target's val/test splits. The target's labels are never read in training:
+# its pipeline loads images only (with_labels=False) and the model refuses a target batch with
+# ground truth. Leaf configs choose the strategies (model.uda_cfg): adversarial, mean teacher,
+# or both.
+_base_ = ['../../vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py']
+source_root = 'data/synthetic'
+target_root = 'data/synthetic_alt'
+model = dict(type='UDAMultiTaskModel')
+# the target batches: the source's augmentation, without labels
+target_pipeline = [dict(type='LoadMultiTaskImageAndAnnotations', with_labels=False)] + \
+    _base_.train_pipeline[1:]
+target_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(type='TaskonomyDataset', data_root=target_root, split_file='splits.csv',
+                 split='train', tasks=_base_.tasks, pipeline=target_pipeline))
+train_dataloader = dict(dataset=dict(data_root=source_root))
+val_dataloader = dict(dataset=dict(data_root=target_root))
+test_dataloader = dict(dataset=dict(data_root=target_root))
+# one source and one target batch per iteration (mtl_adapters/engine/loops.py)
+train_cfg = dict(_delete_=True, type='UDAIterBasedTrainLoop', max_iters=_base_.max_iters,
+                 val_interval=_base_.val_interval, target_dataloader=target_dataloader)
+# two optimisers: the model's (the schedule's, frozen trunk skipped) and the discriminators'
+# (Adam as in AdaptSegNet/ADVENT); the param_scheduler list applies to both. A model without
+# discriminators (mean teacher only) leaves `discriminator` unused.
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='UDAOptimWrapperConstructor',
+    model=_base_.optim_wrapper,
+    discriminator=dict(type='OptimWrapper',
+                       optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))))
+# DDP: the student and the discriminators averaged separately (models/uda/distributed.py)
+model_wrapper_cfg = dict(type='UDADistributedDataParallel')
