@@ -49,13 +49,14 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     scope='mtl_adapters', locations=['mtl_adapters.engine'])
 #: optimizers, wrappers and schedulers: mmengine's, reachable from this scope (no lookup warnings)
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, scope='mtl_adapters')
-OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mtl_adapters')
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mtl_adapters',
+                          locations=['mtl_adapters.engine'])
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS,
                             scope='mtl_adapters')
 #: Training loops (``UDAIterBasedTrainLoop``: source and target batches together).
 LOOPS = Registry(
     'loop', parent=MMENGINE_LOOPS, scope='mtl_adapters',
-    locations=['mtl_adapters.engine', 'mtl_adapters.engine.loops'])
+    locations=['mtl_adapters.engine'])
 #: Metrics.
 METRICS = Registry(
     'metric', parent=MMENGINE_METRICS, scope='mtl_adapters',

@@ -76,8 +76,6 @@ def enable_amp(cfg: Config) -> None:
     scaler, which bf16 does not need). The config's other optim_wrapper keys (optimizer,
     clip_grad, constructor, paramwise_cfg) are kept."""
     import torch
-
-    import mtl_adapters.engine.optimizers.bf16_optim_wrapper  # noqa: F401  (registers it)
     wrapper = cfg.optim_wrapper
     kind = wrapper.get('type', 'OptimWrapper')
     if kind not in ('OptimWrapper', 'AmpOptimWrapper', 'BF16OptimWrapper'):

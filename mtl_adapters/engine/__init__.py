@@ -1,7 +1,10 @@
-"""Engine: hooks and the optimizer wrapper constructor."""
-from .hooks import (MultiTaskVisualizationHook, ParamReportHook, SafeCheckpointHook,
-                    SavePredictionsHook, TROAHook)
-from .optimizers import FrozenTrunkOptimWrapperConstructor
+"""Engine: hooks, training loops, optimizer wrappers and constructors."""
+from .hooks import (MeanTeacherHook, MultiTaskVisualizationHook, ParamReportHook,
+                    SafeCheckpointHook, SavePredictionsHook, TROAHook)
+from .loops import UDAIterBasedTrainLoop
+from .optimizers import (BF16OptimWrapper, FrozenTrunkOptimWrapperConstructor,
+                         UDAOptimWrapperConstructor)
 
-__all__ = ['MultiTaskVisualizationHook', 'ParamReportHook', 'SafeCheckpointHook',
-           'SavePredictionsHook', 'TROAHook', 'FrozenTrunkOptimWrapperConstructor']
+__all__ = ['MeanTeacherHook', 'MultiTaskVisualizationHook', 'ParamReportHook',
+           'SafeCheckpointHook', 'SavePredictionsHook', 'TROAHook', 'UDAIterBasedTrainLoop',
+           'BF16OptimWrapper', 'FrozenTrunkOptimWrapperConstructor', 'UDAOptimWrapperConstructor']

@@ -13,6 +13,7 @@ saddle the first step can only move the zero factor; the factor behind it gets i
 from the second step on (a LoRA's down-projection behaves the same). The first step's
 zero-gradient set is asserted to be exactly those tensors.
 """
+import copy
 import glob
 import os.path as osp
 
@@ -21,10 +22,12 @@ import timm
 import torch
 from conftest import REPO
 from mmengine import Config
-from mmengine.optim import build_optim_wrapper
+from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 
 from mtl_adapters.benchmarks.common import random_samples
 from mtl_adapters.registry import MODELS
+from mtl_adapters.structures import MultiTaskDataSample
+from mtl_adapters.tasks import build_tasks
 
 CONFIGS = sorted(osp.relpath(p, REPO)
                  for p in glob.glob(str(REPO / 'configs/**/*.py'), recursive=True)
@@ -70,9 +73,13 @@ def test_config_parses_and_builds(path):
     n = len(cfg.model.tasks)
     if path.startswith('configs/vtagml/'):
         assert n == {'sd': 2, 'sdn': 3, 'sdne': 4}[path.rsplit('_', 1)[-1][:-3]]
-    assert len(cfg.train_dataloader.dataset.tasks) == 4   # the dataset loads every task
     model = MODELS.build(cfg.model)
     assert list(model.tasks) == ['seg', 'depth', 'normal', 'edge'][:n]
+    loaded = list(build_tasks(cfg.train_dataloader.dataset.tasks))
+    if list(model.train_task_names) == list(model.tasks):
+        assert len(loaded) == 4                       # the dataset loads every task
+    else:                                             # zero-shot: only the labelled tasks
+        assert loaded == list(model.train_task_names), (loaded, model.train_task_names)
     if hasattr(model.encoder, 'task_names'):
         assert model.encoder.task_names == list(model.tasks)
     if 'base' in path:
@@ -93,6 +100,8 @@ def train_steps(cfg: Config, steps: int = 2, size: int = 64, batch: int = 2):
     g = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch, 3, size, size, generator=g)
     samples = random_samples(model, batch, (size, size), generator=g)
+    if isinstance(optim, OptimWrapperDict):         # UDA: its own step, two optimisers
+        return model, initial, uda_train_steps(model, optim, params, steps, inputs, samples)
     has_grad = []
     for _ in range(steps):
         if hasattr(model.weighting, 'due'):
@@ -106,6 +115,39 @@ def train_steps(cfg: Config, steps: int = 2, size: int = 64, batch: int = 2):
         optim.zero_grad()
         model.weighting.after_backward()           # what TROAHook does after the step
     return model, initial, has_grad
+
+
+def uda_train_steps(model, optim, params, steps, inputs, samples) -> list:
+    """``steps`` UDA iterations (``model.train_step`` on a source batch with labels and a
+    target batch without; a mean teacher as its hook would set it); per step, which tensors
+    had a non-zero gradient when their optimiser stepped."""
+    if model.mean_teacher_cfg is not None:
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)
+        model.set_teacher(teacher)
+    seen = {}
+    for wrapper in optim.values():                   # record the gradients each step uses
+        def step(wrapper=wrapper, original=wrapper.step, **kwargs):
+            for group in wrapper.optimizer.param_groups:
+                for p in group['params']:
+                    if p.grad is not None and bool(p.grad.abs().max() > 0):
+                        seen[id(p)] = True
+            return original(**kwargs)
+        wrapper.step = step
+    images = [(x - x.min()) / (x.max() - x.min()) * 255 for x in inputs]
+    target = [MultiTaskDataSample(metainfo=dict(img_shape=tuple(inputs.shape[-2:])))
+              for _ in samples]
+    has_grad = []
+    for _ in range(steps):
+        seen.clear()
+        if hasattr(model.weighting, 'due'):
+            model.weighting.due = True
+        log_vars = model.train_step(dict(source=dict(inputs=images, data_samples=samples),
+                                         target=dict(inputs=images, data_samples=target)),
+                                    optim)
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values()), log_vars
+        has_grad.append({n: id(p) in seen for n, p in params.items()})
+        model.weighting.after_backward()
+    return has_grad
 
 
 def check_learning(model, initial, has_grad):
