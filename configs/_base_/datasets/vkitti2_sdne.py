@@ -1,6 +1,6 @@
 # Virtual KITTI 2 (prepared by `python data_prep/vkitti2.py`), all four tasks, labels in the 8
 # classes it shares with Cityscapes (the VKITTI2 -> Cityscapes protocol, class_maps/
-# vkitti2_cityscapes8.json). Scene split: train Scene01/02/06, val Scene18 (clone), test
+# vkitti2_to_cityscapes8.json). Scene split: train Scene01/02/06, val Scene18 (clone), test
 # Scene20 (every variation). Training on random 256x512 crops covering 15-60% of a frame
 # (zoom 0.7-1.4x); evaluation on whole frames at the native 1242x375. Depth is evaluated (and
 # trained) up to KITTI's 80 m (farther depths are unlabelled), no crop; the sky has no depth.
