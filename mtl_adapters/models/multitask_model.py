@@ -272,7 +272,8 @@ class MultiTaskModel(BaseModel):
                 self._warn_once(f'{type(self.weighting).__name__} needs shared trainable '
                                 'parameters but the encoder has none (frozen baseline); it '
                                 'acts as uniform weighting. Use an adapter encoder.')
-        result = self.weighting(values, grads)
+        with torch.autocast(values.device.type, enabled=False):   # weights in fp32 (--amp)
+            result = self.weighting(values.float(), grads)
         weights = static * result.weights
         out = {}
         for i, name in enumerate(self.task_names):

@@ -276,7 +276,12 @@ class TROAWeighting(BaseWeighting):
     def update(self, g_a: Tensor, g_b: Tensor) -> Tensor:
         """(T, D) half-A and half-B task gradients -> the updated (T, T) W (also stored).
 
-        Collective when distributed: every rank must call it on the same iteration."""
+        Collective when distributed: every rank must call it on the same iteration. Computed
+        in fp32 with autocast off (under ``--amp`` a bf16 cosine is off by ~1e-3)."""
+        with torch.autocast(g_a.device.type, enabled=False):
+            return self._update(g_a.float(), g_b.float())
+
+    def _update(self, g_a: Tensor, g_b: Tensor) -> Tensor:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             both = torch.stack([g_a, g_b]).float()
             dist.all_reduce(both)

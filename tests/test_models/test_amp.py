@@ -121,3 +121,16 @@ def test_per_task_gradients_are_fp32_under_autocast():
         g_w, g_e = torch.autograd.grad(loss, [shared.weight, extra], retain_graph=True)
         assert torch.equal(rows[i], torch.cat([g_w.flatten(), g_e.float()]))
     assert not rows[2].any()
+
+
+def test_troa_cosines_are_fp32_under_autocast():
+    """TROA's cosines and W update ignore an enclosing bf16 autocast (exact fp32 values)."""
+    from mtl_adapters.weighting.troa import TROAWeighting, cosine_matrix
+    torch.manual_seed(0)
+    g_a = torch.randn(3, 5000)
+    g_b = g_a + torch.randn(3, 5000)
+    weighting = TROAWeighting(task_names=['a', 'b', 'c'])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        weighting.update(g_a, g_b)
+    assert weighting.cosine.dtype == torch.float32
+    torch.testing.assert_close(weighting.cosine, cosine_matrix(g_a, g_b), rtol=0, atol=1e-6)
