@@ -33,7 +33,8 @@ Where each target comes from, and why there:
   so the official file is read as it is (nothing to re-derive if the table changes); the
   loader resizes it (nearest) to the working grid. Another protocol over the same label ids is
   a class map (``class_map='cityscapes8'``: the 8 classes shared with Virtual KITTI 2, for
-  VKITTI2 -> Cityscapes; ``class_maps/cityscapes_to_cityscapes8.json``).
+  VKITTI2 -> Cityscapes, ``class_maps/cityscapes_to_cityscapes8.json``; ``'cityscapes16'``:
+  SYNTHIA's 16, for SYNTHIA -> Cityscapes).
 * **D** (load time): disparity ``d = (p - 1) / 256`` px for ``p > 1`` (``p = 0`` is the
   official "invalid"; ``p = 1`` is d = 0, infinitely far), depth ``= baseline * fx / d``
   with the sample's own camera file (read once, in ``load_data_list``). Pixels labelled ego

@@ -205,6 +205,18 @@ def test_cityscapes_8_class_protocol(tmp_path):
                           tasks=[dict(type='SemanticTask', num_classes=19)])
 
 
+def test_cityscapes_16_class_protocol_is_synthias(tmp_path):
+    """SYNTHIA -> Cityscapes: Cityscapes read in SYNTHIA's 16 classes, in the order of the
+    SYNTHIA configs; terrain, truck and train unlabelled."""
+    synthia = Config.fromfile(str(REPO / 'configs/_base_/datasets/synthia_sdne.py'))
+    assert list(load_class_map('cityscapes16', label_set='cityscapes').class_names) == \
+        list(synthia.synthia_classes)
+    raw = json.loads((CLASS_MAP_DIR / 'cityscapes_to_cityscapes16.json').read_text())
+    unmapped = {k for k, v in raw['cityscapes_to_class'].items() if v is None}
+    assert {'terrain', 'truck', 'train', 'unlabeled'} <= unmapped
+    assert all(v in (None, k) for k, v in raw['cityscapes_to_class'].items())
+
+
 # --------------------------------------------------------------------------------- configs
 def test_dg_configs_keep_the_target_out_of_training():
     dg, oracle = Config.fromfile(str(DG)), Config.fromfile(str(ORACLE))
