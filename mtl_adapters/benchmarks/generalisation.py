@@ -5,8 +5,8 @@ the same budget, over several seeds (README: "Generalisation settings, measured"
     python tools/benchmark.py --generalisation --report-only     # tabulate what has finished
 
 The source domain is ``data/synthetic`` ('default' style), the target ``data/synthetic_alt``
-('alt' style: the same geometry distribution and classes, another appearance); both are
-rendered with the demo's parameters when missing. Per seed:
+('alt' style: the same geometry distribution and classes, another appearance); a root without
+``splits.csv`` is rendered with the demo's parameters. Per seed:
 
 * ``source``: the S-D-N-E adapter model trained on the source only, tested on the target;
   the baseline of UDA, and (tested again under the target's label protocol) of DG.
@@ -21,7 +21,8 @@ rendered with the demo's parameters when missing. Per seed:
 
 Every run is ``tools/train.py`` + ``tools/test.py`` in fresh processes (``weighting_comparison
 .run``) with ``randomness.seed`` set, all data roots absolute; finished runs are skipped, so an
-interrupted benchmark resumes. Each setting's table gives the target's headline metrics as
+interrupted benchmark resumes; a failed run is listed under the tables and the others go on.
+Each setting's table gives the target's headline metrics as
 mean ± std over the seeds and Δm (%) against the setting's baseline, per seed. Writes
 ``<work-dir>/generalisation.{json,md}``.
 """
@@ -89,8 +90,11 @@ def test_only(name: str, config: str, checkpoint: str, work_dir: str,
         return json.load(f)
 
 
-def seed_runs(seed: int, args, source: str, target: str) -> Dict[str, Optional[dict]]:
-    """Train and test every run of one seed; ``{run name: test metrics or None}``."""
+def seed_runs(seed: int, args, source: str, target: str,
+              failures: List[str]) -> Dict[str, Optional[dict]]:
+    """Train and test every run of one seed; ``{run name: test metrics or None}``. A run that
+    fails is None and is listed in ``failures`` (so are the runs that needed it); the others
+    go on."""
     root = osp.abspath(osp.join(args.work_dir, f'seed{seed}'))
     cfgs = osp.join(root, 'configs')
     iters, write = args.max_iters, not args.report_only
@@ -101,16 +105,25 @@ def seed_runs(seed: int, args, source: str, target: str) -> Dict[str, Optional[d
         return derived_config(osp.join(cfgs, f'{name}.py'), base, train_root, iters, seed,
                               extra, write=write)
 
+    def attempt(name: str, step, *step_args) -> Optional[dict]:
+        try:
+            return step(name, *step_args, args.report_only)
+        except RuntimeError as exc:              # report it, go on with the next run
+            failures.append(f'seed {seed}: {exc}')
+            print(f'  FAILED: {exc}', flush=True)
+            return None
+
     def train(name: str, config: str) -> Optional[dict]:
-        return run(name, config, osp.join(root, name), iters, args.report_only)
+        return attempt(name, run, config, osp.join(root, name), iters)
 
     out: Dict[str, Optional[dict]] = {}
     out['source'] = train('source', derived('source', SDNE, source, on_target))
     checkpoint = osp.join(root, 'source', f'iter_{iters}.pth')
-    out['source_dg'] = None if out['source'] is None else test_only(
-        'source_dg', derived('source_dg', CONFIGS['dg'], source,
-                             f'test_dataloader = dict(dataset=dict(data_root={target!r}))\n'),
-        checkpoint, osp.join(root, 'source_dg'), args.report_only)
+    out['source_dg'] = None if out['source'] is None else attempt(
+        'source_dg', test_only,
+        derived('source_dg', CONFIGS['dg'], source,
+                f'test_dataloader = dict(dataset=dict(data_root={target!r}))\n'),
+        checkpoint, osp.join(root, 'source_dg'))
     out['oracle'] = train('oracle', derived('oracle', CONFIGS['oracle'], target))
     uda_loop = (f'train_cfg = dict(max_iters={iters}, val_interval={iters}, '
                 f'target_dataloader=dict(dataset=dict(data_root={target!r})))\n')
@@ -168,21 +181,17 @@ def main(argv=None) -> dict:
     from mtl_adapters.data_generation.synthetic import generate
     from mtl_adapters.tasks import build_tasks
     source, target = osp.abspath(args.source_root), osp.abspath(args.target_root)
-    if not args.report_only:
-        for root, style, seed in ((source, 'default', 0), (target, 'alt', 1000)):
+    for root, style, seed in ((source, 'default', 0), (target, 'alt', 1000)):
+        if not args.report_only and not osp.isfile(osp.join(root, 'splits.csv')):
             generate(root, num_scenes=30, views_per_scene=10, size=(128, 128), seed=seed,
-                     style=style, splits=(24, 3, 3))     # a no-op when they exist
+                     style=style, splits=(24, 3, 3))     # the demo's scenes in each style
     tasks = build_tasks(Config.fromfile(osp.join(REPO, SDNE)).model.tasks)
     directions = {f'{n}/{k}': v for n, t in tasks.items() for k, v in t.metric_directions.items()}
     results: Dict[int, Dict[str, Optional[dict]]] = {}
     failures: List[str] = []
     for seed in args.seeds:
         print(f'seed {seed}', flush=True)
-        try:
-            results[seed] = seed_runs(seed, args, source, target)
-        except RuntimeError as exc:          # report it, go on with the next seed
-            failures.append(f'seed {seed}: {exc}')
-            print(f'  FAILED: {exc}', flush=True)
+        results[seed] = seed_runs(seed, args, source, target, failures)
     table = tabulate(results, directions, args.max_iters)
     if failures:
         table += '\n\nFailed:\n' + '\n'.join(f'- {f}' for f in failures)
