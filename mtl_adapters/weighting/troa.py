@@ -93,8 +93,11 @@ def mirror_descent_update(W: Tensor, C: Tensor, eta: float, rho: float = 0.0,
     out = W.detach().to(torch.float64, copy=True)                     # float64: no drift
     sub = out[rows_cols]                                              # (V, V)
     logits = (1.0 - eta * rho) * sub.log() + eta * C.double()[rows_cols]
-    out[rows_cols] = sub.sum(dim=1, keepdim=True) * torch.softmax(logits, dim=1)
-    out[cols] = out[cols] / out[cols].sum(dim=1, keepdim=True)        # exact simplex rows
+    new = sub.sum(dim=1, keepdim=True) * torch.softmax(logits, dim=1)
+    # exact simplex rows: the valid block takes whatever mass the other entries leave, so the
+    # entries of invalid (e.g. evaluated-only) columns are not touched, not even by an ulp
+    rest = out[cols].sum(dim=1, keepdim=True) - sub.sum(dim=1, keepdim=True)
+    out[rows_cols] = new * ((1.0 - rest) / new.sum(dim=1, keepdim=True))
     return out.to(W.dtype)
 
 

@@ -60,8 +60,10 @@ class UncertaintyWeighting(BaseWeighting):
                               if getattr(t, 'likelihood', 'regression') == 'classification'])
 
     def forward(self, losses: Tensor, grads: Optional[Tensor] = None) -> WeightingResult:
-        """(T,) losses -> weights ``c_t exp(-s_t)`` and the regulariser ``r * sum_t s_t``."""
+        """(T,) losses -> weights ``c_t exp(-s_t)`` and the regulariser ``r * sum_t s_t`` over
+        the trained tasks (an evaluated-only task's ``s_t`` keeps its loaded value)."""
         weights = self.loss_scale * torch.exp(-self.log_vars)
+        trained = self.train_mask.to(self.log_vars.device)
         return WeightingResult(
             weights=weights,
-            extra_losses=dict(loss_uncertainty=self.reg_scale * self.log_vars.sum()))
+            extra_losses=dict(loss_uncertainty=self.reg_scale * self.log_vars[trained].sum()))

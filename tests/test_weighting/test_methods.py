@@ -88,6 +88,17 @@ def test_uncertainty_likelihood_from_task_definitions_or_config():
     assert explicit.loss_scale.tolist() == [1.0, 0.5]
 
 
+def test_uncertainty_keeps_evaluated_only_tasks_log_variance():
+    """With model.train_tasks, an evaluated-only task's s_t gets no gradient (its loss is a
+    constant 0 and its regulariser term is left out), so it keeps the loaded value."""
+    w = UncertaintyWeighting(['seg', 'depth', 'normal'])
+    w.bind_train_tasks(['seg', 'depth'])
+    result = w(torch.tensor([3.0, 2.0, 0.0]))
+    (sum(result.weights * torch.tensor([3.0, 2.0, 0.0])) + result.extra_losses[
+        'loss_uncertainty']).backward()
+    assert w.log_vars.grad[2] == 0 and (w.log_vars.grad[:2] != 0).all()
+
+
 def test_gradnorm_down_weights_the_task_with_larger_gradients():
     gn = GradNormWeighting(['a', 'b'], alpha=1.5)
     opt = torch.optim.SGD(gn.parameters(), lr=0.05)

@@ -78,6 +78,21 @@ def test_rows_stay_on_simplex():
         torch.testing.assert_close(W.sum(1), torch.ones(4), atol=1e-6, rtol=0)
 
 
+def test_invalid_columns_are_not_touched_by_an_ulp():
+    """Entries in the columns of skipped (e.g. evaluated-only) tasks keep their exact values
+    on every update, on rows whose float32 sum is not exactly 1."""
+    g = torch.Generator().manual_seed(3)
+    W = torch.softmax(torch.randn(5, 5, generator=g) * 3, dim=1)       # awkward float32 rows
+    valid = torch.tensor([True, False, True, True, False])
+    W0 = W.clone()
+    for _ in range(50):
+        W = mirror_descent_update(W, torch.rand(5, 5, generator=g) * 2 - 1, eta=1.0, rho=0.2,
+                                  valid=valid)
+    assert torch.equal(W[:, ~valid], W0[:, ~valid]) and torch.equal(W[~valid], W0[~valid])
+    assert not torch.equal(W, W0)
+    torch.testing.assert_close(W.sum(1), W0.sum(1), atol=1e-6, rtol=0)
+
+
 def test_agreeing_source_gains_weight_and_fixed_point():
     W = init_affinity(3, 0.1)
     C = torch.tensor([[0.5, 0.9, -0.5], [0.1, 0.9, 0.1], [0.0, 0.0, 0.9]])
