@@ -363,7 +363,12 @@ class TaskonomyDataset(MultiTaskDataset):
         self.class_map = None
         tasks = build_tasks(tasks)
         if class_map is not None:
-            self.class_map = load_class_map(class_map, first_id=1, dataset='TaskonomyDataset')
+            # where the data declares its classes (meta.json 'classes', written by
+            # data_prep/synthetic.py), the map must list exactly those, in stored-id order
+            meta = Path(data_root or '', 'meta.json')
+            declared = json.loads(meta.read_text()).get('classes') if meta.is_file() else None
+            self.class_map = load_class_map(class_map, first_id=1, dataset='TaskonomyDataset',
+                                            source_classes=declared)
             semantic = [n for n, t in tasks.items() if isinstance(t, SemanticTask)]
             for name in semantic:
                 check_semantic_task(tasks[name], self.class_map, 'TaskonomyDataset')

@@ -165,6 +165,15 @@ def test_taskonomy_format_target_through_a_class_map(tmp_path):
               np.full((16, 16), 9, np.uint8))                   # a value no class map lists
     with pytest.raises(Exception, match=r'class values \[9\].*merged-furniture'):
         ds[0]
+    # data that declares its classes (meta.json, as data_prep/synthetic.py writes) in another
+    # order than the class map's: refused, not silently relabelled
+    (tmp_path / 'meta.json').write_text(json.dumps(dict(classes=list(SYNTHETIC)[::-1])))
+    with pytest.raises(ValueError, match='stored-id order'):
+        TaskonomyDataset(data_root=str(tmp_path), buildings=['bldA'], class_map=MERGED,
+                         tasks=[dict(type='SemanticTask', num_classes=8)])
+    (tmp_path / 'meta.json').write_text(json.dumps(dict(classes=list(SYNTHETIC))))
+    TaskonomyDataset(data_root=str(tmp_path), buildings=['bldA'], class_map=MERGED,
+                     tasks=[dict(type='SemanticTask', num_classes=8)])
 
 
 def _by_path(name: str, path: Path):
