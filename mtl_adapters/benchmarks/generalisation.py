@@ -8,8 +8,9 @@ The source domain is ``data/synthetic`` ('default' style), the target ``data/syn
 ('alt' style: the same geometry distribution and classes, another appearance); a root without
 ``splits.csv`` is rendered with the demo's parameters. Per seed:
 
-* ``source``: the S-D-N-E adapter model trained on the source only, tested on the target;
-  the baseline of UDA, and (tested again under the target's label protocol) of DG.
+* ``source`` (``configs/generalisation/uda_source-only_*``): the S-D-N-E adapter model trained
+  on the source only, tested on the target; the baseline of UDA, and (tested again under the
+  target's label protocol) of DG.
 * DG: ``source`` tested through ``configs/generalisation/dg_*`` (the target's class map: S over
   the classes the target labels) against ``dg-oracle_*`` (trained on the target: the upper
   bound).
@@ -30,18 +31,16 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 from typing import Dict, List, Optional
 
-from mtl_adapters.benchmarks.weighting_comparison import (REPO, derived_config, fmt, markdown,
-                                                          run)
+from mtl_adapters.benchmarks.weighting_comparison import (BASE, COLUMNS, REPO, derived_config,
+                                                          fmt, markdown, run, test_command)
 
 DEFAULT_WORK_DIR = 'work_dirs/generalisation'
-COLUMNS = ('seg/mIoU', 'depth/rmse', 'depth/abs_rel', 'normal/mean', 'normal/11.25', 'edge/l1')
-SDNE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 GEN = 'configs/generalisation/'
 CONFIGS = dict(
+    source=GEN + 'uda_source-only_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-to-alt-128x128_'
+                 'sdne.py',
     dg=GEN + 'dg_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-to-alt-128x128_sdne.py',
     oracle=GEN + 'dg-oracle_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-alt-128x128_sdne.py',
     uda_adversarial=GEN + 'uda_adversarial_vtagml-swinv2-tiny-narrow_1xb8-600_'
@@ -72,22 +71,9 @@ def test_only(name: str, config: str, checkpoint: str, work_dir: str,
               report_only: bool = False) -> Optional[dict]:
     """``tools/test.py`` of ``checkpoint`` under ``config`` (skipped if its metrics exist)."""
     work_dir = osp.abspath(work_dir)
-    out = osp.join(work_dir, 'test_metrics.json')
-    if osp.isfile(out):
-        with open(out) as f:
-            return json.load(f)
-    if report_only:
-        return None
-    os.makedirs(work_dir, exist_ok=True)
-    env = dict(os.environ, HF_HUB_OFFLINE='1', NO_ALBUMENTATIONS_UPDATE='1')
-    cmd = [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
-           '--out', out]
-    with open(osp.join(work_dir, 'run.log'), 'a') as log:
-        res = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if res.returncode:
-        raise RuntimeError(f'{name}: {" ".join(cmd)} failed; see {work_dir}/run.log')
-    with open(out) as f:
-        return json.load(f)
+    steps = [('test', test_command(config, checkpoint, work_dir,
+                                   osp.join(work_dir, 'test_metrics.json')))]
+    return run(name, config, work_dir, 0, report_only, steps=steps)
 
 
 def seed_runs(seed: int, args, source: str, target: str,
@@ -117,7 +103,7 @@ def seed_runs(seed: int, args, source: str, target: str,
         return attempt(name, run, config, osp.join(root, name), iters)
 
     out: Dict[str, Optional[dict]] = {}
-    out['source'] = train('source', derived('source', SDNE, source, on_target))
+    out['source'] = train('source', derived('source', CONFIGS['source'], source, on_target))
     checkpoint = osp.join(root, 'source', f'iter_{iters}.pth')
     out['source_dg'] = None if out['source'] is None else attempt(
         'source_dg', test_only,
@@ -185,7 +171,7 @@ def main(argv=None) -> dict:
         if not args.report_only and not osp.isfile(osp.join(root, 'splits.csv')):
             generate(root, num_scenes=30, views_per_scene=10, size=(128, 128), seed=seed,
                      style=style, splits=(24, 3, 3))     # the demo's scenes in each style
-    tasks = build_tasks(Config.fromfile(osp.join(REPO, SDNE)).model.tasks)
+    tasks = build_tasks(Config.fromfile(osp.join(REPO, BASE)).model.tasks)
     directions = {f'{n}/{k}': v for n, t in tasks.items() for k, v in t.metric_directions.items()}
     results: Dict[int, Dict[str, Optional[dict]]] = {}
     failures: List[str] = []

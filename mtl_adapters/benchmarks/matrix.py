@@ -28,8 +28,8 @@ over the seeds; a failed cell shows in the ``status`` column and under the table
 tasks, one line per method, std as error bars).
 
 Default budget: 3 seeds (the fewest that show the noise) x 40 iterations (batch 8, 128 px, the
-narrow demo model), 10 cells per seed; sized to finish on 2 CPU cores in under 30 minutes (README: "Benchmark of task
-combinations").
+narrow demo model), 10 cells per seed; sized to finish on 2 CPU cores in under 30 minutes
+(README: "Benchmark of task combinations").
 """
 import argparse
 import csv

@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
@@ -133,16 +133,22 @@ def commands(config: str, work_dir: str, iters: int, out: str, launcher: str = '
     elif launcher != 'none':
         raise ValueError(f'launcher must be "none" or "pytorch", got {launcher!r}')
     return [('train', train),
-            ('test', [sys.executable, 'tools/test.py', config,
-                      osp.join(work_dir, f'iter_{iters}.pth'), '--work-dir', work_dir,
-                      '--out', out])]
+            ('test', test_command(config, osp.join(work_dir, f'iter_{iters}.pth'), work_dir,
+                                  out))]
+
+
+def test_command(config: str, checkpoint: str, work_dir: str, out: str) -> List[str]:
+    """``tools/test.py`` of ``checkpoint`` under ``config``, metrics written to ``out``."""
+    return [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
+            '--out', out]
 
 
 def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = False,
-        launcher: str = 'none', gpus: int = 1):
+        launcher: str = 'none', gpus: int = 1, steps: Optional[List[tuple]] = None):
     """Train + test one configuration (skipped if its metrics exist); returns test metrics
     (None for a run that has not finished when ``report_only``). A failed step raises
-    ``RuntimeError`` naming its log."""
+    ``RuntimeError`` naming its log. ``steps`` replaces the train + test commands (e.g. a
+    test of another run's checkpoint: ``[('test', test_command(...))]``)."""
     out = osp.join(osp.abspath(work_dir), 'test_metrics.json')
     if osp.isfile(out):
         with open(out) as f:
@@ -154,7 +160,7 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
     seconds = {}
-    for step, cmd in commands(config, work_dir, iters, out, launcher, gpus):
+    for step, cmd in steps or commands(config, work_dir, iters, out, launcher, gpus):
         t0 = time.time()
         with open(osp.join(work_dir, 'run.log'), 'a') as log:
             res = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -164,7 +170,8 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
     print(f'  {name}: {time.time() - start:.0f} s', flush=True)
     with open(out) as f:
         metrics = json.load(f)
-    metrics['time/train_s'] = seconds['train']      # wall time, start-up included
+    if 'train' in seconds:
+        metrics['time/train_s'] = seconds['train']      # wall time, start-up included
     with open(out, 'w') as f:
         json.dump(metrics, f, indent=2)
     return metrics

@@ -242,8 +242,14 @@ class MultiTaskModel(BaseModel):
             if gt is None:
                 losses[name] = out.sum() * 0.0
                 continue
-            losses[name] = self.losses[name](out, gt, self.tasks[name].valid_mask(gt))
+            losses[name] = self.task_loss(name, out, gt)
         return losses
+
+    def task_loss(self, name: str, out: Tensor, gt: Tensor) -> Tensor:
+        """Unweighted loss of task ``name``: raw outputs ``out`` (B, C, H, W) against ``gt``
+        (B, gt_channels, H, W), pixels at the task's ignore value left out. One place for it,
+        so labels from another source (UDA's pseudo-labels) get exactly the same loss."""
+        return self.losses[name](out, gt, self.tasks[name].valid_mask(gt))
 
     def _warn_once(self, message: str) -> None:
         """A warning shown once per model."""

@@ -19,6 +19,7 @@ from conftest import REPO
 from mtl_adapters.datasets.transforms import loading
 from mtl_adapters.models.uda import (OutputDiscriminator, UDAMultiTaskModel,
                                      discriminator_input, weighted_self_information)
+from mtl_adapters.models.uda.pseudo_labels import make_pseudo_labels
 from mtl_adapters.registry import DATASETS, MODELS
 from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.utils import DataFileError
@@ -164,8 +165,12 @@ def test_train_step_terms_and_gradients():
     """The student's adversarial term trains the student, not the discriminators; the
     discriminator step trains only the discriminators; pseudo-label losses come from the
     teacher's labels; a teacher set with ``set_teacher`` is no part of the state dict."""
-    model = build_uda(BOTH).train()
+    model = build_uda(dict(BOTH, mean_teacher=dict(BOTH['mean_teacher'], weight=0.5))).train()
     teacher = build_uda(BOTH).eval()
+    with torch.no_grad():                  # built from the same seed: make its labels differ
+        torch.manual_seed(1)
+        for p in teacher.decoders.parameters():
+            p.add_(0.2 * torch.randn_like(p))
     model.set_teacher(teacher)
     assert not any(k.startswith('_teacher') for k in model.state_dict())
     assert model.teacher is teacher and 'teacher' not in dict(model.named_modules())
@@ -178,6 +183,17 @@ def test_train_step_terms_and_gradients():
     assert {'seg.loss_ce', 'depth.loss_berhu', 'seg.loss_adv', 'depth.loss_adv',
             'seg.loss_pseudo', 'depth.loss_pseudo'} <= set(losses)
     assert set(outputs) == {'source', 'target'} and not outputs['target']['seg'].requires_grad
+    # the pseudo-label terms: weight x the task's loss on the teacher's labels of the target
+    cfg = model.mean_teacher_cfg['pseudo_labels']
+    names = ['seg', 'depth']
+    labels = make_pseudo_labels(teacher, tgt['inputs'], names, cfg, image_sizes=[(64, 64)] * 2)
+    own = make_pseudo_labels(model, tgt['inputs'], names, cfg, image_sizes=[(64, 64)] * 2)
+    for name in names:
+        assert not torch.equal(labels[name], own[name]), name   # the teacher's, not the student's
+        expected = 0.5 * model.task_loss(name, outputs['target'][name], labels[name])
+        torch.testing.assert_close(losses[f'{name}.loss_pseudo'].detach(), expected)
+        assert not torch.allclose(
+            expected, 0.5 * model.task_loss(name, outputs['target'][name], own[name])), name
     decoder = list(model.decoders['depth'].parameters())
     grads = torch.autograd.grad(losses['depth.loss_adv'], decoder, retain_graph=True,
                                 allow_unused=True)
@@ -194,6 +210,39 @@ def test_train_step_terms_and_gradients():
     assert any(n.startswith('discriminators.') for n in moved)
     assert any(n.startswith('decoders.') for n in moved)
     assert not any(not model.get_parameter(n).requires_grad for n in moved)   # frozen trunk
+
+
+@pytest.mark.parametrize('mode', ['params', 'representation'])
+def test_discriminators_get_the_full_source_batch_under_troa(mode):
+    """On a TROA update step the weighting computes task losses again on half-batches (params:
+    every task; representation: the non-separable depth loss); the discriminator step still
+    gets the source outputs of the whole batch, exactly those of the student's forward."""
+    model = build_uda(dict(adversarial=dict(discriminator=DISC)),
+                      weighting=dict(type='TROAWeighting', gradient_mode=mode)).train()
+    model.weighting.scheduled = model.weighting.due = True
+    wrappers = build_optim_wrapper(model, optim_cfg())
+    forwards, seen = [], []
+    real_forward, real_step = model.forward_tasks, model.discriminator_step
+
+    def forward_tasks(*args, **kwargs):
+        result = real_forward(*args, **kwargs)
+        forwards.append(result[0] if isinstance(result, tuple) else result)
+        return result
+
+    def discriminator_step(outputs, *args, **kwargs):
+        seen.append(outputs['source'])
+        return real_step(outputs, *args, **kwargs)
+    model.forward_tasks, model.discriminator_step = forward_tasks, discriminator_step
+    before = model.weighting.num_updates.item()
+    model.train_step(dict(source=batch(model, 0, True), target=batch(model, 1, False)),
+                     wrappers)
+    if mode == 'representation':
+        model.weighting.after_backward()               # TROAHook's after_train_iter
+    assert model.weighting.num_updates.item() == before + 1          # TROA did update
+    assert len(seen) == 1 and set(seen[0]) == {'seg', 'depth'}
+    for name, out in seen[0].items():
+        assert out.shape[0] == 2 and not out.requires_grad, name
+        torch.testing.assert_close(out, forwards[0][name].detach(), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------- through the Runner

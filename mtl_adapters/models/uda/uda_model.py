@@ -168,10 +168,13 @@ class UDAMultiTaskModel(MultiTaskModel):
 
     def task_losses(self, outputs: Dict[str, Tensor],
                     data_samples: Sequence[MultiTaskDataSample]) -> Dict[str, Tensor]:
-        """The parent's; during :meth:`uda_loss` the source outputs are also kept (detached)
-        for the discriminator step."""
+        """The parent's. During :meth:`uda_loss` the outputs of the step's first call are also
+        kept (detached) for the discriminator step: that call is the parent's :meth:`loss` on
+        the whole source batch (``step.outputs``). Later calls in the same step are a
+        weighting method's on parts of it (TROA's half-batch losses) and are not kept, so the
+        discriminators always compare the full source batch with the target batch."""
         kept = self.__dict__.get('_source_outputs')
-        if kept is not None:
+        if kept is not None and not kept:
             kept.update({n: o.detach() for n, o in outputs.items()})
         return super().task_losses(outputs, data_samples)
 
@@ -201,8 +204,7 @@ class UDAMultiTaskModel(MultiTaskModel):
             mt = self.mean_teacher_cfg
             pseudo = self.pseudo_labels(target_inputs, target_samples)
             for name in mt['tasks']:
-                gt = pseudo[name]
-                value = self.losses[name](target_outputs[name], gt, self.tasks[name].valid_mask(gt))
+                value = self.task_loss(name, target_outputs[name], pseudo[name])
                 unweighted[f'{name}.loss_pseudo'] = value
                 losses[f'{name}.loss_pseudo'] = mt['weight'] * value
         if unweighted:
