@@ -8,6 +8,7 @@
 import argparse
 import gc
 import glob
+import inspect
 import os
 import os.path as osp
 import sys
@@ -92,23 +93,78 @@ def init_cpu_distributed(cfg: Config) -> None:
     mmengine's ``init_dist`` calls ``torch.cuda.set_device``; we start the group ourselves so
     the Runner finds it initialised and skips that call. The configured ``model_wrapper_cfg``
     (e.g. UDA's ``UDADistributedDataParallel``) is kept, with ``device_ids=None``;
-    ``MMDistributedDataParallel`` when the config names none.
+    ``MMDistributedDataParallel`` when the config names none. Under FSDP
+    (``configs/_base_/fsdp.py``) the shards live on the CPU: ``device_id`` is the CPU device
+    (mmengine's ``FSDPStrategy`` would give ``LOCAL_RANK``, a CUDA index).
     """
     import torch
     import torch.distributed as dist
     if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
         return
     dist.init_process_group(backend='gloo')
+    if is_fsdp(cfg):
+        cfg.strategy.model_wrapper = dict(cfg.strategy.get('model_wrapper') or {},
+                                          device_id=torch.device('cpu'))
+        return
     wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
     cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
+
+
+def is_fsdp(cfg: Config) -> bool:
+    """Whether the config trains with mmengine's ``FSDPStrategy`` (configs/_base_/fsdp.py)."""
+    strategy = cfg.get('strategy') or {}
+    kind = strategy.get('type')
+    return kind == 'FSDPStrategy' or getattr(kind, '__name__', None) == 'FSDPStrategy'
+
+
+def check_fsdp(cfg: Config) -> None:
+    """Refuse, before anything is built, what FSDP cannot run.
+
+    FSDP needs one process per device (``--launcher pytorch``). Weighting methods that take
+    per-task gradients on the shared parameters (``requires_grads``: PCGrad, GradNorm; TROA with
+    ``gradient_mode='params'``) cannot: under FSDP those parameters are views into sharded flat
+    parameters, swapped for plain tensors inside the forward, so ``model.shared_parameters()``
+    would find none and the method would silently act as uniform weighting. TROA's
+    ``'representation'`` mode takes its gradients on an activation and works.
+    """
+    if not is_fsdp(cfg):
+        return
+    if cfg.launcher == 'none':
+        raise ValueError(f'{cfg.filename}: strategy=FSDPStrategy (configs/_base_/fsdp.py) shards '
+                         'the model across processes; start it with torchrun --nproc_per_node N '
+                         'tools/train.py CONFIG --launcher pytorch')
+    from mtl_adapters.registry import WEIGHTINGS
+    weighting = dict(cfg.model.get('weighting') or dict(type='UniformWeighting'))
+    kind = weighting['type']
+    cls = WEIGHTINGS.get(kind) if isinstance(kind, str) else kind
+    name = getattr(cls, '__name__', kind)
+    default_mode = inspect.signature(cls).parameters.get('gradient_mode')
+    mode = weighting.get('gradient_mode', getattr(default_mode, 'default', None))
+    if getattr(cls, 'requires_grads', False) or mode == 'params':
+        raise ValueError(
+            f'{cfg.filename}: model.weighting.type={name!r} needs the full shared parameters '
+            '(per-task gradients on model.shared_parameters()), which FSDP shards; use DDP '
+            "(drop configs/_base_/fsdp.py) or uniform/uncertainty weighting, or TROA with "
+            "model.weighting.gradient_mode='representation', with FSDP")
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg``, or the runner the config names in ``runner_type`` (mmengine's
+    ``FlexibleRunner`` for FSDP, configs/_base_/fsdp.py), built from mmengine's ``RUNNERS``
+    registry as mmengine's own tools do."""
+    if 'runner_type' in cfg:
+        from mmengine.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
 
 
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
     cfg = build_cfg(args)
+    check_fsdp(cfg)
     init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():

@@ -13,10 +13,12 @@ not run again (an interrupted matrix continues where it stopped), and a cell tha
 recorded and reported in the table while the others go on.
 
 Methods are ``troa`` and ``uniform`` by default; ``--methods`` adds any of ``configs/troa/*``
-(task weighting) or ``configs/peft/*`` (encoders) by name. A task weighting only re-weights
-between tasks, so with one task every weighting method trains the same model as the plain
+(task weighting) or ``configs/peft/*`` (encoders) by name. TROA, uniform, GradNorm and PCGrad
+only re-weight between tasks, so with one task they train the same model as the plain
 adapters (TROA's W is [1]): the single-task cells run once per seed, as the ``single-task``
-rows, which are both the 1-task point of every weighting method and the baseline of Δm. An
+rows, which are both the 1-task point of these methods and the baseline of Δm (uncertainty
+weighting is the exception: with one task it still scales the loss by ``c exp(-s)``, a learnt
+learning-rate factor, and shares these rows all the same; read its 1-task point with that). An
 encoder method is another model, so it gets its own single-task cells. The single-task row of
 every task in a requested combination is added to the plan (Δm needs it).
 

@@ -25,8 +25,9 @@ import numpy as np
 from mtl_adapters.datasets.prepared import encode_edges, encode_normals
 from mtl_adapters.datasets.synthia import (DERIVED_DIRS, NATIVE_SIZE, SYNTHIA_INTRINSICS,
                                            decode_synthia_depth, decode_synthia_label,
-                                           list_frames, load_label_space, resolve_synthia_root,
-                                           synthia_intrinsics, synthia_paths)
+                                           list_frames, load_synthia_class_map,
+                                           resolve_synthia_root, synthia_intrinsics,
+                                           synthia_paths)
 from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image
 from .prepare import PrepItem, Preparation, PrepSummary, encode_png
 
@@ -75,7 +76,7 @@ class SynthiaPreparation(Preparation):
             raise ValueError(f'size {h}x{w} (HxW) must keep the aspect ratio of SYNTHIA\'s '
                              f'{NATIVE_SIZE[0]}x{NATIVE_SIZE[1]} (e.g. 760 1280 or 380 640)')
         self.intrinsics = tuple(float(v) for v in intrinsics)
-        self.lut = load_label_space('cityscapes16')[0]
+        self.lut = load_synthia_class_map('cityscapes16').lut
 
     def items(self) -> List[PrepItem]:
         root = resolve_synthia_root(self.root)

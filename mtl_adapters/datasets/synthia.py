@@ -21,13 +21,15 @@ preparation names each one (exit code 1) and ``skip_missing=True`` drops frames 
 
 Decoding (canonical units):
 
-* ``seg``: the R channel through ``class_maps/synthia_cityscapes16.json`` (SYNTHIA id ->
-  Cityscapes train id for the 16 shared classes, everything else 255). ``label_space=
-  'cityscapes16'`` (default) renumbers those train ids to 0..15 in train-id order (road,
-  sidewalk, building, wall, fence, pole, traffic light, traffic sign, vegetation, sky, person,
-  rider, car, bus, motorcycle, bicycle), the index space of the SYNTHIA->Cityscapes 16-class
-  protocol; ``'cityscapes19'`` keeps the Cityscapes train ids (0..18; terrain, truck and train
-  never occur), for training next to a 19-class Cityscapes config.
+* ``seg``: the R channel (SYNTHIA class id, the index into ``synthia_classes``) through a
+  class map of ``class_maps/`` (``class_map``, read by ``datasets/class_map.py``):
+  ``'cityscapes16'`` (default, ``synthia_to_cityscapes16.json``) numbers the 16 classes shared
+  with Cityscapes 0..15 in Cityscapes train-id order (road, sidewalk, building, wall, fence,
+  pole, traffic light, traffic sign, vegetation, sky, person, rider, car, bus, motorcycle,
+  bicycle), the index space of the SYNTHIA->Cityscapes 16-class protocol; ``'cityscapes19'``
+  (``synthia_to_cityscapes19.json``) gives the same classes their Cityscapes train ids (0..18;
+  terrain, truck and train never occur, so they are not evaluated: ``metainfo['eval_classes']``),
+  for training next to a 19-class Cityscapes config. Every other SYNTHIA id is 255.
 * ``depth``: centimetres / 100 -> metres (z-depth). 0 and 65535 (saturated) become 0 (invalid).
 * ``normal`` and ``edge``: SYNTHIA has neither; ``data_prep/synthia.py`` derives them once
   (normals from the depth with the SYNTHIA camera, texture edges from the RGB, both at the
@@ -50,16 +52,17 @@ so interleaved ids do not leak. Our configs (``configs/_base_/datasets/synthia_s
 on ``train`` and evaluate on whole 1280x760 ``val`` frames: 16-class mIoU, depth within
 1e-3..80 m (pixel-pooled, no crop), normals and edges on all pixels that have them.
 """
-import json
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.logging import print_log
 
 from mtl_adapters.registry import DATASETS
+from mtl_adapters.tasks import build_tasks
 from .base import MultiTaskDataset
+from .class_map import ClassMap, check_semantic_task, class_map_metainfo, load_class_map
 from .prepared import decode_edges, decode_normals
 
 RGB_DIR = 'RGB'
@@ -75,12 +78,14 @@ SYNTHIA_INTRINSICS = (532.740352, 640.0, 380.0)
 DEPTH_UNITS_PER_METRE = 100.0                   # centimetres
 DEPTH_INVALID = (0, 65535)                      # no depth / saturated (beyond 655.34 m)
 # prepared normals and edges: the 16-bit encodings of datasets/prepared.py
-NUM_SYNTHIA_IDS = 23                            # class ids 0..22 (README.txt)
+#: SYNTHIA's classes, index = class id (README.txt of the archive); the class maps list them so
+SYNTHIA_CLASSES = ('void', 'sky', 'building', 'road', 'sidewalk', 'fence', 'vegetation', 'pole',
+                   'car', 'traffic sign', 'pedestrian', 'bicycle', 'motorcycle', 'parking-slot',
+                   'road-work', 'traffic light', 'terrain', 'rider', 'truck', 'bus', 'train',
+                   'wall', 'lanemarking')
+NUM_SYNTHIA_IDS = len(SYNTHIA_CLASSES)          # class ids 0..22
 SPLITS = ('train', 'val', 'all')
 VAL_EVERY = 10                                  # val = ids with id % 10 == 9
-LABEL_SPACES = ('cityscapes16', 'cityscapes19')
-CLASS_MAP_FILE = Path(__file__).with_name('class_maps') / 'synthia_cityscapes16.json'
-IGNORE = 255
 _NAME = re.compile(r'^(?P<id>\d{7})\.png$')
 
 
@@ -94,22 +99,11 @@ def synthia_intrinsics(size: Tuple[int, int] = NATIVE_SIZE,
     return scale_intrinsics(K, w / NATIVE_SIZE[1], h / NATIVE_SIZE[0])
 
 
-def load_label_space(label_space: str = 'cityscapes16') -> Tuple[np.ndarray, List[str]]:
-    """(lookup table SYNTHIA id -> train id (uint8, 255 = unlabelled), class names)."""
-    if label_space not in LABEL_SPACES:
-        raise ValueError(f'label_space must be one of {LABEL_SPACES}, got {label_space!r}')
-    data = json.loads(CLASS_MAP_FILE.read_text())
-    to_train = {int(k): int(v) for k, v in data['synthia_to_cityscapes_train_id'].items()}
-    names = {int(k): v for k, v in data['cityscapes_train_ids'].items()}
-    if label_space == 'cityscapes19':
-        index = {t: t for t in names}
-    else:
-        index = {t: i for i, t in enumerate(sorted(set(to_train.values())))}
-    lut = np.full(NUM_SYNTHIA_IDS, IGNORE, np.uint8)
-    for synthia_id, train_id in to_train.items():
-        lut[synthia_id] = index[train_id]
-    class_names = [names[t] for t in sorted(index, key=index.get)]
-    return lut, class_names
+def load_synthia_class_map(class_map: Union[str, Path] = 'cityscapes16') -> ClassMap:
+    """The :class:`ClassMap` of a label protocol (``class_maps/synthia_to_<name>.json``:
+    ``'cityscapes16'``, ``'cityscapes19'``, or a JSON path) over the SYNTHIA class ids."""
+    return load_class_map(class_map, label_set='synthia', first_id=0,
+                          source_classes=SYNTHIA_CLASSES, dataset='SYNTHIA')
 
 
 def decode_synthia_label(raw: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -191,12 +185,14 @@ class SynthiaDataset(MultiTaskDataset):
 
     Args:
         data_root: the extracted archive (``RAND_CITYSCAPES/`` or its parent).
-        tasks: task configs, declared once (``seg`` needs ``num_classes`` 16 or 19 to match
-            ``label_space``).
+        tasks: task configs, declared once (``seg`` needs the class map's ``num_classes``, 16
+            or 19; a SemanticTask without class_names gets the map's).
         split: 'train', 'val' (every 10th frame) or 'all' (the UDA convention).
         derived_dir: the prepared normals/edges (``data_prep/synthia.py --out``), relative to
             ``data_root`` or absolute.
-        label_space: 'cityscapes16' (0..15) or 'cityscapes19' (Cityscapes train ids).
+        class_map: label protocol, 'cityscapes16' (0..15, default), 'cityscapes19' (Cityscapes
+            train ids) or a JSON path (``class_maps/synthia_to_<name>.json``); only the classes
+            some SYNTHIA class maps to are evaluated (``metainfo['eval_classes']``).
         frames: use these frame ids instead of ``split``.
         skip_missing: drop frames that lack a file (with a warning) instead of raising.
     """
@@ -205,27 +201,31 @@ class SynthiaDataset(MultiTaskDataset):
     DECODERS = ('seg', 'depth', 'normal', 'edge')
 
     def __init__(self, data_root: str, tasks: Sequence, split: str = 'train',
-                 derived_dir: str = 'derived', label_space: str = 'cityscapes16',
+                 derived_dir: str = 'derived', class_map: str = 'cityscapes16',
                  frames: Optional[Sequence[str]] = None, skip_missing: bool = False, **kwargs):
         if split not in SPLITS:
             raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
         self.split = split
         self.derived_dir = derived_dir
-        self.label_space = label_space
-        self.lut, self.class_names = load_label_space(label_space)
+        self.class_map = load_synthia_class_map(class_map)
+        self.lut = self.class_map.lut
+        self.class_names = list(self.class_map.class_names)
         self.frames = [str(f) for f in frames] if frames is not None else None
         self.skip_missing = skip_missing
-        super().__init__(tasks=tasks, data_root=data_root, **kwargs)
+        # the model classes this protocol can evaluate (metric: only these are reported)
+        metainfo = dict(kwargs.pop('metainfo', None) or {},
+                        **class_map_metainfo(self.class_map, 'seg'))
+        tasks = build_tasks(tasks)
+        if 'seg' in tasks:          # before the base copies the tasks into the metainfo
+            check_semantic_task(tasks['seg'], self.class_map, 'SYNTHIA')
+        super().__init__(tasks=list(tasks.values()), data_root=data_root, metainfo=metainfo,
+                         **kwargs)
 
     def full_init(self):
         unknown = [n for n in self.tasks if n not in self.DECODERS]
         if unknown:
             raise ValueError(f'SynthiaDataset has no ground truth for task(s) {unknown}; it '
                              f'provides {list(self.DECODERS)}')
-        seg = self.tasks.get('seg')
-        if seg is not None and seg.num_classes != len(self.class_names):
-            raise ValueError(f'label_space={self.label_space!r} has {len(self.class_names)} '
-                             f'classes but the seg task has num_classes={seg.num_classes}')
         super().full_init()
 
     def decode_gt(self, name: str, task, raw: np.ndarray, info: dict) -> np.ndarray:

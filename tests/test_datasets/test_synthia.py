@@ -15,7 +15,7 @@ from synthia_fixture import FIXTURE_SIZE, FRAMES, write_synthia_fixture
 
 from mtl_adapters.data_generation.prepare import run_preparation
 from mtl_adapters.data_generation.synthia import SynthiaPreparation, fix_backslash_names
-from mtl_adapters.datasets.synthia import SynthiaDataset, load_label_space
+from mtl_adapters.datasets.synthia import SynthiaDataset, load_synthia_class_map
 from mtl_adapters.tasks.edge import texture_edges
 from mtl_adapters.utils import read_image
 
@@ -97,14 +97,35 @@ def test_label_files_are_16bit_colour_and_decoded_from_red(prepared):
     assert (seg != _expected(truth[frame]['instance_ids'], EXPECTED_16)).mean() > 0.5
 
 
-def test_label_spaces():
-    lut16, names16 = load_label_space('cityscapes16')
-    lut19, names19 = load_label_space('cityscapes19')
-    ids = np.arange(23)
-    np.testing.assert_array_equal(lut16[ids], _expected(ids, EXPECTED_16))
-    np.testing.assert_array_equal(lut19[ids], _expected(ids, EXPECTED_19))
-    assert tuple(names16) == CLASSES16 and len(names19) == 19 and names19[9] == 'terrain'
-    assert [i for i in ids if lut16[i] == 255] == [0, 13, 14, 16, 18, 20, 22]
+def test_class_maps():
+    """The shipped protocols (class_maps/synthia_to_*.json, read by datasets/class_map.py):
+    the SYNTHIA id -> class tables of the literature, and the classes each can evaluate."""
+    map16, map19 = load_synthia_class_map('cityscapes16'), load_synthia_class_map('cityscapes19')
+    ids = np.arange(256)
+    np.testing.assert_array_equal(map16(ids), _expected(ids, EXPECTED_16))
+    np.testing.assert_array_equal(map19(ids), _expected(ids, EXPECTED_19))
+    assert map16.class_names == CLASSES16 and len(map19.class_names) == 19
+    assert map19.class_names[9] == 'terrain'
+    assert [i for i in range(23) if map16.lut[i] == 255] == [0, 13, 14, 16, 18, 20, 22]
+    assert map16.eval_classes == tuple(range(16))
+    assert map19.eval_classes == tuple(sorted(EXPECTED_19.values()))     # no terrain/truck/train
+    with pytest.raises(FileNotFoundError, match="'cityscapes18' of SYNTHIA"):
+        load_synthia_class_map('cityscapes18')
+
+
+def test_dataset_publishes_the_class_map(prepared):
+    """A SemanticTask without names gets the class map's; the metainfo names the evaluated
+    classes; 'cityscapes19' labels in Cityscapes train ids."""
+    root, truth = prepared
+    tasks = [dict(type='SemanticTask', num_classes=19), dict(type='DepthTask')]
+    pipeline = [dict(type='LoadMultiTaskImageAndAnnotations'), dict(type='PackMultiTaskInputs')]
+    ds = SynthiaDataset(data_root=str(root), split='all', tasks=tasks, class_map='cityscapes19',
+                        serialize_data=False, pipeline=pipeline)
+    assert ds.metainfo['eval_classes'] == {'seg': sorted(EXPECTED_19.values())}
+    assert ds.metainfo['classes'][9] == 'terrain' and ds.tasks['seg'].class_names[13] == 'car'
+    seg = ds[0]['data_samples'].get_gt('seg')[0].numpy()
+    np.testing.assert_array_equal(seg, _expected(truth[FRAMES[0]]['class_ids'], EXPECTED_19))
+    assert _dataset(root).metainfo['eval_classes'] == {'seg': list(range(16))}
 
 
 def test_prepared_targets_in_canonical_units(prepared):
@@ -158,8 +179,8 @@ def test_splits_roots_and_config_checks(prepared, tmp_path):
     # data_root may be the archive's folder itself (derived_dir then given absolute)
     ds = _dataset(root / 'RAND_CITYSCAPES', derived_dir=str(root / 'derived'))
     assert len(ds) == 6
-    with pytest.raises(ValueError, match='num_classes=16'):
-        _dataset(root, label_space='cityscapes19')
+    with pytest.raises(ValueError, match=r"num_classes=16\) does not fit class map 'cityscapes19"):
+        _dataset(root, class_map='cityscapes19')
     with pytest.raises(ValueError, match='split'):
         _dataset(root, 'test')
     with pytest.raises(FileNotFoundError, match='SYNTHIA_RAND_CITYSCAPES.rar'):
