@@ -5,8 +5,9 @@
 # evaluated on the target's val/test splits. The target's labels are never read in training:
 # its pipeline loads images only (with_labels=False) and the model refuses a target batch with
 # ground truth. Leaf configs choose the strategies (model.uda_cfg): adversarial, mean teacher,
-# or both.
-_base_ = ['../../vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py']
+# or both. The UDA machinery (loop, optimisers, DDP wrapper): ./uda_runtime.py.
+_base_ = ['../../vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py',
+          './uda_runtime.py']
 source_root = 'data/synthetic'
 target_root = 'data/synthetic_alt'
 model = dict(type='UDAMultiTaskModel')
@@ -23,17 +24,6 @@ target_dataloader = dict(
 train_dataloader = dict(dataset=dict(data_root=source_root))
 val_dataloader = dict(dataset=dict(data_root=target_root))
 test_dataloader = dict(dataset=dict(data_root=target_root))
-# one source and one target batch per iteration (mtl_adapters/engine/loops.py)
-train_cfg = dict(_delete_=True, type='UDAIterBasedTrainLoop', max_iters=_base_.max_iters,
+train_cfg = dict(_base_.uda_loop, _delete_=True, max_iters=_base_.max_iters,
                  val_interval=_base_.val_interval, target_dataloader=target_dataloader)
-# two optimisers: the model's (the schedule's, frozen trunk skipped) and the discriminators'
-# (Adam as in AdaptSegNet/ADVENT); the param_scheduler list applies to both. A model without
-# discriminators (mean teacher only) leaves `discriminator` unused.
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='UDAOptimWrapperConstructor',
-    model=_base_.optim_wrapper,
-    discriminator=dict(type='OptimWrapper',
-                       optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.99))))
-# DDP: the student and the discriminators averaged separately (models/uda/distributed.py)
-model_wrapper_cfg = dict(type='UDADistributedDataParallel')
+optim_wrapper = dict(_base_.uda_optim_wrapper, _delete_=True, model=_base_.optim_wrapper)
