@@ -191,7 +191,7 @@ def _source_of(path: Path) -> Path:
     """The zeroshot-source_* config a zero-shot leaf inherits (following _base_)."""
     while not path.name.startswith('zeroshot-source_'):
         text = path.read_text()
-        base = re.search(r"_base_ = \['\./([^']+)'\]", text).group(1)
+        base = re.search(r"_base_ = \['\./([^']+)'", text).group(1)
         path = path.parent / base
     return path
 
