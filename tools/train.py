@@ -111,10 +111,14 @@ def init_cpu_distributed(cfg: Config) -> None:
 
 
 def is_fsdp(cfg: Config) -> bool:
-    """Whether the config trains with mmengine's ``FSDPStrategy`` (configs/_base_/fsdp.py)."""
-    strategy = cfg.get('strategy') or {}
-    kind = strategy.get('type')
-    return kind == 'FSDPStrategy' or getattr(kind, '__name__', None) == 'FSDPStrategy'
+    """Whether the config trains with mmengine's ``FSDPStrategy`` or a subclass
+    (configs/_base_/fsdp.py)."""
+    from mmengine._strategy import FSDPStrategy
+    from mmengine.registry import STRATEGIES
+    kind = (cfg.get('strategy') or {}).get('type')
+    if isinstance(kind, str):
+        kind = STRATEGIES.get(kind)
+    return isinstance(kind, type) and issubclass(kind, FSDPStrategy)
 
 
 def check_fsdp(cfg: Config) -> None:
@@ -130,13 +134,15 @@ def check_fsdp(cfg: Config) -> None:
     if not is_fsdp(cfg):
         return
     if cfg.launcher == 'none':
-        raise ValueError(f'{cfg.filename}: strategy=FSDPStrategy (configs/_base_/fsdp.py) shards '
+        raise ValueError(f'{cfg.filename}: FSDP (configs/_base_/fsdp.py) shards '
                          'the model across processes; start it with torchrun --nproc_per_node N '
                          'tools/train.py CONFIG --launcher pytorch')
     from mtl_adapters.registry import WEIGHTINGS
     weighting = dict(cfg.model.get('weighting') or dict(type='UniformWeighting'))
     kind = weighting['type']
     cls = WEIGHTINGS.get(kind) if isinstance(kind, str) else kind
+    if cls is None:
+        return                          # an unknown name: the model's build reports it
     name = getattr(cls, '__name__', kind)
     default_mode = inspect.signature(cls).parameters.get('gradient_mode')
     mode = weighting.get('gradient_mode', getattr(default_mode, 'default', None))

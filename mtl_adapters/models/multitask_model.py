@@ -181,7 +181,17 @@ class MultiTaskModel(BaseModel):
     def shared_parameters(self) -> List[nn.Parameter]:
         """The explicit shared trainable set (for gradient-based weighting methods): the
         encoder's adapter parameters if it has them, else its trainable parameters (none for
-        the frozen baseline; decoders are per task, so nothing in them is shared)."""
+        the frozen baseline; decoders are per task, so nothing in them is shared). Refused under
+        FSDP (configs/_base_/fsdp.py), where they are sharded views that the forward swaps for
+        plain tensors: the method would find none and silently act as uniform weighting
+        (tools/train.py refuses such configs at build; this catches other entry points)."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+        if any(isinstance(m, FullyShardedDataParallel) for m in self.modules()):
+            raise RuntimeError(
+                f'model.weighting.type={type(self.weighting).__name__!r} needs the full shared '
+                'parameters (per-task gradients on model.shared_parameters()), which FSDP '
+                'shards; use DDP (drop configs/_base_/fsdp.py) or uniform/uncertainty '
+                "weighting, or TROA with gradient_mode='representation', with FSDP")
         if hasattr(self.encoder, 'adapter_named_parameters'):
             return [p for _, p in self.encoder.adapter_named_parameters() if p.requires_grad]
         return [p for p in self.encoder.parameters() if p.requires_grad]

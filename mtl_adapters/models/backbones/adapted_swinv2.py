@@ -289,7 +289,7 @@ class AdaptedSwinV2Encoder(BaseSwinV2Encoder):
                     skip = self.skip_merges[str(i)](skip) if str(i) in self.skip_merges \
                         else None
             for blk in stage.blocks[block0 if i == stage0 else 0:]:
-                if isinstance(blk, AdapterBlock):
+                if isinstance(getattr(blk, 'module', blk), AdapterBlock):   # FSDP unit too
                     x, skip = blk(x, cond, skip)
                 else:
                     x = blk(x)
