@@ -3,10 +3,12 @@ same budget, several seeds; Δm against single-task runs of the same model, budg
 
     python tools/benchmark.py --weighting [--max-iters 200] [--seeds 0 1 2] [--data-root ...]
     python tools/benchmark.py --weighting --family peft     # adapters vs VPT, memory, LoRA, ...
+    python tools/benchmark.py --weighting --family decoders # full vs light Swin decoders
 
-``--family peft`` compares the encoders of ``configs/peft/*`` with the adapter leaf, and adds
-each method's trainable parameters and its training images/s (wall time of ``tools/train.py``
-over the images it saw) to the table.
+``--family peft`` compares the encoders of ``configs/peft/*`` with the adapter leaf, and
+``--family decoders`` the adapter leaf with full and with light decoders; both add each
+method's trainable parameters and its training images/s (wall time of ``tools/train.py`` over
+the images it saw) to the table.
 
 Each run is ``tools/train.py`` then ``tools/test.py`` (test split) in a fresh process, with a
 config derived from ``configs/troa/*`` (methods) or the S-D-N-E adapter config narrowed to one
@@ -66,8 +68,17 @@ def encoder_methods() -> Dict[str, str]:
     return methods
 
 
+def decoder_settings() -> Dict[str, str]:
+    """``{setting: config}``: the adapter leaf with full Swin decoders and with the light ones
+    (no blocks at 1/32; configs/_base_/models/vtagml_swinv2_tiny_light.py)."""
+    return {'full-decoders': BASE,
+            'light-decoders': 'configs/vtagml/vtagml-light_swinv2-tiny-narrow_1xb8-600_'
+                              'synthetic-128x128_sdne.py'}
+
+
 #: what ``--family`` compares
-FAMILIES = {'weighting': weighting_methods, 'peft': encoder_methods}
+FAMILIES = {'weighting': weighting_methods, 'peft': encoder_methods,
+            'decoders': decoder_settings}
 
 
 def parameter_counts(config: str) -> Dict[str, int]:

@@ -104,3 +104,23 @@ def test_encoder_family_adds_cost_columns(tmp_path, monkeypatch):
     adapters = next(line for line in table.splitlines() if line.startswith('| adapters |'))
     trainable = [float(r.split('|')[-3]) for r in (row, adapters)]
     assert trainable[0] < trainable[1]                      # no encoder parameter to train
+
+
+def test_decoder_family_compares_full_and_light_decoders(tmp_path, monkeypatch):
+    """--family decoders: the adapter leaf with full and with light decoders, the light one
+    with fewer trainable parameters (counted from the built configs)."""
+    monkeypatch.setattr('mtl_adapters.data_generation.synthetic.generate', lambda *a, **k: None)
+    settings = wc.decoder_settings()
+    assert settings['full-decoders'] == wc.BASE
+
+    def fake_run(name, config, work_dir, iters, report_only=False):
+        return dict(fake_metrics(name, 0), **{'time/train_s': 40.0})
+
+    monkeypatch.setattr(wc, 'run', fake_run)
+    summary = wc.main(['--work-dir', str(tmp_path), '--max-iters', '10', '--seeds', '0',
+                       '--family', 'decoders'])
+    assert set(summary['methods']) == {'full-decoders', 'light-decoders'}
+    table = (tmp_path / 'decoders_comparison.md').read_text()
+    rows = {line.split(' | ')[0][2:]: line for line in table.splitlines()}
+    full, light = (float(rows[k].split('|')[-3]) for k in ('full-decoders', 'light-decoders'))
+    assert light < full
