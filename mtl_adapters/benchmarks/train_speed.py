@@ -36,7 +36,7 @@ the speed-up of running the trunk once and batching tasks.
 
 On a GPU (the measurement the README's Speed section leaves open)::
 
-    python tools/benchmark.py --speed --model swinv2_small_window8_256 --img-size 256 \
+    python tools/benchmark.py --speed --model swinv2_small_window8_256 --img-size 224 \
         --batch-size 32 --variants all --device cuda
 """
 import argparse
