@@ -8,7 +8,6 @@
 import argparse
 import gc
 import glob
-import inspect
 import os
 import os.path as osp
 import sys
@@ -18,6 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mtl_adapters.engine.fsdp import check_fsdp, is_fsdp  # noqa: E402
 from mtl_adapters.registry import register_all_modules  # noqa: E402
 from mtl_adapters.utils import (load_config, newest_loadable_checkpoint,  # noqa: E402
                                 trust_checkpoint, unwrap_model)
@@ -108,50 +108,6 @@ def init_cpu_distributed(cfg: Config) -> None:
         return
     wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
     cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
-
-
-def is_fsdp(cfg: Config) -> bool:
-    """Whether the config trains with mmengine's ``FSDPStrategy`` or a subclass
-    (configs/_base_/fsdp.py)."""
-    from mmengine._strategy import FSDPStrategy
-    from mmengine.registry import STRATEGIES
-    kind = (cfg.get('strategy') or {}).get('type')
-    if isinstance(kind, str):
-        kind = STRATEGIES.get(kind)
-    return isinstance(kind, type) and issubclass(kind, FSDPStrategy)
-
-
-def check_fsdp(cfg: Config) -> None:
-    """Refuse, before anything is built, what FSDP cannot run.
-
-    FSDP needs one process per device (``--launcher pytorch``). Weighting methods that take
-    per-task gradients on the shared parameters (``requires_grads``: PCGrad, GradNorm; TROA with
-    ``gradient_mode='params'``) cannot: under FSDP those parameters are views into sharded flat
-    parameters, swapped for plain tensors inside the forward, so ``model.shared_parameters()``
-    would find none and the method would silently act as uniform weighting. TROA's
-    ``'representation'`` mode takes its gradients on an activation and works.
-    """
-    if not is_fsdp(cfg):
-        return
-    if cfg.launcher == 'none':
-        raise ValueError(f'{cfg.filename}: FSDP (configs/_base_/fsdp.py) shards '
-                         'the model across processes; start it with torchrun --nproc_per_node N '
-                         'tools/train.py CONFIG --launcher pytorch')
-    from mtl_adapters.registry import WEIGHTINGS
-    weighting = dict(cfg.model.get('weighting') or dict(type='UniformWeighting'))
-    kind = weighting['type']
-    cls = WEIGHTINGS.get(kind) if isinstance(kind, str) else kind
-    if cls is None:
-        return                          # an unknown name: the model's build reports it
-    name = getattr(cls, '__name__', kind)
-    default_mode = inspect.signature(cls).parameters.get('gradient_mode')
-    mode = weighting.get('gradient_mode', getattr(default_mode, 'default', None))
-    if getattr(cls, 'requires_grads', False) or mode == 'params':
-        raise ValueError(
-            f'{cfg.filename}: model.weighting.type={name!r} needs the full shared parameters '
-            '(per-task gradients on model.shared_parameters()), which FSDP shards; use DDP '
-            "(drop configs/_base_/fsdp.py) or uniform/uncertainty weighting, or TROA with "
-            "model.weighting.gradient_mode='representation', with FSDP")
 
 
 def build_runner(cfg: Config):
