@@ -315,10 +315,11 @@ def table(table_rows: List[dict], directions: Dict[str, bool], iters: int) -> st
     text = wc.markdown(header, lines)
     text += (f'\n\n{iters} iterations per cell; mean ± std over the seeds that finished. '
              f'`{SINGLE}` rows: the adapter model trained on one task, once per seed; with one '
-             'task every weighting method (TROA: W = [1], uniform, ...) trains this same model, '
-             'so these rows are the 1-task point of every weighting method and the Δm '
-             'baseline (Δm is against the same seed\'s single-task rows). Train time: wall '
-             'time of tools/train.py, start-up included.')
+             'task TROA (W = [1]), uniform, GradNorm and PCGrad train this same model (uncertainty '
+             'weighting still scales its loss by a learnt factor), so these rows are the 1-task '
+             'point of the weighting methods and the Δm baseline (Δm is against the same '
+             'seed\'s single-task rows). Train time: wall time of tools/train.py, start-up '
+             'included.')
     failed = [(row, seed) for row in table_rows for seed in row['failed']]
     if failed:
         text += '\n\nFailed cells:\n\n' + '\n'.join(
