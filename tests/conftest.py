@@ -103,3 +103,44 @@ def tiny_model_cfg(tasks=TEST_TASKS, decoder=None, encoder=None):
     enc.update(encoder or {})
     return dict(type='MultiTaskModel', tasks=tasks, encoder=enc,
                 decoder=decoder or dict(type='LightHead', channels=16))
+
+
+TINY_LEAF = """
+_base_ = {base!r}
+model = dict(
+    encoder=dict(model_name='swinv2_tiny_window8_256', pretrained=None, img_size=(32, 32),
+                 model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
+                                   window_size=4),
+                 adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),
+    decoder=dict(depths=(1, 1, 1, 1), num_heads=(2, 2, 1, 1), window_size=4,
+                 img_size=(32, 32), head_channels=8){model})
+param_scheduler = []
+train_cfg = dict(max_iters={iters}, val_interval={iters})
+default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
+# a visualizer of its own: mmengine keeps instances by name, and one made by an earlier Runner
+# in this process would write this run's scalars to that run's folder
+visualizer = dict(name={name!r}, vis_backends=[dict(type='LocalVisBackend')])
+custom_hooks = []
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root={train_root!r}{train_dataset}))
+val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root={val_root!r}))
+test_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root={test_root!r}))
+"""
+
+
+def tiny_leaf_config(base, name: str, train_root, val_root=None, test_root=None, iters: int = 2,
+                     model: str = '', train_dataset: str = '', lines: str = '') -> str:
+    """Config text that puts a tiny adapter model (embed 8, window 4, 32 px) and an
+    ``iters``-iteration schedule over the shipped leaf ``base``, so that a test trains and
+    evaluates the leaf's own data pipeline on a fixture in seconds. ``val_root`` defaults to
+    ``train_root`` and ``test_root`` to ``val_root``; ``model`` and ``train_dataset`` add keys
+    (text, e.g. ``"weighting=dict(eta=1.0)"``, ``"split='all'"``); ``lines`` are appended (a
+    later assignment in a config file replaces an earlier one: hooks, work_dir, load_from)."""
+    val_root = val_root or train_root
+    return TINY_LEAF.format(
+        base=str(base), name=name, iters=iters, train_root=str(train_root),
+        val_root=str(val_root), test_root=str(test_root or val_root),
+        model=f',\n    {model}' if model else '',
+        train_dataset=f', {train_dataset}' if train_dataset else '') + lines

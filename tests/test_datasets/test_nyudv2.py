@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, tiny_leaf_config
 from mmengine.config import Config
 from nyudv2_fixture import NYU40, PLANE_NORMAL, SIZE, write_nyudv2_fixture
 
@@ -218,37 +218,12 @@ def test_killed_and_resumed_gives_identical_bytes(tmp_path, monkeypatch):
     assert all(clean[k] == resumed[k] for k in clean)
 
 
-TINY = """
-_base_ = '{base}'
-data_root = '{root}'
-model = dict(
-    encoder=dict(model_name='swinv2_tiny_window8_256', pretrained=None, img_size=(32, 32),
-                 model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
-                                   window_size=4),
-                 adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),
-    decoder=dict(depths=(1, 1, 1, 1), num_heads=(2, 2, 1, 1), window_size=4,
-                 img_size=(32, 32), head_channels=8))
-param_scheduler = []
-train_cfg = dict(max_iters=2, val_interval=2)
-default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
-# a visualizer of its own: mmengine reuses an instance of the same name across Runners
-visualizer = dict(name='nyudv2_leaf_visualizer',
-                  vis_backends=[dict(type='LocalVisBackend')])
-custom_hooks = []
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-"""
-
-
 def test_leaf_config_trains_and_evaluates(prepared, tmp_path):
     """The NYUDv2 paper-setting leaf (tiny model overrides) trains 2 iterations on the fixture
     and evaluates on its 2 test frames."""
     _, out, _ = prepared
     cfg = tmp_path / 'tiny_nyudv2.py'
-    cfg.write_text(TINY.format(base=LEAF, root=out))
+    cfg.write_text(tiny_leaf_config(LEAF, 'nyudv2_leaf_visualizer', out))
     runner = load_tool('train').main([
         str(cfg), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
         'train_dataloader.dataset.pipeline.1.geometric.0.size=(32,48)'])

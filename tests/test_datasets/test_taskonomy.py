@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TEST_TASKS, write_taskonomy_fixture
+from conftest import TEST_TASKS, tiny_leaf_config, write_taskonomy_fixture
 
 from mtl_adapters.datasets import TaskonomyDataset, read_split_csv, taskonomy_path
 from mtl_adapters.datasets.taskonomy import decode_taskonomy
@@ -399,31 +399,6 @@ def test_png_header_agrees_with_read_image(tmp_path):
         png_header(tmp_path / 'bad.png')
 
 
-TINY_LEAF = """
-_base_ = '{base}'
-data_root = '{root}'
-model = dict(
-    encoder=dict(model_name='swinv2_tiny_window8_256', pretrained=None, img_size=(32, 32),
-                 model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
-                                   window_size=4),
-                 adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),
-    decoder=dict(depths=(1, 1, 1, 1), num_heads=(2, 2, 1, 1), window_size=4,
-                 img_size=(32, 32), head_channels=8))
-param_scheduler = []
-train_cfg = dict(max_iters=2, val_interval=2)
-default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
-# a visualizer of its own: mmengine keeps instances by name, and one made by an earlier Runner
-# in this process would write this run's scalars to that run's folder
-visualizer = dict(name='{name}', vis_backends=[dict(type='LocalVisBackend')])
-custom_hooks = []
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-"""
-
-
 def test_leaf_config_trains_and_evaluates(copy_root, tmp_path):
     """The paper-setting S-D-N-E leaf (tiny model overrides) trains 2 iterations on the indexed
     copy and evaluates on its val building."""
@@ -435,7 +410,7 @@ def test_leaf_config_trains_and_evaluates(copy_root, tmp_path):
     leaf = Path(__file__).resolve().parents[2] / \
         'configs/vtagml/vtagml_swinv2-base_1xb8-40k_taskonomy-256x256_sdne.py'
     cfg = tmp_path / 'tiny_taskonomy.py'
-    cfg.write_text(TINY_LEAF.format(base=leaf, root=root, name=f'taskonomy_{tmp_path.name}'))
+    cfg.write_text(tiny_leaf_config(leaf, f'taskonomy_{tmp_path.name}', root))
     runner = load_tool('train').main([
         str(cfg), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
         'train_dataloader.dataset.pipeline.1.geometric.0.size=(32,32)',

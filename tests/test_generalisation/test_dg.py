@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, write_taskonomy_fixture
+from conftest import REPO, tiny_leaf_config, write_taskonomy_fixture
 from mmengine import Config
 from mmengine.runner import Runner
 
@@ -247,37 +247,13 @@ def test_dg_configs_keep_the_target_out_of_training():
     assert real.train_dataloader.dataset.type == 'TaskonomyDataset'
 
 
-TINY = """
-_base_ = '{base}'
-model = dict(
-    encoder=dict(img_size=(32, 32),
-                 model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
-                                   window_size=4),
-                 adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),
-    decoder=dict(depths=(1, 1, 1, 1), num_heads=(2, 2, 1, 1), window_size=4,
-                 img_size=(32, 32), head_channels=8))
-param_scheduler = []
-train_cfg = dict(max_iters=2, val_interval=2)
-default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
-visualizer = dict(name='{name}', vis_backends=[dict(type='LocalVisBackend')])
-custom_hooks = []
-work_dir = '{work_dir}'
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root='{source}'))
-val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root='{source}'))
-test_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root='{target}'))
-"""
-
-
 def test_dg_trains_on_source_and_tests_on_the_unseen_target(tmp_path):
     source, target = tmp_path / 'source', tmp_path / 'target'
     write_taskonomy_fixture(str(source), size=(32, 32), num_classes=8, seed=1)
     write_taskonomy_fixture(str(target), size=(32, 32), num_classes=8, seed=2)
     leaf = tmp_path / 'dg.py'
-    leaf.write_text(TINY.format(base=DG, source=source, target=target,
-                                name=f'dg_{tmp_path.name}', work_dir=tmp_path / 'work'))
+    leaf.write_text(tiny_leaf_config(DG, f'dg_{tmp_path.name}', source, test_root=target,
+                                     lines=f"work_dir = '{tmp_path / 'work'}'\n"))
     cfg = Config.fromfile(str(leaf))
     cfg.train_dataloader.dataset.pipeline[1].geometric[0].size = (32, 32)
     runner = Runner.from_cfg(cfg)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, write_taskonomy_fixture
+from conftest import REPO, tiny_leaf_config, write_taskonomy_fixture
 from mmengine import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -197,31 +197,6 @@ def _source_of(path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------ end to end
-TINY = """
-_base_ = '{base}'
-model = dict(
-    encoder=dict(img_size=(32, 32),
-                 model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
-                                   window_size=4),
-                 adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),
-    decoder=dict(depths=(1, 1, 1, 1), num_heads=(2, 2, 1, 1), window_size=4,
-                 img_size=(32, 32), head_channels=8),
-    weighting=dict(eta=1.0, rho=0.2))
-param_scheduler = []
-train_cfg = dict(max_iters=3, val_interval=3)
-default_hooks = dict(checkpoint=dict(interval=3), logger=dict(interval=1))
-visualizer = dict(name='{name}', vis_backends=[dict(type='LocalVisBackend')])
-custom_hooks = [dict(type='TROAHook', interval=1)]
-work_dir = '{work_dir}'
-load_from = {load_from!r}
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root='{root}'))
-val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root='{root}'))
-test_dataloader = val_dataloader
-"""
-
-
 class ProbeHook(Hook):
     """Records, for the training iterations only, which labels the batches carry and which
     decoders run; checks after every step that the frozen tensors are untouched."""
@@ -254,8 +229,10 @@ class ProbeHook(Hook):
 
 def _leaf(tmp_path, base, root, tag, load_from=None) -> Config:
     path = tmp_path / f'{tag}.py'
-    path.write_text(TINY.format(base=base, root=root, name=f'zs_{tag}_{tmp_path.name}',
-                                work_dir=tmp_path / tag, load_from=load_from))
+    path.write_text(tiny_leaf_config(
+        base, f'zs_{tag}_{tmp_path.name}', root, iters=3, model='weighting=dict(eta=1.0, rho=0.2)',
+        lines=(f"custom_hooks = [dict(type='TROAHook', interval=1)]\n"
+               f"work_dir = '{tmp_path / tag}'\nload_from = {load_from!r}\n")))
     cfg = Config.fromfile(str(path))
     cfg.train_dataloader.dataset.pipeline[1].geometric[0].size = (32, 32)
     return cfg
