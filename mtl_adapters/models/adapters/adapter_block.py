@@ -24,14 +24,13 @@ pretrained block's output exactly. The pretrained submodules keep timm's names (
 """
 from typing import Dict, Optional, Tuple
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from .task_adapted_attention import TaskAdaptedAttention
 from .task_scaled_norm import TaskScaledNorm
-from .timm_swinv2 import check_supported_block, window_partition, window_reverse
+from .timm_swinv2 import check_supported_block, shifted_window_attention
 
 #: names of the modules an AdapterBlock adds (everything else in it is pretrained)
 ADAPTER_MODULE_NAMES = ('taa', 'tsn1', 'tsn2', 'tsn3', 'adapter_norm', 'ff_down', 'ff_up')
@@ -119,21 +118,11 @@ class AdapterBlock(nn.Module):
 
     def _window_attention(self, x: Tensor, cond: Tensor) -> Tensor:
         """Shifted-window TAA on (T*B, H, W, C): timm's ``_attn`` steps (shift, pad to the window
-        multiple, partition, attention, reverse, crop, unshift) with TAA as the attention."""
-        _, h, w, c = x.shape
-        wh, ww = self.window_size
-        has_shift = any(self.shift_size)
-        if has_shift:
-            x = torch.roll(x, shifts=(-self.shift_size[0], -self.shift_size[1]), dims=(1, 2))
-        x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
-        hp, wp = x.shape[1:3]
-        windows = window_partition(x, self.window_size).view(-1, self.window_area, c)
-        out = self.taa(self.attn, windows, cond, self._mask(x))          # (T*B*nW, N, C)
-        out = window_reverse(out.view(-1, wh, ww, c), self.window_size, (hp, wp))
-        out = out[:, :h, :w]                                             # (T*B, H, W, C)
-        if has_shift:
-            out = torch.roll(out, shifts=self.shift_size, dims=(1, 2))
-        return out
+        multiple, partition, attention, reverse, crop, unshift; ``shifted_window_attention``)
+        with TAA as the attention and the shift mask cached per size."""
+        return shifted_window_attention(
+            self, x, lambda windows, mask: self.taa(self.attn, windows, cond, mask),
+            get_mask=self._mask)
 
     def forward(self, x: Tensor, cond: Tensor,
                 skip: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:

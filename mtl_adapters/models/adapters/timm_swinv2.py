@@ -280,11 +280,14 @@ def window_attention(attn: WindowAttention, x: Tensor, mask: Optional[Tensor] = 
 
 
 def shifted_window_attention(block: nn.Module, x: Tensor,
-                             attend: Callable[[Tensor, Optional[Tensor]], Tensor]) -> Tensor:
+                             attend: Callable[[Tensor, Optional[Tensor]], Tensor],
+                             get_mask: Optional[Callable[[Tensor], Optional[Tensor]]] = None
+                             ) -> Tensor:
     """timm's ``SwinTransformerV2Block._attn`` on x (N, H, W, C) with ``attend(windows, mask)``
     as the window attention: cyclic shift, pad to the window multiple, ``window_partition``,
-    the block's shift mask for the padded map (``get_attn_mask``; None without shift),
-    ``window_reverse``, crop, reverse shift."""
+    the shift mask for the padded map (``get_mask``, default the block's ``get_attn_mask``;
+    None without shift), ``window_reverse``, crop, reverse shift. ``block`` needs only
+    ``window_size`` and ``shift_size`` (and ``get_attn_mask`` without ``get_mask``)."""
     _, h, w, c = x.shape
     wh, ww = block.window_size
     has_shift = any(block.shift_size)
@@ -293,7 +296,7 @@ def shifted_window_attention(block: nn.Module, x: Tensor,
     x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
     hp, wp = x.shape[1:3]
     windows = window_partition(x, block.window_size).view(-1, wh * ww, c)
-    out = attend(windows, block.get_attn_mask(x))
+    out = attend(windows, (get_mask or block.get_attn_mask)(x))
     out = window_reverse(out.view(-1, wh, ww, c), block.window_size, (hp, wp))
     out = out[:, :h, :w].contiguous()
     if has_shift:
