@@ -10,18 +10,17 @@ with :func:`mtl_adapters.evaluation.boundary.boundary_counts` (99 thresholds, NY
 654 NYUD test images; JSON goes to ``--out``. Drawing the pairs is not timed.
 """
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from mtl_adapters.evaluation.boundary import boundary_counts, boundary_scores
+from .common import write_json
 
 #: images in the NYUDv2 test split
 NYUD_TEST_IMAGES = 654
@@ -121,10 +120,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   cpu_count=os.cpu_count(), python=sys.version.split()[0],
                   machine=platform.machine(), rows=rows,
                   scores={k: scores[k] for k in ('odsF', 'oisF', 'AP')})
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + '\n')
-    print(f'wrote {out}')
+    write_json(args.out, result)
     return result
 
 

@@ -7,15 +7,15 @@ speed does not depend on them); the photos are skimage's astronaut resized to ``
 (default 480x640, a phone photo's aspect ratio). The first batch is a warm-up, not timed.
 """
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import torch
+
+from .common import write_json
 
 DEMO_CONFIG = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 
@@ -75,9 +75,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   slide_stride=list(stride), threads=torch.get_num_threads(),
                   cpu=platform.processor() or platform.machine(), cpus=os.cpu_count(),
                   rows=rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f'wrote {args.out}')
+    write_json(args.out, result)
     return result
 
 

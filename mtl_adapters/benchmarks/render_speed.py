@@ -5,17 +5,16 @@ images, seconds, images/s) and writes JSON (``--out``). ``generate`` includes th
 the atomic writes and the worker pool start-up, into a temporary folder.
 """
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 from mtl_adapters.data_generation.synthetic import generate, render_view, synthetic_tasks
+from .common import write_json
 
 
 def _render_job(args) -> None:
@@ -80,10 +79,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     result = dict(benchmark='render_speed', size=[args.size, args.size],
                   cpu_count=os.cpu_count(), python=sys.version.split()[0],
                   machine=platform.machine(), rows=rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + '\n')
-    print(f'wrote {out}')
+    write_json(args.out, result)
     return result
 
 

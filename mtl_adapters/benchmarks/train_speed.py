@@ -42,7 +42,6 @@ On a GPU (the measurement the README's Speed section leaves open)::
 import argparse
 import ctypes
 import gc
-import json
 import platform
 import re
 import statistics
@@ -52,7 +51,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .common import random_samples
+from .common import random_samples, write_json
 
 TASK_CFGS = [dict(type='SemanticTask', num_classes=17), dict(type='DepthTask'),
              dict(type='NormalTask'), dict(type='EdgeTask')]
@@ -315,15 +314,12 @@ def main(argv=None) -> List[Dict]:
           f'{args.task_weighting}, device {args.device} ({dev}), median of {args.iters} steps '
           f'after {args.warmup} warm-up')
     print(format_table(rows))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(model=args.model, narrow=args.narrow, amp=args.amp, amp_dtype=args.amp_dtype,
                 weighting=args.task_weighting, device=args.device, device_name=dev,
                 torch=torch.__version__, threads=torch.get_num_threads(),
                 tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
                 iters=args.iters, warmup=args.warmup, stages=list(STAGES))
-    out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
-    print(f'wrote {out}')
+    write_json(args.out, dict(meta=meta, rows=rows))
     return rows
 
 

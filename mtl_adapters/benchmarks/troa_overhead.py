@@ -9,15 +9,13 @@ update costs ``t_due - t_off`` once per ``interval`` steps, so the overhead at i
 ``work_dirs/benchmarks/troa_overhead.json``.
 """
 import argparse
-import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from .common import random_samples
+from .common import random_samples, write_json
 
 CONFIG = 'configs/troa/troa_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 
@@ -90,10 +88,7 @@ def main(argv=None) -> dict:
         interval = '-' if row['interval'] is None else str(row['interval'])
         print(f'{row["variant"]:<16}{interval:>9}{row["step_s"]:>11.3f}'
               f'{row["overhead_pct"]:>10.1f}%')
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f'wrote {out}')
+    write_json(args.out, result)
     return result
 
 
