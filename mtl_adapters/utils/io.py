@@ -36,12 +36,25 @@ def read_image(path: PathLike, unchanged: bool = True, hint: str = '') -> np.nda
     return img
 
 
+def _umask() -> int:
+    """The process umask (read without leaving it changed)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never half-written."""
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half-written.
+
+    ``mkstemp`` creates its file with mode 0600; the finished file gets the mode an ordinary
+    ``open(path, 'w')`` would give it (0666 less the umask), so prepared datasets, predictions
+    and checkpoints can be shared with a group as any other file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
