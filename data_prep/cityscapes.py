@@ -2,8 +2,8 @@
 
 Example::
 
-    python data_prep/cityscapes.py --root data/cityscapes                # 512x1024, train+val
-    python data_prep/cityscapes.py --root data/cityscapes --check        # validate, write nothing
+    python data_prep/cityscapes.py --src data/cityscapes                # 512x1024, train+val
+    python data_prep/cityscapes.py --src data/cityscapes --check        # validate, write nothing
 
 Interrupted runs resume: run the same command again.
 """
@@ -28,7 +28,7 @@ Prepare Cityscapes for multi-task training (S, D, N, E).
 
 Input: the official archives, downloaded (free registration) from
 https://www.cityscapes-dataset.com/downloads/ (or with `pip install cityscapesscripts` and
-`csDownload <package>`), all unpacked into one folder, --root:
+`csDownload <package>`), all unpacked into one folder, --src:
 
   leftImg8bit_trainvaltest.zip -> leftImg8bit/{split}/<city>/<stem>_leftImg8bit.png (8-bit RGB)
   gtFine_trainvaltest.zip      -> gtFine/{split}/<city>/<stem>_gtFine_labelIds.png (and others)
@@ -38,7 +38,7 @@ https://www.cityscapes-dataset.com/downloads/ (or with `pip install cityscapessc
 where {split} is train, val or test and <stem> is <city>_<seq>_<frame>, e.g.
 leftImg8bit/train/aachen/aachen_000000_000019_leftImg8bit.png.
 
-Output, at the working resolution H x W (--size), under --out (default: --root):
+Output, at the working resolution H x W (--size), under --out (default: --src):
 
   leftImg8bit_<H>x<W>/{split}/<city>/<stem>_leftImg8bit.png  the image, resized (INTER_AREA)
   normal_<H>x<W>/{split}/<city>/<stem>_normal.png            16-bit RGB surface normals from
@@ -60,11 +60,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--root', default='data/cityscapes',
+    parser.add_argument('--src', default='data/cityscapes',
                         help='folder holding leftImg8bit/, gtFine/, disparity/, camera/ '
                              '(default: %(default)s)')
     parser.add_argument('--out', default=None,
-                        help='folder for the prepared files (default: --root); give the same '
+                        help='folder for the prepared files (default: --src); give the same '
                              'folder to the dataset as prepared_root')
     parser.add_argument('--size', type=int, nargs=2, default=list(DEFAULT_WORK_SIZE),
                         metavar=('H', 'W'),
@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     """Prepare, print the summary, return the exit code."""
     args = parse_args(argv)
-    prep = CityscapesPreparation(args.root, out=args.out, size=args.size, splits=args.splits,
+    prep = CityscapesPreparation(args.src, out=args.out, size=args.size, splits=args.splits,
                                  cities=args.cities)
     print(prep.describe())
     return run_from_args(prep, args)

@@ -2,9 +2,9 @@
 
 Examples::
 
-    python data_prep/taskonomy.py --data-root data/taskonomy            # tiny split, all checks
-    python data_prep/taskonomy.py --data-root data/taskonomy --check    # validate, write nothing
-    python data_prep/taskonomy.py --data-root /data/omnidata --quick \\
+    python data_prep/taskonomy.py --src data/taskonomy            # tiny split, all checks
+    python data_prep/taskonomy.py --src data/taskonomy --check    # validate, write nothing
+    python data_prep/taskonomy.py --src /data/omnidata --quick \\
         --split-file splits/train_val_test_medium.csv --workers 16
 
 The run resumes: buildings already checked (``<out>/buildings/<building>.json``) are skipped,
@@ -37,21 +37,21 @@ Where to get the data (Taskonomy: Zamir et al., CVPR 2018; terms of use on the s
   It fetches one archive per building and domain, https://datasets.epfl.ch/taskonomy/
   <building>_<domain>.tar (e.g. allensville_depth_zbuffer.tar), and unpacks it to
   <dest>/<domain>/taskonomy/<building>/ ('omnidata' layout). Archives unpacked by hand as
-  <data-root>/<domain>/<building>/ are the 'taskonomy' layout; both are detected.
+  <src>/<domain>/<building>/ are the 'taskonomy' layout; both are detected.
   Split files (train_val_test_tiny.csv, _medium, _full, _fullplus; CR line endings):
   https://github.com/StanfordVL/taskonomy/raw/master/data/assets/splits_taskonomy.zip
-  Unzip them to <data-root>/splits/ (the default --split-file) or pass their path.
+  Unzip them to <src>/splits/ (the default --split-file) or pass their path.
 
 Expected input (per view: point <P>, view <V>):
-  <data-root>/rgb[/taskonomy]/<building>/point_<P>_view_<V>_domain_rgb.png    8-bit RGB, 512 px
-  <data-root>/segment_semantic[/taskonomy]/<building>/..._domain_segmentsemantic.png
+  <src>/rgb[/taskonomy]/<building>/point_<P>_view_<V>_domain_rgb.png    8-bit RGB, 512 px
+  <src>/segment_semantic[/taskonomy]/<building>/..._domain_segmentsemantic.png
         uint8, 0 uncertain, 1 background, 2..17 the 16 COCO classes (note the domain tag)
-  <data-root>/depth_zbuffer[/taskonomy]/<building>/..._domain_depth_zbuffer.png
+  <src>/depth_zbuffer[/taskonomy]/<building>/..._domain_depth_zbuffer.png
         uint16, 1/512 m, 65535 = no depth
-  <data-root>/normal[/taskonomy]/<building>/..._domain_normal.png      8-bit RGB
-  <data-root>/edge_texture[/taskonomy]/<building>/..._domain_edge_texture.png   uint16
+  <src>/normal[/taskonomy]/<building>/..._domain_normal.png      8-bit RGB
+  <src>/edge_texture[/taskonomy]/<building>/..._domain_edge_texture.png   uint16
 
-Output (--out, default <data-root>/index):
+Output (--out, default <src>/index):
   buildings/<building>.json        the building's checked views (and dropped ones, with why)
   index_<subset>_<split>.json      per split file and split, e.g. index_tiny_train.json: the
                                    views TaskonomyDataset(index_file=...) loads, no scan.
@@ -59,7 +59,7 @@ Output (--out, default <data-root>/index):
 Known-bad buildings left out by default: {' '.join(KNOWN_BAD_BUILDINGS)}
 (the Omnidata loader's list; see mtl_adapters/data_generation/taskonomy.py).
 Train: python tools/train.py configs/vtagml/vtagml_swinv2-base_1xb8-40k_taskonomy-256x256_sdne.py \\
-    --cfg-options data_root=<data-root> model.encoder.pretrained=<weights>
+    --cfg-options data_root=<src> model.encoder.pretrained=<weights>
 Exit code 1 if any building failed (each failure is listed with its file).
 """
 
@@ -72,13 +72,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         'count and aspect ratio) and write per-split index files for TaskonomyDataset. '
         'Resumable; --check validates only.',
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data-root', default='data/taskonomy',
+    parser.add_argument('--src', default='data/taskonomy',
                         help='folder holding rgb/ and the task folders (default: %(default)s)')
     parser.add_argument('--split-file', nargs='+', default=['splits/train_val_test_tiny.csv'],
                         help='official split CSV(s); relative paths: from the current folder, '
-                             'else under --data-root (default: %(default)s)')
+                             'else under --src (default: %(default)s)')
     parser.add_argument('--out', default=None,
-                        help='index folder (default: <data-root>/index)')
+                        help='index folder (default: <src>/index)')
     parser.add_argument('--layout', choices=('auto', 'taskonomy', 'omnidata'), default='auto',
                         help="'omnidata': <folder>/taskonomy/<building>/; 'taskonomy': "
                              "<folder>/<building>/ (default: detected)")
@@ -101,7 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build(args: argparse.Namespace) -> TaskonomyIndex:
     """The preparation the arguments describe."""
-    return TaskonomyIndex(args.data_root, split_files=args.split_file, out_dir=args.out,
+    return TaskonomyIndex(args.src, split_files=args.split_file, out_dir=args.out,
                           layout=args.layout, folders=args.folders,
                           exclude_buildings=args.exclude_buildings,
                           checks='quick' if args.quick else 'decode',

@@ -3,7 +3,7 @@
 # labelled, then S, D and N evaluated on Cityscapes val. Cityscapes labels are read in the same
 # 8-class protocol as the source (class_maps/cityscapes_to_cityscapes8.json; the other 11
 # classes and the void labels are unlabelled). Prepare Cityscapes
-# (`python data_prep/cityscapes.py --root data/cityscapes`), run step 1, then
+# (`python data_prep/cityscapes.py --src data/cityscapes`), run step 1, then
 # `python tools/train.py <this config>` (`load_from`: step 1's last checkpoint).
 # What is trained and what is evaluated: see the synthetic leaf
 # zeroshot_troa-vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-to-alt-128x128_s-to-sdn.py.

@@ -1,7 +1,7 @@
 # Paper-style setting on Cityscapes, S-D-N-E: frozen Swin-V2-B + adapters + Swin decoders
 # (as the Taskonomy leaf), trained on 256x512 crops of the 512x1024 working resolution and
 # evaluated on whole 512x1024 val images. Prepare the data first:
-# `python data_prep/cityscapes.py --root data/cityscapes`. Set model.encoder.pretrained to the
+# `python data_prep/cityscapes.py --src data/cityscapes`. Set model.encoder.pretrained to the
 # local timm checkpoint (see the model base).
 _base_ = [
     '../_base_/models/vtagml_swinv2_base.py',

@@ -356,7 +356,7 @@ class CityscapesDataset(MultiTaskDataset):
             data_list.append(record)
         if missing and not self.skip_missing:
             prepared = [p for p in missing if f'_{size_tag(self.work_size)}' in p]
-            fix = ('run `python data_prep/cityscapes.py --root DATA_ROOT --size '
+            fix = ('run `python data_prep/cityscapes.py --src DATA_ROOT --size '
                    f'{self.work_size[0]} {self.work_size[1]}` (it resumes)' if prepared else
                    f'unpack the official archives ({", ".join(ARCHIVES.values())}) again')
             raise FileNotFoundError(

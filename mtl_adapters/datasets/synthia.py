@@ -155,7 +155,7 @@ def resolve_synthia_root(root) -> Path:
         raise FileNotFoundError(
             f'{root} holds {len(flat)} file(s) named with backslashes (e.g. {flat[0]!r}): the '
             'archive was extracted with Windows paths as file names. Fix: python '
-            f'data_prep/synthia.py --root {root} --fix-backslash-names')
+            f'data_prep/synthia.py --src {root} --fix-backslash-names')
     raise FileNotFoundError(
         f'neither {root / RGB_DIR} nor {root / ARCHIVE_FOLDER / RGB_DIR} exists: data_root must '
         'be the extracted SYNTHIA_RAND_CITYSCAPES.rar (RGB/, GT/LABELS/, Depth/Depth/), from '
@@ -257,7 +257,7 @@ class SynthiaDataset(MultiTaskDataset):
                                   task_paths={k: str(paths[k]) for k in self.tasks}))
         if missing and not self.skip_missing:
             derived_missing = any(str(derived) in m for m in missing)
-            fix = (f'run `python data_prep/synthia.py --root {self.data_root}` (it resumes; '
+            fix = (f'run `python data_prep/synthia.py --src {self.data_root}` (it resumes; '
                    'its --out must be this derived_dir)' if derived_missing else
                    're-extract the file from SYNTHIA_RAND_CITYSCAPES.rar')
             raise FileNotFoundError(

@@ -290,7 +290,7 @@ def read_taskonomy_index(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'index file not found: {path}. Write it with `python '
-                                'data_prep/taskonomy.py --data-root <data_root>` (see --help).')
+                                'data_prep/taskonomy.py --src <data_root>` (see --help).')
     try:
         index = json.loads(path.read_text())
     except ValueError as err:

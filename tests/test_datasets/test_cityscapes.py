@@ -210,7 +210,7 @@ def test_bad_inputs_are_named_and_the_run_goes_on(tmp_path, capsys):
     camera.unlink()
     bad_dtype = root / 'disparity/val/frankfurt/frankfurt_000000_000294_disparity.png'
     cv2.imwrite(str(bad_dtype), np.zeros((64, 128), np.uint8))        # 8-bit: not a disparity
-    code = prep_cli().main(['--root', str(root), '--size', '32', '64', '--workers', '1',
+    code = prep_cli().main(['--src', str(root), '--size', '32', '64', '--workers', '1',
                             '--no-progress'])
     out = capsys.readouterr().out
     assert code == 1, out

@@ -210,7 +210,7 @@ def test_bad_inputs_are_named_and_the_run_goes_on(tmp_path, capsys):
     gone = base / 'Depth' / 'Depth' / f'{FRAMES[3]}.png'
     gone.unlink()
     cli = _prep_cli()
-    code = cli.main(['--root', str(tmp_path), '--size', *map(str, WORK_SIZE), '--workers', '1',
+    code = cli.main(['--src', str(tmp_path), '--size', *map(str, WORK_SIZE), '--workers', '1',
                      '--no-progress'])
     out = capsys.readouterr().out
     assert code == 1
@@ -224,7 +224,7 @@ def test_bad_inputs_are_named_and_the_run_goes_on(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match=r'data_prep/synthia\.py'):
         _dataset(tmp_path)
     assert len(_dataset(tmp_path, skip_missing=True)) == 3
-    code = cli.main(['--root', str(tmp_path), '--size', *map(str, WORK_SIZE), '--check',
+    code = cli.main(['--src', str(tmp_path), '--size', *map(str, WORK_SIZE), '--check',
                      '--no-progress'])
     assert code == 1 and 'skipped 3 (already done), failed 3' in capsys.readouterr().out
 

@@ -224,7 +224,7 @@ def copy_root(tmp_path_factory):
     from taskonomy_prep_fixture import write_taskonomy_copy
     root = tmp_path_factory.mktemp('taskonomy_copy')
     truth = write_taskonomy_copy(root)
-    assert _prep_main(['--data-root', str(root), '--workers', '1', '--no-progress']) == 0
+    assert _prep_main(['--src', str(root), '--workers', '1', '--no-progress']) == 0
     return root, truth
 
 
@@ -248,11 +248,11 @@ def test_prep_indexes_splits_without_the_bad_building(copy_root, capsys):
         *(f'buildings/{b}.json' for s in SPLITS.values() for b in s)}
     # --check: everything is done and valid, nothing is written
     before = _tree(root / 'index')
-    assert _prep_main(['--data-root', str(root), '--workers', '1', '--no-progress',
+    assert _prep_main(['--src', str(root), '--workers', '1', '--no-progress',
                        '--check']) == 0
     assert 'skipped 4' in capsys.readouterr().out and _tree(root / 'index') == before
     # without the exclusion the absent building fails, named with its missing folder
-    assert _prep_main(['--data-root', str(root), '--workers', '1', '--no-progress',
+    assert _prep_main(['--src', str(root), '--workers', '1', '--no-progress',
                        '--check', '--exclude-buildings']) == 1
     assert f'rgb/taskonomy/{MISSING_BAD}' in capsys.readouterr().out
 
@@ -320,7 +320,7 @@ def test_bad_files_are_named_and_the_run_goes_on(tmp_path, capsys):
     os.remove(missing)
     eight_bit = view_file(tmp_path, 'edge_texture', 'collierville', 10, 1)
     write_png(eight_bit, np.zeros((64, 64), np.uint8))
-    args = ['--data-root', str(tmp_path), '--workers', '1', '--no-progress']
+    args = ['--src', str(tmp_path), '--workers', '1', '--no-progress']
     assert _prep_main(args) == 1
     out = capsys.readouterr().out
     for path in (truncated, missing, eight_bit):
@@ -347,7 +347,7 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, monkeypatch):
 
     from mtl_adapters.data_generation.taskonomy import TaskonomyIndex
     write_taskonomy_copy(tmp_path / 'data', layout='taskonomy')
-    args = ['--data-root', str(tmp_path / 'data'), '--workers', '1', '--no-progress']
+    args = ['--src', str(tmp_path / 'data'), '--workers', '1', '--no-progress']
     assert _prep_main(args + ['--out', str(tmp_path / 'clean')]) == 0
     original = TaskonomyIndex.process
     calls = []

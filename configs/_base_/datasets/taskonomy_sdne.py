@@ -1,5 +1,5 @@
 # Taskonomy, tiny split (25/5/5 buildings, the released train_val_test_tiny.csv), all four tasks,
-# as indexed by `python data_prep/taskonomy.py --data-root data/taskonomy` (known-bad buildings
+# as indexed by `python data_prep/taskonomy.py --src data/taskonomy` (known-bad buildings
 # left out; the index files list the checked views, so nothing scans the folders). Training:
 # random resized 256 px crops of the 512 px images and flips; validation/test: the whole image
 # resized to 256 px, every valid pixel counted. Semantic: background + 16 COCO classes, 0
