@@ -3,8 +3,9 @@
 Every buildable component (tasks, datasets, transforms, models, weighting methods, hooks,
 metrics, visualisers) is registered here. ``locations`` makes the Registry import the
 sub-package that defines a name the first time a config asks for it, so configs only need
-``default_scope = 'mtl_adapters'``. :func:`register_all_modules` fills every registry at once
-(what scripts and tests call first).
+``default_scope = 'mtl_adapters'``. :func:`mtl_adapters.set_env.register_all_modules` fills
+every registry at once (what scripts and tests call first); it lives at the top of the package,
+not here, because every registering module imports this one.
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -20,7 +21,6 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
-from mmengine.registry import init_default_scope as set_default_scope
 
 #: Task definitions (semantic segmentation, depth, normals, edges, ...).
 TASKS = Registry('task', scope='mtl_adapters', locations=['mtl_adapters.tasks'])
@@ -70,31 +70,8 @@ VISBACKENDS = Registry(
     locations=['mtl_adapters.visualization'])
 
 
-def register_all_modules(init_default_scope: bool = True) -> None:
-    """Import every sub-package that registers something, so all registries above are filled;
-    install the weights-only checkpoint loader; make ``mtl_adapters`` the default scope
-    (mmengine's ``init_default_scope``) unless ``init_default_scope`` is False.
-
-    The imports are inside the function: this module is imported by every registering module,
-    so it must not import them when it is itself imported.
-    """
-    from mtl_adapters.utils.setup_env import setup_offline_env
-    setup_offline_env()
-    import mtl_adapters.datasets  # noqa: F401
-    import mtl_adapters.engine  # noqa: F401
-    import mtl_adapters.evaluation  # noqa: F401
-    import mtl_adapters.models  # noqa: F401
-    import mtl_adapters.tasks  # noqa: F401
-    import mtl_adapters.visualization  # noqa: F401
-    import mtl_adapters.weighting  # noqa: F401
-    from mtl_adapters.utils.checkpoint import register_safe_checkpoint_loader
-    register_safe_checkpoint_loader()
-    if init_default_scope:
-        set_default_scope('mtl_adapters')
-
-
 __all__ = [
     'TASKS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'WEIGHTINGS', 'HOOKS',
     'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'PARAM_SCHEDULERS', 'LOOPS',
-    'METRICS', 'VISUALIZERS', 'VISBACKENDS', 'register_all_modules'
+    'METRICS', 'VISUALIZERS', 'VISBACKENDS'
 ]

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from mtl_adapters.registry import register_all_modules  # noqa: E402
+from mtl_adapters.set_env import register_all_modules  # noqa: E402
 
 register_all_modules()
 torch.set_num_threads(1)

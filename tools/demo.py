@@ -69,7 +69,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mtl_adapters.data_generation.synthetic import generate
-    from mtl_adapters.registry import register_all_modules
+    from mtl_adapters.set_env import register_all_modules
     from mtl_adapters.utils import atomic_write_bytes, newest_loadable_checkpoint
     register_all_modules()
     t0 = time.time()

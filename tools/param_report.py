@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402  (no torch: --help stays quick)
 
 
 def comparison_table(reports: dict) -> str:
@@ -40,8 +40,9 @@ def comparison_table(reports: dict) -> str:
 def main(argv=None) -> dict:
     """Build each config's model and print its parameter table; returns the report (one
     config) or ``{config: report}`` (several)."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', nargs='+')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', nargs='+', help='one or more config files')
     parser.add_argument('--pretrained', action='store_true',
                         help='load the encoder checkpoint named in the config')
     parser.add_argument('--json', default=None, help='also write the report(s) here')
@@ -50,8 +51,9 @@ def main(argv=None) -> dict:
                         help='override config entries, e.g. model.encoder.embed_dim=32')
     args = parser.parse_args(argv)
     from mtl_adapters.models.param_report import format_param_report, parameter_report
-    from mtl_adapters.registry import MODELS, register_all_modules
-    from mtl_adapters.utils import load_config
+    from mtl_adapters.registry import MODELS
+    from mtl_adapters.set_env import register_all_modules
+    from mtl_adapters.utils import atomic_write_bytes, load_config
     register_all_modules()
     reports = {}
     for path in args.config:
@@ -64,8 +66,7 @@ def main(argv=None) -> dict:
         print(comparison_table(reports))
     result = reports[args.config[0]] if len(reports) == 1 else reports
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        atomic_write_bytes(args.json, json.dumps(result, indent=2).encode())
     return result
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mtl_adapters.registry import register_all_modules  # noqa: E402
+from mtl_adapters.set_env import register_all_modules  # noqa: E402
 from mtl_adapters.utils import atomic_write_bytes, load_config, trust_checkpoint  # noqa: E402
 
 VIS_HOOK = 'MultiTaskVisualizationHook'

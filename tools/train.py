@@ -18,7 +18,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mtl_adapters.engine.fsdp import check_fsdp, is_fsdp  # noqa: E402
-from mtl_adapters.registry import register_all_modules  # noqa: E402
+from mtl_adapters.set_env import register_all_modules  # noqa: E402
 from mtl_adapters.utils import (load_config, newest_loadable_checkpoint,  # noqa: E402
                                 trust_checkpoint, unwrap_model)
 

@@ -9,7 +9,8 @@ from mmengine.config import Config
 from torch import Tensor
 from mmengine.runner import load_checkpoint
 
-from mtl_adapters.registry import MODELS, register_all_modules
+from mtl_adapters.registry import MODELS
+from mtl_adapters.set_env import register_all_modules
 from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.utils import load_config, read_image
 

@@ -457,7 +457,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     args = parser.parse_args(argv)
     from mmengine.config import Config
 
-    from mtl_adapters.registry import register_all_modules
+    from mtl_adapters.set_env import register_all_modules
     from mtl_adapters.tasks import build_tasks
     register_all_modules()
     methods = list(dict.fromkeys(list(DEFAULT_METHODS) + list(args.methods)))

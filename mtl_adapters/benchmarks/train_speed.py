@@ -293,7 +293,7 @@ def format_table(rows: List[Dict]) -> str:
 def main(argv=None) -> List[Dict]:
     """Run the benchmark, print the table, write JSON; returns the rows."""
     args = parse_args(argv)
-    from mtl_adapters.registry import register_all_modules
+    from mtl_adapters.set_env import register_all_modules
     register_all_modules()
     if args.threads:
         torch.set_num_threads(args.threads)

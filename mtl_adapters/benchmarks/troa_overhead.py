@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
     from mmengine.config import Config
 
     from mtl_adapters.registry import MODELS
-    from mtl_adapters.registry import register_all_modules
+    from mtl_adapters.set_env import register_all_modules
     register_all_modules()
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(args.config).model)

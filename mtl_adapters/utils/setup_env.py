@@ -1,6 +1,6 @@
 """Process-wide environment set-up, run when the package is imported (``mtl_adapters``).
 
-Filling the registries is :func:`mtl_adapters.registry.register_all_modules`: it imports every
+Filling the registries is :func:`mtl_adapters.set_env.register_all_modules`: it imports every
 sub-package, which a ``utils`` module must not do (``utils`` is the bottom layer).
 """
 import os

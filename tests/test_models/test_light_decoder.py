@@ -6,7 +6,8 @@ import torch
 from mmengine.config import Config
 
 from mtl_adapters.models.decoders import SwinDecoder, swin_decoder_num_params
-from mtl_adapters.registry import MODELS, register_all_modules
+from mtl_adapters.registry import MODELS
+from mtl_adapters.set_env import register_all_modules
 
 ENC = (16, 32, 64, 128)
 LIGHT_BASE = 'configs/_base_/models/vtagml_swinv2_tiny_light.py'

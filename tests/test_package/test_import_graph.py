@@ -17,7 +17,7 @@ The registries' lazy ``locations`` are strings, not imports, and so are not edge
 
 ``mtl_adapters.utils`` is the bottom layer: none of its modules imports another sub-package of
 ``mtl_adapters``, not even lazily (``register_all_modules``, which imports every sub-package,
-lives in ``mtl_adapters.registry``).
+lives in ``mtl_adapters.set_env``).
 """
 import ast
 from pathlib import Path
@@ -94,9 +94,22 @@ def _resolve_relative(importer: str, is_package: bool, level: int,
     return '.'.join(base + ([module] if module else []))
 
 
-def import_graph(root: Path = REPO / PACKAGE) -> Edges:
+def all_imports(tree: ast.Module) -> Iterator[ast.stmt]:
+    """Every import statement of a module, function bodies included (not ``if TYPE_CHECKING:``):
+    what runs when the module is imported *or* any of its functions is called."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            skipped.update(id(n) for s in node.body for n in ast.walk(s))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in skipped:
+            yield node
+
+
+def import_graph(root: Path = REPO / PACKAGE, lazy: bool = False) -> Edges:
     """Edges between the modules of the package at ``root`` from their module-level imports
-    (see the module docstring for what each statement executes)."""
+    (see the module docstring for what each statement executes); with ``lazy``, imports inside
+    functions count too."""
     files = module_files(root)
     edges: Edges = {}
 
@@ -109,7 +122,7 @@ def import_graph(root: Path = REPO / PACKAGE) -> Edges:
     for name, path in files.items():
         is_package = path.name == '__init__.py'
         tree = ast.parse(path.read_text(), filename=str(path))
-        for node in module_level_imports(tree):
+        for node in (all_imports(tree) if lazy else module_level_imports(tree)):
             where = f'{path.relative_to(root.parent)}:{node.lineno}'
             for target in imported_names(node, name, is_package):
                 if isinstance(node, ast.ImportFrom) and target not in files:
@@ -256,6 +269,16 @@ def test_no_import_cycles():
     """No module of the package imports, at module level, a module that imports it back."""
     edges = import_graph()
     assert len({a for a, _ in edges}) > 30          # the walk found the package's imports
+    cycles = find_cycles(edges)
+    assert not cycles, f'{len(cycles)} import cycle(s):\n' + '\n'.join(
+        f'  {" -> ".join(c)}\n    {describe(c, edges)}' for c in cycles)
+
+
+def test_no_import_cycles_through_function_level_imports():
+    """Not even an import inside a function closes a circle: the layers are a real order
+    (a module that registers everything lives above every module it imports)."""
+    edges = import_graph(lazy=True)
+    assert set(import_graph()) < set(edges)        # the lazy walk sees more than the eager one
     cycles = find_cycles(edges)
     assert not cycles, f'{len(cycles)} import cycle(s):\n' + '\n'.join(
         f'  {" -> ".join(c)}\n    {describe(c, edges)}' for c in cycles)

@@ -349,7 +349,8 @@ def test_shipped_uda_configs():
 def test_registered_for_configs():
     """A fresh process finds the UDA loop, model, wrapper and constructor by name after
     ``register_all_modules()`` alone (what tools/train.py does)."""
-    code = ('from mtl_adapters.registry import *; register_all_modules()\n'
+    code = ('from mtl_adapters.registry import *\n'
+            'from mtl_adapters.set_env import register_all_modules; register_all_modules()\n'
             'from mmengine.registry import MODEL_WRAPPERS\n'
             "assert LOOPS.get('UDAIterBasedTrainLoop') is not None, 'loop'\n"
             "assert MODELS.get('UDAMultiTaskModel') is not None, 'model'\n"

@@ -1,7 +1,7 @@
 """Tiny multi-task models and batches shared by the weighting tests (no pretrained weights)."""
 import torch
 
-from mtl_adapters.registry import register_all_modules
+from mtl_adapters.set_env import register_all_modules
 from mtl_adapters.structures import MultiTaskDataSample
 
 register_all_modules()
