@@ -144,3 +144,11 @@ def tiny_leaf_config(base, name: str, train_root, val_root=None, test_root=None,
         val_root=str(val_root), test_root=str(test_root or val_root),
         model=f',\n    {model}' if model else '',
         train_dataset=f', {train_dataset}' if train_dataset else '') + lines
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """Config paths as test ids read as the config's name (``uda_mean-teacher_...``), whatever
+    their length (pytest shortens long ids to ``path3``)."""
+    if isinstance(val, str) and val.startswith('configs/') and val.endswith('.py'):
+        return val[len('configs/'):-len('.py')]
+    return None
