@@ -118,7 +118,8 @@ def missing_paths(text: str, name: str) -> List[str]:
     """Config paths and backticked repository paths of a page that match no file (blocks
     marked as the user's new files excepted)."""
     blocks, prose = split_page(text)
-    checked = prose + '\n' + '\n'.join(l for b in blocks if not b.new_files for l in b.lines)
+    shown = [line for b in blocks if not b.new_files for line in b.lines]
+    checked = prose + '\n' + '\n'.join(shown)
     errors = []
     for path in set(_CONFIG.findall(checked)) | set(_REPO_PATH.findall(checked)):
         for one in expand_braces(path):
@@ -263,8 +264,8 @@ def test_checker_finds_broken_links_and_paths(tmp_path):
 
 def test_checker_reads_commands_and_rejects_bad_arguments(monkeypatch):
     found = list(commands(PAGE))
-    assert [(line, script) for line, script, _ in found] == [(9, 'tools/train.py'),
-                                                              (10, 'tools/train.py')]
+    assert [(line, script) for line, script, _ in found] == [
+        (9, 'tools/train.py'), (10, 'tools/train.py')]
     assert found[0][2] == ['configs/vtagml/no_such_config.py']
     check_arguments('tools/train.py', found[0][2], monkeypatch)
     with pytest.raises(AssertionError, match='rejects'):
