@@ -1,4 +1,4 @@
-# CPU demo, S-D-N-E, adapters + TROA (DESIGN section 1): every 10 iterations the per-task
+# CPU demo, S-D-N-E, adapters + TROA (docs/methods.md#troa): every 10 iterations the per-task
 # gradients on the adapter parameters (two batch halves) update the task affinity W, which
 # conditions the adapters (theta_hat = W theta) and weights the losses (lambda = N mean_t W).
 _base_ = ['../vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py']

@@ -1,9 +1,9 @@
 """Camera geometry helpers: intrinsics, stereo depth, unprojection, surface normals from depth.
 
-Convention (project-wide, DESIGN section 5 and ``NormalTask``): OpenCV camera frame, x to the
-right of the image, y down, z forward along the optical axis; depth is z-depth (the z
-coordinate of the 3D point, what Taskonomy's ``depth_zbuffer`` stores), in metres, 0 =
-invalid; pixel centres sit at integer coordinates, so pixel ``(v, u)`` looks along
+Convention (project-wide, docs/datasets.md#conventions and ``NormalTask``): OpenCV camera
+frame, x to the right of the image, y down, z forward along the optical axis; depth is
+z-depth (the z coordinate of the 3D point, what Taskonomy's ``depth_zbuffer`` stores), in
+metres, 0 = invalid; pixel centres sit at integer coordinates, so pixel ``(v, u)`` looks along
 ``K^-1 [u, v, 1]``; a unit normal that faces the camera has ``n . X < 0`` (so ``n_z < 0`` for a
 surface seen head-on); the zero vector marks pixels without a normal.
 """

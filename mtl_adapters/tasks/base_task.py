@@ -95,7 +95,7 @@ class BaseTask:
 
     # -------------------------------------------------------------- training
     def default_loss(self) -> dict:
-        """Config of the default loss (DESIGN section 1)."""
+        """Config of the default loss (docs/methods.md#tasks-and-their-losses)."""
         raise NotImplementedError
 
     def build_loss(self) -> torch.nn.Module:

@@ -122,9 +122,9 @@ _GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
 def texture_edges(rgb: np.ndarray) -> np.ndarray:
     """Taskonomy's edge_texture of an HxWx3 (or HxW grey) image -> HxW float32 in [0, 1].
 
-    "Canny without non-max suppression" (DESIGN section 5): grey / 255, a masked Gaussian of
-    sigma 3 px at 512 px (sigma scaled by min(H, W) / 512; normalised convolution, so the
-    image borders are not darkened by the zero padding), the Sobel magnitude
+    "Canny without non-max suppression" (docs/datasets.md#conventions): grey / 255, a masked
+    Gaussian of sigma 3 px at 512 px (sigma scaled by min(H, W) / 512; normalised convolution,
+    so the image borders are not darkened by the zero padding), the Sobel magnitude
     ``sqrt((Sx^2 + Sy^2) / 2)`` with [1, 2, 1] / 4 smoothing (``skimage.filters.sobel``) and a
     zeroed 1-pixel border. Units are those of the stored uint16 / 65535 (``EdgeTask``).
     """

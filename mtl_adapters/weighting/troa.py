@@ -1,4 +1,4 @@
-"""TROA, the Task Representation Optimization Algorithm (DESIGN section 1): the update rule.
+"""TROA, the Task Representation Optimization Algorithm (docs/methods.md#troa): the update rule.
 
 TROA lives in this file alone: ``TROAHook`` only marks the iterations due (every ``interval``)
 and reports W and C; the model knows nothing of TROA and calls the weighting interface

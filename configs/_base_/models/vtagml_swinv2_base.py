@@ -5,10 +5,13 @@ _base_ = ['./vtagml_swinv2_tiny.py']
 model = dict(
     encoder=dict(
         model_name='swinv2_base_window8_256',
-        # local timm checkpoint, None = random init. The paper's ImageNet-22K weights are
-        # "timm/swinv2_base_window12_192.ms_in22k" (model.safetensors): with them also set
-        # model_kwargs=dict(pretrained_window_sizes=(12, 12, 12, 6)) so the continuous
-        # position bias is scaled as in pre-training. The window-8 ImageNet-1k checkpoint
-        # ("timm/swinv2_base_window8_256.ms_in1k") loads as it is.
-        pretrained='weights/swinv2_base_window8_256.safetensors'),
+        # The paper's trunk: Swin-V2-B pre-trained on ImageNet-22K, timm model
+        # "swinv2_base_window12_192.ms_in22k" (download its model.safetensors to this path;
+        # docs/get_started.md). It was pre-trained with 12x12 windows (6x6 in stage 4):
+        # pretrained_window_sizes scales the continuous position bias to our 8x8 windows as
+        # Swin-V2 does when fine-tuning at another window size. For the ImageNet-1k window-8
+        # checkpoint ("swinv2_base_window8_256.ms_in1k") set pretrained to its file and
+        # model_kwargs.pretrained_window_sizes=(0, 0, 0, 0). None = random init (CPU tests).
+        pretrained='weights/swinv2_base_window12_192.ms_in22k.safetensors',
+        model_kwargs=dict(pretrained_window_sizes=(12, 12, 12, 6))),
     decoder=dict(num_heads=(32, 16, 8, 4)))
