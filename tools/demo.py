@@ -4,11 +4,13 @@
 2. evaluate the untrained model on the test split;
 3. train S-D-N-E with mmengine's Runner (resumes if interrupted);
 4. evaluate the trained model, print untrained vs trained per task and write JSON;
-5. write prediction pictures (test-split grids, and a real photograph through tools/infer).
+5. write prediction pictures: the first test images as input | ground truth | untrained |
+   trained | legend (``before_after_<i>.png``), test-split grids, and a real photograph.
 """
 import argparse
 import json
 import os.path as osp
+import re
 import sys
 import time
 
@@ -32,8 +34,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def evaluate(model, cfg) -> dict:
-    """Run the config's test split through ``model`` with its evaluator; no Runner needed."""
+def evaluate(model, cfg) -> tuple:
+    """Run the config's test split through ``model`` with its evaluator (no Runner needed);
+    returns the metrics and the first test batch with the model's outputs on it."""
+    import copy
+
     import torch
     from mmengine.evaluator import Evaluator
     from mmengine.runner import Runner
@@ -42,10 +47,53 @@ def evaluate(model, cfg) -> dict:
     evaluator = Evaluator(cfg.test_evaluator)
     evaluator.dataset_meta = loader.dataset.metainfo
     model.eval()
+    first = None
     with torch.no_grad():
         for batch in tqdm(loader, desc='evaluating untrained model', leave=False):
-            evaluator.process(model.test_step(batch), batch)
-    return evaluator.evaluate(len(loader.dataset))
+            kept = copy.deepcopy(batch) if first is None else None
+            outputs = model.test_step(batch)
+            if first is None:
+                first = (kept, outputs)
+            evaluator.process(outputs, batch)
+    return evaluator.evaluate(len(loader.dataset)), first
+
+
+def before_after_pictures(model, first, out_dir: str, count: int = 2) -> list:
+    """``before_after_<i>.png``: per task, input | ground truth | untrained | trained | legend,
+    for the first test images (the untrained model's outputs were kept before training)."""
+    import torch
+
+    from mtl_adapters.utils import write_png
+    from mtl_adapters.visualization import make_comparison_grid
+    batch, untrained = first
+    model.eval()
+    with torch.no_grad():
+        trained = model.test_step(batch)
+    paths = []
+    for i in range(min(count, len(trained))):
+        tasks = model.tasks
+        gts = {n: trained[i].get_gt(n) for n in tasks if trained[i].get_gt(n) is not None}
+        columns = {'untrained': {n: untrained[i].get_pred(n) for n in tasks},
+                   'trained': {n: trained[i].get_pred(n) for n in tasks}}
+        path = osp.join(out_dir, f'before_after_{i}.png')
+        write_png(path, make_comparison_grid(batch['inputs'][i], gts, columns, tasks))
+        paths.append(path)
+    return paths
+
+
+def previous_runs(work_dir: str) -> list:
+    """The ``runs`` of an earlier demo summary in ``work_dir`` (a resumed or repeated demo adds
+    its own run instead of overwriting the time the first one took)."""
+    path = osp.join(work_dir, 'demo_summary.json')
+    if not osp.isfile(path):
+        return []
+    try:
+        with open(path) as f:
+            runs = json.load(f).get('runs', [])
+    except (OSError, ValueError, AttributeError) as err:
+        print(f'WARNING: {path} is unreadable ({err}); its run history is not kept')
+        return []
+    return runs if isinstance(runs, list) else []
 
 
 def comparison_table(before: dict, after: dict, directions: dict) -> tuple:
@@ -85,8 +133,11 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     cfg.work_dir = args.work_dir
     cfg.resume = True        # continue an interrupted demo from its last checkpoint that loads
+    start_iter = 0
     if osp.isdir(args.work_dir):
         cfg.load_from = newest_loadable_checkpoint(args.work_dir)
+        found = re.search(r'iter_(\d+)\.pth$', cfg.load_from or '')
+        start_iter = int(found.group(1)) if found else 0
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data_root
     cfg.train_cfg.max_iters = args.max_iters
@@ -101,7 +152,7 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
 
     print('[2/5] evaluating the untrained model')
-    before = evaluate(runner.model, cfg)
+    before, first_batch = evaluate(runner.model, cfg)
     print(f'[3/5] training {args.config} for {cfg.train_cfg.max_iters} iterations')
     runner.train()
     print('[4/5] evaluating the trained model')
@@ -113,16 +164,22 @@ def main(argv=None):
     table, per_task = comparison_table(before, after, directions)
     improved = {t: all(v) for t, v in per_task.items()}
     print(table)
-    summary = dict(config=args.config, minutes=(time.time() - t0) / 60, untrained=before,
-                   trained=after, every_metric_improved=improved)
+    summary = dict(config=args.config, untrained=before, trained=after,
+                   every_metric_improved=improved,
+                   runs=previous_runs(args.work_dir) + [dict(
+                       finished=time.strftime('%Y-%m-%d %H:%M:%S'),
+                       minutes=round((time.time() - t0) / 60, 2),
+                       iterations_trained=cfg.train_cfg.max_iters - start_iter)])
+    summary['minutes'] = round(sum(r['minutes'] for r in summary['runs']), 2)
     atomic_write_bytes(osp.join(args.work_dir, 'demo_summary.json'),
                        json.dumps(summary, indent=2).encode())
 
     print('[5/5] prediction pictures')
-    pictures = write_pictures(cfg, args, osp.join(runner.log_dir, 'vis_data', 'vis_image'))
+    pictures = before_after_pictures(runner.model, first_batch, args.work_dir)
+    pictures += write_pictures(cfg, args, osp.join(runner.log_dir, 'vis_data', 'vis_image'))
     for p in pictures:
         print(f'  {p}')
-    print(f'done in {summary["minutes"]:.1f} min; summary: '
+    print(f'done in {summary["runs"][-1]["minutes"]:.1f} min; summary: '
           f'{osp.join(args.work_dir, "demo_summary.json")}')
     if not all(improved.values()):
         print(f'WARNING: not every metric improved: {improved}')

@@ -132,6 +132,13 @@ class BaseTask:
         """Canonical map (HxW[xC]) -> HxWx3 uint8 RGB picture; ``reference`` fixes the scale."""
         raise NotImplementedError
 
+    def legend(self, reference: Optional[np.ndarray] = None,
+               maps: Sequence[np.ndarray] = ()) -> List[tuple]:
+        """What :meth:`colorize` 's colours mean, as ``[(HxWx3 uint8 swatch or bar, text)]``
+        for a picture's legend; ``reference`` is the map that fixed the scale, ``maps`` every
+        map drawn with it. The default: no legend."""
+        return []
+
     def __repr__(self) -> str:
         return f'{type(self).__name__}(name={self.name!r})'
 

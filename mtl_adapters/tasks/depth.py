@@ -125,12 +125,24 @@ class DepthTask(BaseTask):
         write_png(path, np.clip(np.round(depth * DEPTH_UNITS[unit]), 0, 65535).astype(np.uint16))
         return path
 
-    def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
-        depth = value[..., 0] if value.ndim == 3 else value
-        ref = reference[..., 0] if reference is not None and reference.ndim == 3 else reference
-        ref = depth if ref is None else ref
+    @staticmethod
+    def colour_range(reference: np.ndarray) -> tuple:
+        """The depths (metres) at the two ends of the colour scale: the 2nd and 98th percentile
+        of ``reference``'s valid values."""
+        ref = reference[..., 0] if reference.ndim == 3 else reference
         valid_ref = ref[ref > 0]
         lo, hi = (np.percentile(valid_ref, [2, 98]) if valid_ref.size else (0.0, 1.0))
+        return float(lo), float(hi)
+
+    def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+        depth = value[..., 0] if value.ndim == 3 else value
+        lo, hi = self.colour_range(depth if reference is None else reference)
         rgb = turbo((depth - lo) / max(hi - lo, 1e-6))
         rgb[~(depth > 0)] = 0
         return rgb
+
+    def legend(self, reference=None, maps=()) -> list:
+        """A turbo bar from the near to the far end of the scale, in metres; black: no value."""
+        lo, hi = self.colour_range(reference if reference is not None else maps[0])
+        bar = self.colorize(np.linspace(lo, hi, 64, dtype=np.float32)[None].repeat(8, 0))
+        return [(bar, f'{lo:.1f} m .. {hi:.1f} m (black: no depth)')]

@@ -112,6 +112,11 @@ class EdgeTask(BaseTask):
         grey = (np.clip(edge / scale, 0, 1) * 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
 
+    def legend(self, reference=None, maps=()) -> list:
+        """Black to white: no edge to the strongest edges of the reference."""
+        ramp = np.linspace(0, 1, 64, dtype=np.float32)[None].repeat(8, 0)
+        return [(self.colorize(ramp, ramp), 'edge strength: none .. strong')]
+
 
 #: Gaussian sigma of Taskonomy's edge_texture recipe at 512 px (scaled with the image size)
 TEXTURE_EDGE_SIGMA_512 = 3.0

@@ -15,6 +15,8 @@ from .base_task import BaseTask
 #: histogram resolution of angular errors (degrees) used for the median
 ANGLE_BIN = 0.01
 ANGLE_BINS = int(round(180 / ANGLE_BIN))
+#: sign of n_z of a surface facing the camera in the project's convention (see NormalTask)
+CAMERA_FACING_Z = -1.0
 
 
 @TASKS.register_module()
@@ -97,3 +99,14 @@ class NormalTask(BaseTask):
         rgb = np.clip(np.round((value + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
         rgb[np.linalg.norm(value, axis=-1) < 0.5] = 0
         return rgb
+
+    def legend(self, reference=None, maps=()) -> list:
+        """A sphere seen by the camera, coloured as its normals would be: the colour of each
+        direction a visible surface can face."""
+        side = 24
+        v, u = np.mgrid[-1:1:side * 1j, -1:1:side * 1j]
+        inside = u ** 2 + v ** 2 <= 1
+        # a visible surface faces the camera: its n_z has the sign of the project's convention
+        nz = CAMERA_FACING_Z * np.sqrt(np.clip(1 - u ** 2 - v ** 2, 0, 1))
+        sphere = np.stack([u, v, nz], -1).astype(np.float32) * inside[..., None]
+        return [(self.colorize(sphere), 'surface direction (a sphere seen by the camera)')]

@@ -114,3 +114,13 @@ class SemanticTask(BaseTask):
         known = label < self.num_classes
         rgb[known] = palette[label[known].astype(np.int64)]
         return rgb
+
+    def legend(self, reference=None, maps=()) -> list:
+        """A colour swatch and the name of each class that appears in the drawn maps."""
+        shown = set()
+        for m in list(maps) + ([reference] if reference is not None else []):
+            values = np.unique(np.asarray(m))
+            shown.update(int(c) for c in values if 0 <= c < self.num_classes)
+        palette = label_palette(self.num_classes)
+        return [(np.broadcast_to(palette[c], (8, 12, 3)).astype(np.uint8), self.class_names[c])
+                for c in sorted(shown)]

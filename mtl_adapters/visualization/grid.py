@@ -1,11 +1,13 @@
 """Pictures of multi-task predictions: one row per task, input | ground truth | prediction."""
-from typing import Dict, List, Mapping, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 import torch
 
 from mtl_adapters.tasks import BaseTask, build_tasks
+
+from .legend import legend_tile
 
 #: height of the caption strip above each tile (pixels)
 CAPTION_HEIGHT = 18
@@ -61,24 +63,36 @@ def _fit(tile: np.ndarray, hw) -> np.ndarray:
     return cv2.resize(tile, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def colorize_prediction_row(img: np.ndarray, task: BaseTask, gt=None,
-                            pred=None) -> List[np.ndarray]:
-    """The three captioned tiles of one task: input, ground truth, prediction (grey if absent).
+def colorize_prediction_row(img: np.ndarray, task: BaseTask, gt=None, pred=None,
+                            columns: Optional[Mapping[str, object]] = None,
+                            legend: bool = False) -> List[np.ndarray]:
+    """The captioned tiles of one task: input, ground truth, prediction (grey if absent).
 
-    Depth and edges are coloured on the ground truth's scale when there is one, so the
-    ground truth and the prediction of a row are comparable."""
+    ``columns`` (``{caption: prediction}``) draws several predictions side by side instead of
+    ``pred`` (e.g. the untrained and the trained model); ``legend`` adds a last tile saying
+    what the colours mean. Depth and edges are coloured on the ground truth's scale when there
+    is one, so the ground truth and the predictions of a row are comparable."""
     hw = img.shape[:2]
+    columns = {'prediction': pred} if columns is None else columns
     gt_map = None if gt is None else to_hwc(gt)
-    pred_map = None if pred is None else to_hwc(pred)
+    maps = {k: None if v is None else to_hwc(v) for k, v in columns.items()}
+    drawn = [m for m in maps.values() if m is not None]
     blank = np.full(hw + (3,), BLANK_GREY, np.uint8)
-    gt_tile = blank if gt_map is None else _fit(task.colorize(gt_map, gt_map), hw)
-    ref = gt_map if gt_map is not None else pred_map
-    pred_tile = blank if pred_map is None else _fit(task.colorize(pred_map, ref), hw)
-    return [add_caption(img, f'{task.name}: input'),
-            add_caption(gt_tile, f'{task.name}: ground truth' if gt_map is not None
-                        else f'{task.name}: no ground truth'),
-            add_caption(pred_tile, f'{task.name}: prediction' if pred_map is not None
-                        else f'{task.name}: no prediction')]
+    ref = gt_map if gt_map is not None else (drawn[0] if drawn else None)
+    tiles = [add_caption(img, f'{task.name}: input'),
+             add_caption(blank if gt_map is None else _fit(task.colorize(gt_map, gt_map), hw),
+                         f'{task.name}: ground truth' if gt_map is not None
+                         else f'{task.name}: no ground truth')]
+    for caption, m in maps.items():
+        tiles.append(add_caption(blank if m is None else _fit(task.colorize(m, ref), hw),
+                                 f'{task.name}: {caption}' if m is not None
+                                 else f'{task.name}: no {caption}'))
+    if legend:
+        entries = task.legend(ref, drawn + ([gt_map] if gt_map is not None else [])) \
+            if ref is not None else []
+        tiles.append(add_caption(legend_tile(entries, (hw[0], max(hw[1], 160))),
+                                 f'{task.name}: legend'))
+    return tiles
 
 
 def _concat(tiles: Sequence[np.ndarray], axis: int, gap: int = 2) -> np.ndarray:
@@ -99,11 +113,24 @@ def make_prediction_grid(img, gts: Mapping[str, object], preds: Mapping[str, obj
     each tile captioned; colours from ``task.colorize`` (palette for labels, turbo for depth,
     RGB for normals, grey for edges). Maps are (C, H, W) tensors or canonical numpy arrays;
     a task missing from ``gts``/``preds`` gets a grey tile."""
+    return make_comparison_grid(img, gts, {'prediction': preds}, tasks, legend=False)
+
+
+def make_comparison_grid(img, gts: Mapping[str, object],
+                         columns: Mapping[str, Mapping[str, object]],
+                         tasks: Union[Mapping[str, BaseTask], Sequence],
+                         legend: bool = True) -> np.ndarray:
+    """Grid picture, HxWx3 uint8: one row per task, columns input | ground truth | one column
+    per entry of ``columns`` (``{caption: {task: prediction}}``, e.g. untrained and trained)
+    | a legend of the row's colours (class names, depth in metres, ...)."""
     task_dict: Dict[str, BaseTask] = dict(tasks) if isinstance(tasks, Mapping) \
         else build_tasks(tasks)
     rgb = image_to_rgb(img)
-    rows = [_concat(colorize_prediction_row(rgb, task, gts.get(name), preds.get(name)), axis=1)
-            for name, task in task_dict.items()]
+    rows = []
+    for name, task in task_dict.items():
+        preds = {caption: col.get(name) for caption, col in columns.items()}
+        tiles = colorize_prediction_row(rgb, task, gts.get(name), columns=preds, legend=legend)
+        rows.append(_concat(tiles, axis=1))
     return _concat(rows, axis=0)
 
 
@@ -127,5 +154,6 @@ def grid_shape(image_hw, num_tasks: int, gap: int = 2) -> tuple:
     return (num_tasks * (h + CAPTION_HEIGHT) + (num_tasks - 1) * gap, 3 * w + 2 * gap)
 
 
-__all__: List[str] = ['make_prediction_grid', 'make_side_by_side', 'to_hwc', 'image_to_rgb',
+__all__: List[str] = ['make_prediction_grid', 'make_comparison_grid', 'make_side_by_side',
+                      'to_hwc', 'image_to_rgb',
                       'add_caption', 'grid_shape', 'colorize_prediction_row']
