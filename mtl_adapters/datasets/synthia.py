@@ -193,8 +193,9 @@ class SynthiaDataset(MultiTaskDataset):
         derived_dir: the prepared normals/edges (``data_prep/synthia.py --out``), relative to
             ``data_root`` or absolute.
         class_map: label protocol, 'cityscapes16' (0..15, default), 'cityscapes19' (Cityscapes
-            train ids, DAFormer's conversion), 'cityscapes19-shared16' or a JSON path (``class_maps/synthia_to_<name>.json``); only the classes
-            some SYNTHIA class maps to are evaluated (``metainfo['eval_classes']``).
+            train ids, DAFormer's conversion), 'cityscapes19-shared16' or a JSON path
+            (``class_maps/synthia_to_<name>.json``); only the classes some SYNTHIA class maps
+            to are evaluated (``metainfo['eval_classes']``).
         frames: use these frame ids instead of ``split``.
         skip_missing: drop frames that lack a file (with a warning) instead of raising.
     """
