@@ -62,8 +62,9 @@ Two other definitions, under their own names (``boundary_scores`` returns them t
 * **AP_polyline**: the area under the PR polyline of the thresholds that predict any pixel,
   recall on the x axis (at equal recall the highest precision), extended at constant precision
   from the smallest recall down to 0 and 0 beyond the largest, so a perfect detector gets
-  100. It is the exact area of the measured curve; the benchmark's AP differs from it by 4-6
-  points on realistic maps (mostly its fall to (0, 0) below the smallest recall).
+  100. It is the exact area of the measured curve; the benchmark's AP differs from it (by
+  several points on some prediction maps; mostly its fall to (0, 0) below the smallest
+  recall and its choice of the lowest threshold's point at a repeated recall).
 
 pyEdgeEval (``calculate_metrics``, a Python port) differs from the MATLAB scripts only in its
 sampling: 101 points per interval for odsF and recall 0 .. 0.99 (100 values) for its ``AUC``
