@@ -16,7 +16,7 @@ model = dict(train_tasks=train_tasks)
 # Cityscapes as in configs/_base_/datasets/cityscapes_sdne.py (the pipelines and working size
 # of configs/_base_/uda/cityscapes_target.py; labels are read here), in the source's label
 # protocol
-cityscapes_class_map = 'cityscapes8'
+cityscapes_class_map = _base_.class_map
 cityscapes_tasks = [
     dict(type='SemanticTask', num_classes=8, class_names=_base_.vkitti2_classes),
     dict(type='DepthTask', metric_cfg=dict(min_depth=1e-3, max_depth=_base_.max_depth)),

@@ -32,9 +32,11 @@ Where each target comes from, and why there:
   ``helpers/labels.py``) to the 19 train ids, everything else 255. A table lookup is free,
   so the official file is read as it is (nothing to re-derive if the table changes); the
   loader resizes it (nearest) to the working grid. Another protocol over the same label ids is
-  a class map (``class_map='cityscapes8'``: the 8 classes shared with Virtual KITTI 2, for
-  VKITTI2 -> Cityscapes, ``class_maps/cityscapes_to_cityscapes8.json``; ``'cityscapes16'``:
-  SYNTHIA's 16, for SYNTHIA -> Cityscapes).
+  a class map (``class_map='cityscapes8'``: the 8-class VKITTI2 -> Cityscapes protocol of
+  XTAM-UDA, Lopes et al. WACV 2023, with car and bus as 'car' and truck unlabelled,
+  ``class_maps/cityscapes_to_cityscapes8.json``; ``'cityscapes8-labeldefs'``: the same 8 by
+  Cityscapes' definitions, car alone; ``'cityscapes16'``: SYNTHIA's 16, for SYNTHIA ->
+  Cityscapes). Each map's ``follows`` names the published table it transcribes.
 * **D** (load time): disparity ``d = (p - 1) / 256`` px for ``p > 1`` (``p = 0`` is the
   official "invalid"; ``p = 1`` is d = 0, infinitely far), depth ``= baseline * fx / d``
   with the sample's own camera file (read once, in ``load_data_list``). Pixels labelled ego

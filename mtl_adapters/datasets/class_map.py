@@ -5,12 +5,18 @@ categories, Cityscapes' 34 label ids, the synthetic scenes' 8 classes); a protoc
 model class each of them is (``class_maps/<label set>_to_<protocol>.json``). One place reads,
 checks and applies them, for every dataset: :func:`load_class_map` -> :class:`ClassMap`.
 
-File format (every key required)::
+File format (every key required but ``follows``)::
 
-    {"description": "...", "source": "...",
+    {"description": "...", "follows": "the published table (paper, code) this protocol
+     transcribes, or 'no published table: ...'", "source": "...",
      "<label set>_classes": [the dataset's classes, in the order of their stored ids],
      "class_names": [the model's classes, in train-id order],
      "<label set>_to_class": {every dataset class: a model class name, or null}}
+
+Shipped maps name in ``follows`` the published table they transcribe (tested entry by entry
+against it, tests/test_datasets/test_class_map_protocols.py); where papers disagree, the default
+name is the protocol of the work a user compares numbers with and the others are named
+variants (``<protocol>-<variant>``, e.g. ``cityscapes8`` / ``cityscapes8-labeldefs``).
 
 ``null`` means unlabelled (train id 255): a dataset class that is no model class, or that may
 be any of several (NYU40's 'desk' may or may not be a COCO 'dining table'). The direction is
@@ -56,6 +62,8 @@ class ClassMap:
     lut: np.ndarray
     #: stored id of ``source_classes[0]``
     first_id: int = 0
+    #: the published table the map follows (the file's ``follows``; '' when not given)
+    follows: str = ''
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         """Stored ids (any integer array, values 0..255) -> uint8 train ids."""
@@ -155,8 +163,12 @@ def load_class_map(spec: Union[str, Path], label_set: Optional[str] = None,
                              f'one of its class_names {names}')
         lut[first_id + i] = names.index(target)
     name = path.stem[len(prefix) + 4:] if path.stem.startswith(f'{prefix}_to_') else path.stem
+    follows = data.get('follows', '')
+    if not isinstance(follows, str):
+        raise ValueError(f'{path}: "follows" must be a string naming the published table the '
+                         f'map follows, got {follows!r}')
     return ClassMap(name=name, label_set=prefix, source_classes=tuple(source),
-                    class_names=tuple(names), lut=lut, first_id=int(first_id))
+                    class_names=tuple(names), lut=lut, first_id=int(first_id), follows=follows)
 
 
 def class_map_metainfo(class_map: ClassMap, task_name: str) -> dict:

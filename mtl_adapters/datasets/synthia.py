@@ -27,9 +27,11 @@ Decoding (canonical units):
   with Cityscapes 0..15 in Cityscapes train-id order (road, sidewalk, building, wall, fence,
   pole, traffic light, traffic sign, vegetation, sky, person, rider, car, bus, motorcycle,
   bicycle), the index space of the SYNTHIA->Cityscapes 16-class protocol; ``'cityscapes19'``
-  (``synthia_to_cityscapes19.json``) gives the same classes their Cityscapes train ids (0..18;
-  terrain, truck and train never occur, so they are not evaluated: ``metainfo['eval_classes']``),
-  for training next to a 19-class Cityscapes config. Every other SYNTHIA id is 255.
+  (``synthia_to_cityscapes19.json``) is DAFormer's published conversion to the 19 Cityscapes
+  train ids (terrain, truck and train kept), for training next to a 19-class Cityscapes
+  config; ``'cityscapes19-shared16'`` numbers only the 16 shared classes in train ids (terrain,
+  truck and train unlabelled, so not evaluated: ``metainfo['eval_classes']``). Every other
+  SYNTHIA id (void, parking-slot, road-work, lanemarking) is 255.
 * ``depth``: centimetres / 100 -> metres (z-depth). 0 and 65535 (saturated) become 0 (invalid).
 * ``normal`` and ``edge``: SYNTHIA has neither; ``data_prep/synthia.py`` derives them once
   (normals from the depth with the SYNTHIA camera, texture edges from the RGB, both at the
@@ -191,8 +193,9 @@ class SynthiaDataset(MultiTaskDataset):
         derived_dir: the prepared normals/edges (``data_prep/synthia.py --out``), relative to
             ``data_root`` or absolute.
         class_map: label protocol, 'cityscapes16' (0..15, default), 'cityscapes19' (Cityscapes
-            train ids) or a JSON path (``class_maps/synthia_to_<name>.json``); only the classes
-            some SYNTHIA class maps to are evaluated (``metainfo['eval_classes']``).
+            train ids, DAFormer's conversion), 'cityscapes19-shared16' or a JSON path
+            (``class_maps/synthia_to_<name>.json``); only the classes some SYNTHIA class maps
+            to are evaluated (``metainfo['eval_classes']``).
         frames: use these frame ids instead of ``split``.
         skip_missing: drop frames that lack a file (with a warning) instead of raising.
     """

@@ -61,8 +61,12 @@ preparation with its file instead of failing a training step, and one prepared c
 every label protocol: the protocol is a lookup table applied at load (``class_map``).
 
 Label protocols (``class_maps/vkitti2_to_<name>.json``, read by ``datasets/class_map.py``):
-``cityscapes8`` (default; the 8 classes shared with Cityscapes: road, building, pole, traffic
-light, traffic sign, vegetation, sky, car) and ``cityscapes19`` (Cityscapes train ids).
+``cityscapes8`` (default; the 8-class VKITTI2 -> Cityscapes protocol of XTAM-UDA, Lopes et al.
+WACV 2023, the UDA baseline of the paper's UDA table: road, building, pole, traffic light,
+traffic sign, vegetation, sky, car, with Truck, Car and Van all 'car'),
+``cityscapes8-labeldefs`` (the same 8 by Cityscapes' label definitions: Van is car, Truck
+unlabelled) and ``cityscapes19`` (Cityscapes train ids, by Cityscapes' definitions). Each
+map's ``follows`` names the published table it transcribes.
 Unmapped categories are unlabelled (255); Cityscapes classes that no category maps to (with
 ``cityscapes19``: sidewalk, wall, ...) are left out of the evaluation (``eval_classes``).
 
@@ -284,7 +288,8 @@ class VKITTI2Dataset(MultiTaskDataset):
         scenes: use these scenes instead of the split's.
         variations: these variations (None: every prepared variation of each scene).
         cameras: 'Camera_0' (left, default) and/or 'Camera_1'.
-        class_map: label protocol, 'cityscapes8' (default), 'cityscapes19' or a JSON path;
+        class_map: label protocol, 'cityscapes8' (default), 'cityscapes8-labeldefs',
+            'cityscapes19' or a JSON path;
             its number of classes must be the semantic task's ``num_classes``.
         max_depth: depths beyond it (metres) count as "no depth" for training and evaluation
             (None: keep every rendered depth, up to the 655.35 m far plane).

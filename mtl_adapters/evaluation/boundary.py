@@ -2,18 +2,17 @@
 
 Written from the published definition (Martin, Fowlkes & Malik, *Learning to detect natural
 image boundaries using local brightness, color, and texture cues*, PAMI 2004; Arbelaez et al.,
-*Contour detection and hierarchical image segmentation*, PAMI 2011), in NumPy/SciPy only; no
-code of the original benchmark was read or used.
+*Contour detection and hierarchical image segmentation*, PAMI 2011), in NumPy/SciPy only. The
+per-image counts come from the papers alone; the dataset scores follow the benchmark's scripts,
+whose definitions were read and re-derived (no code copied).
 
 Per image and per threshold ``t`` (``thresholds``: an int N means N values uniformly spaced
 strictly inside ``(0, max_value)``, ``max_value * k / (N + 1)`` for k = 1..N, as the 99
 thresholds of BSDS on probability maps; a list is used sorted):
 
-1. the prediction is binarised, ``pred >= t``, and thinned to 1-pixel width (:func:`thin`:
-   the two-subiteration parallel thinning of Guo & Hall, as compared by Lam, Lee & Suen 1992,
-   the algorithm of MATLAB's ``bwmorph(..., 'thin', Inf)`` that the benchmark applies; here
-   written from its published conditions, tested pixel-identical to
-   ``skimage.morphology.thin``);
+1. the prediction is binarised, ``pred >= t``, and thinned to 1-pixel width
+   (:mod:`~mtl_adapters.evaluation.thinning`: Guo & Hall's parallel thinning, the algorithm
+   of MATLAB's ``bwmorph(..., 'thin', Inf)`` that the benchmark applies);
 2. the ground-truth boundary is ``gt > gt_threshold`` (ground truth in [0, 1]; 0.5 for binary
    boundary maps), thinned the same way when ``thin_gt`` (the default);
 3. predicted and ground-truth boundary pixels are matched one to one, a pair being allowed when
@@ -36,23 +35,40 @@ only on the cardinality, so they agree; ours ignores distances altogether (it ne
 match for shorter distances) and needs no integer cost scaling.
 
 Dataset scores, from the counts (``P = cntP / sumP``, ``R = cntR / sumR``, 0 when the
-denominator is 0; ``F = 2PR / (P + R)``, 0 when ``P + R = 0``), reported in percent:
+denominator is 0; ``F = 2PR / (P + R)``, 0 when ``P + R = 0``), reported in percent. The
+defaults are the benchmark's own definitions, those of BSDS500's ``collect_eval_bdry.m``
+(Arbelaez et al. 2011) and of ``edgesEvalDir.m`` (Dollar & Zitnick's structured-edge toolbox,
+the script of the NYUD edge protocol, "identical to boundaryBench"), read and re-derived here:
 
-* **ODS F** (optimal dataset scale): the counts are summed over all images per threshold, and
-  ODS F is the largest F over the thresholds (the lowest such threshold is ``odsT``). With
-  ``interpolate=True`` P and R are also interpolated linearly between consecutive thresholds
-  (100 points per interval) and the best F along that polyline is taken (the benchmark's
-  scripts are reported to do this); it can only raise ODS F, by little with 99 thresholds.
-* **OIS F** (optimal image scale): each image gets its own best threshold (the largest per-image
-  F; the lowest such threshold on ties, so an image without any ground-truth boundary, whose F
-  is 0 everywhere, contributes at the lowest threshold), then the counts of every image at its
-  threshold are summed and OIS F is the F of these sums (not the mean of per-image F's).
-* **AP**: the area under the dataset precision-recall curve, recall on the x axis: the points
-  ``(R(t), P(t))`` of the thresholds that predict any pixel, in order of recall (the highest
-  precision where recalls are equal), joined by straight lines, extended at constant precision
-  from the smallest recall down to recall 0 and with precision 0 beyond the largest recall, so
-  a perfect detector gets 100. (Versions that sample the curve at recall 0, 0.01, ..., 1 or
-  count empty predictions as P = 0 differ from this by a little.)
+* **odsF** (optimal dataset scale; odsP, odsR, odsT): the counts are summed over all images per
+  threshold; P and R (and t) are interpolated linearly between consecutive thresholds, 100
+  evenly spaced points per interval ends included (MATLAB's ``linspace(0, 1)``), and odsF is
+  the largest F along that polyline (the first such point in threshold order).
+* **oisF** (optimal image scale; oisP, oisR): each image gets its own best threshold (its
+  largest F over the thresholds, no interpolation; the lowest such threshold on ties, so an
+  image without ground-truth boundary contributes at the lowest threshold); the counts of every
+  image at its threshold are summed and oisF is the F of these sums.
+* **AP** (the benchmark's ``Area_PR``): the dataset points (R(t), P(t)) of *every* threshold
+  (those predicting nothing are (0, 0)); one point per distinct recall, the one of the lowest
+  threshold (MATLAB's ``unique`` and ``np.unique`` keep the first occurrence); precision
+  interpolated linearly in recall at r = 0, 0.01, ..., 1 (101 values), 0 outside the recalls
+  reached; AP = 0.01 x their sum (0 with fewer than two distinct recalls). So the curve falls
+  linearly to 0 below the smallest recall rather than staying at its precision.
+
+Two other definitions, under their own names (``boundary_scores`` returns them too):
+
+* **odsF_sampled**: the largest F at the evaluated thresholds themselves (no interpolation;
+  <= odsF, by little with 99 thresholds).
+* **AP_polyline**: the area under the PR polyline of the thresholds that predict any pixel,
+  recall on the x axis (at equal recall the highest precision), extended at constant precision
+  from the smallest recall down to 0 and 0 beyond the largest, so a perfect detector gets
+  100. It is the exact area of the measured curve; the benchmark's AP differs from it (by
+  several points on some prediction maps; mostly its fall to (0, 0) below the smallest
+  recall and its choice of the lowest threshold's point at a repeated recall).
+
+pyEdgeEval (``calculate_metrics``, a Python port) differs from the MATLAB scripts only in its
+sampling: 101 points per interval for odsF and recall 0 .. 0.99 (100 values) for its ``AUC``
+(= Area_PR); its ``AP`` is a different, 100-point interpolated average precision.
 
 :func:`boundary_counts` gives one image's counts, :func:`boundary_scores` the scores of a set,
 :func:`evaluate_boundaries` both, over worker processes; ``EdgeTask(metric_cfg=dict(
@@ -65,125 +81,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-#: offsets (dy, dx) of the 8 neighbours x1..x8 of Guo-Hall thinning: E, NE, N, NW, W, SW, S, SE
-#: (counter-clockwise from east; rows grow downwards); bit i-1 of a neighbourhood code is x_i
-_NEIGHBOURS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
+from .thinning import thin, thin_indices
+
 #: counts of ``boundary_counts``, in this order
 COUNT_KEYS = ('cntP', 'sumP', 'cntR', 'sumR')
-
-
-def _thinning_luts() -> Tuple[np.ndarray, np.ndarray]:
-    """Deletion tables of the two subiterations, indexed by the 8-bit neighbourhood code.
-
-    A pixel p with neighbours x1..x8 (x9 = x1) is deleted when (G1) its crossing number
-    ``X_H(p) = #{i in 1..4 : x_{2i-1} = 0 and (x_{2i} or x_{2i+1})}`` is 1, (G2)
-    ``2 <= min(n1, n2) <= 3`` with ``n1 = sum_k (x_{2k-1} or x_{2k})`` and
-    ``n2 = sum_k (x_{2k} or x_{2k+1})``, and (G3) ``(x2 or x3 or not x8) and x1`` is false in
-    the first subiteration, (G3') ``(x6 or x7 or not x4) and x5`` is false in the second.
-    """
-    codes = np.arange(256)
-    x = [None] + [(codes >> i) & 1 for i in range(8)]  # x[1..8]
-    x.append(x[1])                                       # x9 = x1
-    crossing = sum((x[2 * i - 1] == 0) & ((x[2 * i] | x[2 * i + 1]) == 1) for i in range(1, 5))
-    n1 = sum(x[2 * k - 1] | x[2 * k] for k in range(1, 5))
-    n2 = sum(x[2 * k] | x[2 * k + 1] for k in range(1, 5))
-    base = (crossing == 1) & (np.minimum(n1, n2) >= 2) & (np.minimum(n1, n2) <= 3)
-    first = base & ~(((x[2] | x[3] | (1 - x[8])) & x[1]) == 1)
-    second = base & ~(((x[6] | x[7] | (1 - x[4])) & x[5]) == 1)
-    return first, second
-
-
-_LUTS = _thinning_luts()
-
-
-def thin(mask: np.ndarray) -> np.ndarray:
-    """Thin a binary map to 1-pixel-wide curves (Guo-Hall two-subiteration parallel thinning).
-
-    The same result as ``skimage.morphology.thin(mask)`` (and MATLAB's ``bwmorph(mask, 'thin',
-    Inf)``), but a subiteration only revisits the pixels whose neighbourhood changed in the two
-    previous subiterations (a pixel that a rule kept stays kept by that rule until its
-    neighbourhood changes; interior pixels are never deleted), so a thick region costs about
-    its number of deleted pixels instead of the image area times the number of iterations.
-    Subiterations with many candidates are evaluated densely over the whole image instead.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 2:
-        raise ValueError(f'thin: expected a 2-D map, got shape {mask.shape}')
-    out = np.zeros(mask.shape, dtype=bool)
-    out.ravel()[_thin_indices(mask.shape, np.flatnonzero(mask))] = True
-    return out
-
-
-def _thin_indices(shape: Tuple[int, int], fg: np.ndarray) -> np.ndarray:
-    """:func:`thin` of the map whose set pixels are the flat indices ``fg`` (distinct) ->
-    the flat indices of the thinned map (unordered). Costs O(len(fg)) when ``fg`` is small."""
-    h, w = shape
-    wp = w + 2
-    padded = np.zeros((h + 2, wp), dtype=bool)
-    img = padded.ravel()  # a view: flat indices address the padded image
-    y, x = np.divmod(np.asarray(fg, dtype=np.int64), w)
-    fg = (y + 1) * wp + (x + 1)
-    img[fg] = True
-    offsets = np.array([dy * wp + dx for dy, dx in _NEIGHBOURS], dtype=np.int64)
-    dense_above = max(64, h * w // 3)  # candidates beyond which a dense pass is cheaper
-    stamp = np.zeros(img.size, dtype=np.int64)
-    flags = np.zeros_like(padded)
-
-    def dense_codes() -> np.ndarray:
-        code = np.zeros((h, w), dtype=np.uint8)
-        for bit, (dy, dx) in enumerate(_NEIGHBOURS):
-            code |= padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w].view(np.uint8) << bit
-        return code
-
-    def unique(idx: np.ndarray) -> np.ndarray:
-        """``idx`` without repeats, in O(n) (the last occurrence of each value is kept)."""
-        order = np.arange(idx.size)
-        stamp[idx] = order
-        return idx[stamp[idx] == order]
-
-    cand = None if fg.size > dense_above else fg  # None: every pixel (a dense pass)
-    deleted: List[np.ndarray] = []
-    border = None
-    step = 0
-    while True:
-        lut = _LUTS[step % 2]
-        if cand is None:
-            code = dense_codes()
-            np.logical_and(lut[code], padded[1:-1, 1:-1], out=flags[1:-1, 1:-1])
-            gone = np.flatnonzero(flags)
-            if step == 0:  # pixels with a background neighbour
-                np.logical_and(code != 255, padded[1:-1, 1:-1], out=flags[1:-1, 1:-1])
-                border = np.flatnonzero(flags)
-        else:
-            code = np.zeros(cand.size, dtype=np.uint8)
-            for bit, off in enumerate(offsets):
-                code |= img[cand + off].view(np.uint8) << bit
-            gone = cand[lut[code]]
-            if step == 0:
-                border = cand[code != 255]
-        img[gone] = False
-        deleted.append(gone)
-        if step >= 1 and deleted[-1].size == 0 and deleted[-2].size == 0:
-            break
-        step += 1
-        # next candidates: pixels whose neighbourhood changed since that rule last saw them
-        # (deletions of the last two subiterations); the second rule also sees the border
-        recent = np.concatenate(deleted[-2:])
-        if recent.size * 3 > dense_above:
-            cand = None
-        else:
-            near = (recent[:, None] + offsets[None, :]).ravel()
-            if step == 1:
-                near = np.concatenate([near, border])
-            near = unique(near)
-            cand = near[img[near]]
-            if cand.size > dense_above:
-                cand = None
-        if len(deleted) > 2:
-            deleted.pop(0)
-    kept = fg[img[fg]]
-    y, x = np.divmod(kept, wp)
-    return (y - 1) * w + (x - 1)
 
 
 def make_thresholds(thresholds: Union[int, Sequence[float]] = 99,
@@ -313,7 +214,7 @@ def boundary_counts(pred: np.ndarray, gt, thresholds: Union[int, Sequence[float]
     for k, start in enumerate(starts):
         if start != last_start:  # nested maps: the same start means the same map
             last_start = int(start)
-            pred_idx = _thin_indices(pred.shape, order[start:])
+            pred_idx = thin_indices(pred.shape, order[start:])
             matched_any = np.zeros(flat.size, dtype=bool)
             cnt_r = 0
             for gi in index:
@@ -337,7 +238,8 @@ def _prf(cnt_p, sum_p, cnt_r, sum_r):
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Area under the precision-recall polyline (see the module docstring), in [0, 1]."""
+    """``AP_polyline``: area under the precision-recall polyline (module docstring), in
+    [0, 1]; the points in any order."""
     recall = np.asarray(recall, dtype=np.float64)
     precision = np.asarray(precision, dtype=np.float64)
     if recall.size == 0:
@@ -352,8 +254,26 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(area)
 
 
+def area_pr(recall: np.ndarray, precision: np.ndarray) -> float:
+    """The benchmark's AP (``Area_PR``, module docstring), in [0, 1]. ``recall`` and
+    ``precision`` are given per threshold, in increasing threshold order (at a repeated recall
+    the first point counts)."""
+    recall = np.asarray(recall, dtype=np.float64)
+    precision = np.asarray(precision, dtype=np.float64)
+    distinct, first = np.unique(recall, return_index=True)  # sorted; first occurrences
+    if distinct.size < 2:
+        return 0.0
+    grid = np.arange(101) / 100.0
+    sampled = np.interp(grid, distinct, precision[first], left=0.0, right=0.0)
+    return float(sampled.sum() * 0.01)
+
+
 def _best_interpolated(ts, p, r):
-    """Largest F along P, R (and t) interpolated linearly between consecutive thresholds."""
+    """Largest F along P, R (and t) interpolated linearly between consecutive thresholds,
+    100 points per interval ends included; the first maximum in threshold order."""
+    if ts.size == 1:
+        f = 2 * p[0] * r[0] / (p[0] + r[0]) if p[0] + r[0] > 0 else 0.0
+        return f, p[0], r[0], ts[0]
     d = np.linspace(0.0, 1.0, 100)[None, :]
     pi = p[:-1, None] * (1 - d) + p[1:, None] * d
     ri = r[:-1, None] * (1 - d) + r[1:, None] * d
@@ -363,13 +283,17 @@ def _best_interpolated(ts, p, r):
     return fi.flat[k], pi.flat[k], ri.flat[k], ti.flat[k]
 
 
-def boundary_scores(counts: Iterable[Dict[str, Sequence[int]]],
-                    thresholds: Union[int, Sequence[float]] = 99, max_value: float = 1.0,
-                    interpolate: bool = False) -> Dict[str, float]:
-    """ODS/OIS/AP (percent) from the per-image counts of :func:`boundary_counts`.
+#: the scores of :func:`boundary_scores` (module docstring); odsT in prediction units
+SCORE_KEYS = ('odsF', 'odsP', 'odsR', 'odsT', 'oisF', 'oisP', 'oisR', 'AP', 'odsF_sampled',
+              'AP_polyline')
 
-    Returns ``odsF, odsP, odsR, odsT, oisF, oisP, oisR, AP`` (odsT in prediction units).
-    """
+
+def boundary_scores(counts: Iterable[Dict[str, Sequence[int]]],
+                    thresholds: Union[int, Sequence[float]] = 99,
+                    max_value: float = 1.0) -> Dict[str, float]:
+    """The dataset scores :data:`SCORE_KEYS` (percent, but odsT) from the per-image counts of
+    :func:`boundary_counts`: the benchmark's odsF/P/R/T, oisF/P/R and AP, and the
+    alternatives odsF_sampled and AP_polyline (module docstring)."""
     ts = make_thresholds(thresholds, max_value)
     stacked = {k: [] for k in COUNT_KEYS}
     for c in counts:
@@ -380,26 +304,21 @@ def boundary_scores(counts: Iterable[Dict[str, Sequence[int]]],
                                  f'{ts.size}')
             stacked[k].append(v)
     if not stacked['cntP']:
-        return {k: float('nan') for k in ('odsF', 'odsP', 'odsR', 'odsT', 'oisF', 'oisP',
-                                          'oisR', 'AP')}
+        return {k: float('nan') for k in SCORE_KEYS}
     c = {k: np.stack(v) for k, v in stacked.items()}  # (images, thresholds)
     total = {k: v.sum(axis=0) for k, v in c.items()}
     p, r, f = _prf(total['cntP'], total['sumP'], total['cntR'], total['sumR'])
-    best = int(np.argmax(f))
-    ods = (f[best], p[best], r[best], ts[best])
-    if interpolate and ts.size > 1:
-        cand = _best_interpolated(ts, p, r)
-        if cand[0] > ods[0]:
-            ods = cand
+    ods = _best_interpolated(ts, p, r)
     _, _, f_img = _prf(c['cntP'], c['sumP'], c['cntR'], c['sumR'])
     pick = np.argmax(f_img, axis=1)  # first (lowest) best threshold of each image
     rows = np.arange(pick.size)
     op, orr, of = _prf(*(c[k][rows, pick].sum() for k in COUNT_KEYS))
     defined = total['sumP'] > 0
-    ap = average_precision(r[defined], p[defined])
     return dict(odsF=100 * float(ods[0]), odsP=100 * float(ods[1]), odsR=100 * float(ods[2]),
                 odsT=float(ods[3]), oisF=100 * float(of), oisP=100 * float(op),
-                oisR=100 * float(orr), AP=100 * ap)
+                oisR=100 * float(orr), AP=100 * area_pr(r, p),
+                odsF_sampled=100 * float(f.max()),
+                AP_polyline=100 * average_precision(r[defined], p[defined]))
 
 
 def _counts_job(args):
@@ -408,8 +327,8 @@ def _counts_job(args):
 
 
 def evaluate_boundaries(preds: Iterable[np.ndarray], gts: Iterable, workers: int = 1,
-                        interpolate: bool = False, **kwargs) -> Dict[str, float]:
-    """ODS/OIS/AP of a whole set: :func:`boundary_counts` per image (``workers`` processes),
+                        **kwargs) -> Dict[str, float]:
+    """The scores of a whole set: :func:`boundary_counts` per image (``workers`` processes),
     then :func:`boundary_scores`. ``kwargs`` go to :func:`boundary_counts`."""
     jobs = ((p, g, kwargs) for p, g in zip(preds, gts))
     if workers > 1:
@@ -417,5 +336,4 @@ def evaluate_boundaries(preds: Iterable[np.ndarray], gts: Iterable, workers: int
             counts = list(pool.map(_counts_job, jobs, chunksize=4))
     else:
         counts = [_counts_job(j) for j in jobs]
-    return boundary_scores(counts, kwargs.get('thresholds', 99), kwargs.get('max_value', 1.0),
-                           interpolate=interpolate)
+    return boundary_scores(counts, kwargs.get('thresholds', 99), kwargs.get('max_value', 1.0))

@@ -26,8 +26,10 @@ class EdgeTask(BaseTask):
     (0.2: texture edges are Sobel magnitudes, a full-contrast step peaks near 0.18),
     ``gt_threshold`` (0.05: ground-truth boundary where ``gt > gt_threshold``, then thinned;
     roughly the top tenth of a photograph's texture-edge pixels), ``thin_gt`` (True),
-    ``max_dist`` (0.0075 of the image diagonal as in BSDS; NYUD uses 0.011) and
-    ``interpolate`` (False; True also searches between thresholds, as the BSDS scripts do).
+    ``max_dist`` (0.0075 of the image diagonal as in BSDS; NYUD uses 0.011) and ``scores``
+    (the names reported, ``('odsF', 'oisF', 'AP')``: the benchmark's definitions, interpolated
+    ODS and Area_PR; ``'odsF_sampled'`` and ``'AP_polyline'`` are the alternatives; any of
+    ``boundary.SCORE_KEYS`` but odsT).
     For binary boundary ground truth and probability predictions use ``gt_threshold=0.5,
     max_value=1.0``.
     """
@@ -39,7 +41,7 @@ class EdgeTask(BaseTask):
     metric_directions = {'l1': False}
     #: metric_cfg defaults of the boundary benchmark (``boundary=True``)
     boundary_defaults = dict(thresholds=99, max_value=0.2, gt_threshold=0.05, thin_gt=True,
-                             max_dist=0.0075, interpolate=False)
+                             max_dist=0.0075, scores=('odsF', 'oisF', 'AP'))
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -50,10 +52,17 @@ class EdgeTask(BaseTask):
             raise KeyError(f'EdgeTask metric_cfg: unknown keys {unknown}; known: boundary, '
                            f'{", ".join(self.boundary_defaults)}')
         if cfg['boundary']:
+            from mtl_adapters.evaluation.boundary import SCORE_KEYS
             for key, value in self.boundary_defaults.items():
                 cfg.setdefault(key, value)
+            cfg['scores'] = tuple(cfg['scores'])
+            known = [k for k in SCORE_KEYS if k != 'odsT']  # scores: larger is better
+            unknown = sorted(set(cfg['scores']) - set(known))
+            if unknown or not cfg['scores']:
+                raise KeyError(f'EdgeTask metric_cfg.scores: unknown or no scores {unknown}; '
+                               f'choose from {", ".join(known)}')
             self.metric_directions = dict(type(self).metric_directions,
-                                          odsF=True, oisF=True, AP=True)
+                                          **{k: True for k in cfg['scores']})
 
     @property
     def out_channels(self) -> int:
@@ -94,12 +103,11 @@ class EdgeTask(BaseTask):
             counts = [s['boundary'] for s in stats if 'boundary' in s]
             if counts and not any(c['sumR'][0] for c in counts):
                 print_log(f'EdgeTask: no ground-truth boundary pixel above gt_threshold='
-                          f'{cfg["gt_threshold"]} in any image: odsF/oisF/AP are 0 (set '
+                          f'{cfg["gt_threshold"]} in any image: the boundary scores are 0 (set '
                           'metric_cfg.gt_threshold for the units of this ground truth)',
                           logger='current', level=30)
-            scores = boundary_scores(counts, cfg['thresholds'], cfg['max_value'],
-                                     interpolate=cfg['interpolate'])
-            out.update({k: scores[k] for k in ('odsF', 'oisF', 'AP')})
+            scores = boundary_scores(counts, cfg['thresholds'], cfg['max_value'])
+            out.update({k: scores[k] for k in cfg['scores']})
         return out
 
     def colorize(self, value: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:

@@ -31,8 +31,11 @@ TASKS = [dict(type='SemanticTask', num_classes=16, class_names=CLASSES16),
 EXPECTED_16 = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 1: 9, 10: 10, 17: 11,
                8: 12, 19: 13, 12: 14, 11: 15}
 #: SYNTHIA id -> Cityscapes train id, the same 16 classes
-EXPECTED_19 = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 1: 10, 10: 11, 17: 12,
-               8: 13, 19: 15, 12: 17, 11: 18}
+# 'cityscapes19-shared16': the 16 in Cityscapes train ids; 'cityscapes19' (DAFormer's
+# conversion) also keeps terrain, truck and train
+EXPECTED_19_SHARED16 = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 1: 10, 10: 11,
+                        17: 12, 8: 13, 19: 15, 12: 17, 11: 18}
+EXPECTED_19 = {**EXPECTED_19_SHARED16, 16: 9, 18: 14, 20: 16}
 
 
 def _expected(ids: np.ndarray, table: dict) -> np.ndarray:
@@ -104,28 +107,35 @@ def test_class_maps():
     ids = np.arange(256)
     np.testing.assert_array_equal(map16(ids), _expected(ids, EXPECTED_16))
     np.testing.assert_array_equal(map19(ids), _expected(ids, EXPECTED_19))
+    shared = load_synthia_class_map('cityscapes19-shared16')
+    np.testing.assert_array_equal(shared(ids), _expected(ids, EXPECTED_19_SHARED16))
     assert map16.class_names == CLASSES16 and len(map19.class_names) == 19
-    assert map19.class_names[9] == 'terrain'
+    assert map19.class_names[9] == 'terrain' and shared.class_names == map19.class_names
     assert [i for i in range(23) if map16.lut[i] == 255] == [0, 13, 14, 16, 18, 20, 22]
     assert map16.eval_classes == tuple(range(16))
-    assert map19.eval_classes == tuple(sorted(EXPECTED_19.values()))     # no terrain/truck/train
+    assert map19.eval_classes == tuple(range(19))
+    assert shared.eval_classes == tuple(sorted(EXPECTED_19_SHARED16.values()))  # 16 of 19
     with pytest.raises(FileNotFoundError, match="'cityscapes18' of SYNTHIA"):
         load_synthia_class_map('cityscapes18')
 
 
 def test_dataset_publishes_the_class_map(prepared):
     """A SemanticTask without names gets the class map's; the metainfo names the evaluated
-    classes; 'cityscapes19' labels in Cityscapes train ids."""
+    classes; 'cityscapes19' labels in Cityscapes train ids (and 'cityscapes19-shared16'
+    evaluates only the 16 shared classes)."""
     root, truth = prepared
     tasks = [dict(type='SemanticTask', num_classes=19), dict(type='DepthTask')]
     pipeline = [dict(type='LoadMultiTaskImageAndAnnotations'), dict(type='PackMultiTaskInputs')]
     ds = SynthiaDataset(data_root=str(root), split='all', tasks=tasks, class_map='cityscapes19',
                         serialize_data=False, pipeline=pipeline)
-    assert ds.metainfo['eval_classes'] == {'seg': sorted(EXPECTED_19.values())}
+    assert ds.metainfo['eval_classes'] == {'seg': list(range(19))}
     assert ds.metainfo['classes'][9] == 'terrain' and ds.tasks['seg'].class_names[13] == 'car'
     seg = ds[0]['data_samples'].get_gt('seg')[0].numpy()
     np.testing.assert_array_equal(seg, _expected(truth[FRAMES[0]]['class_ids'], EXPECTED_19))
     assert _dataset(root).metainfo['eval_classes'] == {'seg': list(range(16))}
+    ds = SynthiaDataset(data_root=str(root), split='all', tasks=tasks, serialize_data=False,
+                        class_map='cityscapes19-shared16', pipeline=pipeline)
+    assert ds.metainfo['eval_classes'] == {'seg': sorted(EXPECTED_19_SHARED16.values())}
 
 
 def test_prepared_targets_in_canonical_units(prepared):

@@ -13,9 +13,9 @@ from scipy.optimize import linear_sum_assignment
 from skimage.morphology import thin as skimage_thin
 
 from mtl_adapters.evaluation import MultiTaskMetric
-from mtl_adapters.evaluation.boundary import (average_precision, boundary_counts,
-                                              boundary_scores, evaluate_boundaries,
-                                              make_thresholds, thin)
+from mtl_adapters.evaluation.boundary import (SCORE_KEYS, area_pr, average_precision,
+                                              boundary_counts, boundary_scores,
+                                              evaluate_boundaries, make_thresholds, thin)
 from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.tasks import DepthTask, EdgeTask
 
@@ -40,9 +40,8 @@ def _lines(*specs, value=1.0, shape=(H, W)):
 def _scores(preds, gts, **kw):
     kw.setdefault('max_dist', TOL3)
     thresholds = kw.pop('thresholds', 9)
-    interpolate = kw.pop('interpolate', False)
     counts = [boundary_counts(p, g, thresholds=thresholds, **kw) for p, g in zip(preds, gts)]
-    return boundary_scores(counts, thresholds, interpolate=interpolate), counts
+    return boundary_scores(counts, thresholds), counts
 
 
 # ----------------------------------------------------------------------------- thinning
@@ -77,7 +76,9 @@ def test_thresholds():
 def test_identical_maps_give_one():
     gt = _lines(('v', 20, 5, 50), ('h', 40, 30, 75), ('v', 60, 2, 30))
     res, counts = _scores([gt], [gt])
-    assert res['odsF'] == res['oisF'] == res['AP'] == 100.0
+    assert res['odsF'] == res['oisF'] == res['AP_polyline'] == 100.0
+    # the benchmark's AP needs two distinct recalls: a hard (binary) map has one, so AP 0
+    assert res['AP'] == 0.0
     n = int((gt > 0).sum())
     assert counts[0]['sumR'].tolist() == [n] * 9 and counts[0]['cntP'].tolist() == [n] * 9
 
@@ -165,9 +166,12 @@ def test_threshold_sweep_by_hand():
     assert c['cntR'].tolist() == c['cntP'].tolist() and c['sumR'].tolist() == [80] * 9
     # F: 0.8 (P 2/3, R 1), 0.5 (P 1/2, R 1/2), 2/3 (P 1, R 1/2), 0 (nothing predicted)
     assert res['odsF'] == pytest.approx(80.0) and res['odsT'] == pytest.approx(0.1)
-    assert res['oisF'] == pytest.approx(80.0)
-    # PR points (1, 2/3), (1/2, 1) [best precision at recall 1/2], extended to recall 0
-    assert res['AP'] == pytest.approx(100 * (0.5 * 1 + 0.5 * (1 + 2 / 3) / 2))
+    assert res['oisF'] == pytest.approx(80.0) and res['odsF_sampled'] == pytest.approx(80.0)
+    # AP_polyline: points (1, 2/3), (1/2, 1) [best precision at recall 1/2], extended to 0
+    assert res['AP_polyline'] == pytest.approx(100 * (0.5 * 1 + 0.5 * (1 + 2 / 3) / 2))
+    # AP (Area_PR): points (0, 0) [nothing predicted], (1/2, 1/2) [the lowest threshold of
+    # recall 1/2], (1, 2/3); precision at recall k/100 summed: 12.75 + 29.25
+    assert res['AP'] == pytest.approx(42.0)
 
 
 def test_ods_and_ois_by_hand():
@@ -188,10 +192,85 @@ def test_ods_and_ois_by_hand():
 def test_interpolated_ods():
     """P/R between two thresholds: (P .5, R 1) and (P 1, R .5) -> F .75 near the middle."""
     c = dict(cntP=[50, 50], sumP=[100, 50], cntR=[100, 50], sumR=[100, 100])
-    assert boundary_scores([c], [0.25, 0.75])['odsF'] == pytest.approx(200 / 3)
-    res = boundary_scores([c], [0.25, 0.75], interpolate=True)
+    res = boundary_scores([c], [0.25, 0.75])
+    assert res['odsF_sampled'] == pytest.approx(200 / 3)
     assert res['odsF'] == pytest.approx(75.0, abs=0.01)
     assert 0.25 < res['odsT'] < 0.75
+    # one threshold: nothing to interpolate
+    one = boundary_scores([dict(cntP=[50], sumP=[100], cntR=[100], sumR=[100])], [0.5])
+    assert one['odsF'] == one['odsF_sampled'] == pytest.approx(100 * 2 / 3)
+
+
+def test_area_pr_by_hand():
+    """The benchmark's AP: the first point of each recall, linear in recall, sampled at
+    0, 0.01, ..., 1, 0 outside the recalls reached."""
+    # (0.2, 1) and (0.6, 0.5): at r = k/100, k = 20..60, P = 1 - (k - 20) / 80
+    assert area_pr([0.6, 0.2], [0.5, 1.0]) == pytest.approx(
+        0.01 * sum(1 - (k - 20) / 80 for k in range(20, 61)))
+    # a repeated recall: its first point (the lowest threshold) counts, not the best one
+    assert area_pr([1.0, 0.5, 0.5, 0.0], [0.5, 0.5, 1.0, 0.0]) == pytest.approx(
+        0.01 * (sum(k / 100 for k in range(51)) + 50 * 0.5))
+    assert area_pr([0.5, 0.5], [1.0, 1.0]) == 0.0 and area_pr([], []) == 0.0
+
+
+def _benchmark_by_loops(counts, ts):
+    """A transcription of the benchmark's scoring (module docstring of boundary.py), written
+    as plain loops: ODS interpolated on MATLAB's linspace(0, 1) (100 points), OIS from each
+    image's first best threshold, AP the Area_PR of the 101 recall samples."""
+    def prf(cr, sr, cp, sp):
+        r, p = cr / sr if sr else 0.0, cp / sp if sp else 0.0
+        return r, p, (2 * p * r / (p + r) if p + r else 0.0)
+    n = len(ts)
+    tot = [[sum(c[k][i] for c in counts) for i in range(n)]
+           for k in ('cntR', 'sumR', 'cntP', 'sumP')]
+    rpf = [prf(*(tot[j][i] for j in range(4))) for i in range(n)]
+    best = (rpf[0][2], ts[0])
+    for i in range(1, n):
+        for d in [j / 99 for j in range(100)]:
+            r = rpf[i][0] * d + rpf[i - 1][0] * (1 - d)
+            p = rpf[i][1] * d + rpf[i - 1][1] * (1 - d)
+            f = 2 * p * r / (p + r) if p + r else 0.0
+            if f > best[0]:
+                best = (f, ts[i] * d + ts[i - 1] * (1 - d))
+    sums = [0, 0, 0, 0]
+    for c in counts:
+        fs = [prf(c['cntR'][i], c['sumR'][i], c['cntP'][i], c['sumP'][i])[2] for i in range(n)]
+        k = fs.index(max(fs))
+        for j, key in enumerate(('cntR', 'sumR', 'cntP', 'sumP')):
+            sums[j] += c[key][k]
+    first = {}
+    for r, p, _ in rpf:
+        first.setdefault(r, p)
+    rs = sorted(first)
+    area = 0.0
+    for k in range(101) if len(rs) > 1 else ():
+        x = k / 100
+        for a, b in zip(rs[:-1], rs[1:]):
+            if a <= x <= b:
+                area += first[a] + (first[b] - first[a]) * (x - a) / (b - a)
+                break
+    return dict(odsF=100 * best[0], odsT=best[1], oisF=100 * prf(*sums)[2], AP=area)
+
+
+def test_bsds_definitions_equal_a_transcription_by_loops():
+    rng = np.random.default_rng(3)
+    ts = make_thresholds(15)
+    for trial in range(20):
+        counts = []
+        for _ in range(3):
+            sum_p = np.sort(rng.integers(0, 400, ts.size))[::-1].copy()
+            if trial % 2:  # the highest thresholds predict nothing: points (0, 0)
+                sum_p[-int(rng.integers(1, 4)):] = 0
+            cnt_p = (sum_p * rng.uniform(0.2, 1.0, ts.size)).astype(int)
+            sum_r = np.full(ts.size, int(rng.integers(0 if trial == 5 else 50, 300)))
+            cnt_r = np.minimum(cnt_p + rng.integers(0, 20, ts.size), sum_r)
+            counts.append(dict(cntP=cnt_p, sumP=sum_p, cntR=cnt_r, sumR=sum_r))
+        ours = boundary_scores(counts, ts)
+        ref = _benchmark_by_loops(counts, list(ts))
+        for key in ('odsF', 'odsT', 'oisF'):
+            assert ours[key] == pytest.approx(ref[key], abs=1e-9), (trial, key)
+        assert ours['AP'] == pytest.approx(ref['AP'], abs=1e-9), trial
+        assert set(ours) == set(SCORE_KEYS)
 
 
 def test_average_precision_by_hand():
@@ -201,6 +280,53 @@ def test_average_precision_by_hand():
     assert average_precision([0.6, 0.6, 0.2], [0.1, 0.8, 1.0]) == pytest.approx(
         0.2 + 0.4 * 0.9)
     assert average_precision([], []) == 0.0
+
+
+def _random_boundaries(rng, h=48, w=64):
+    """A ground-truth contour map (edges of random rectangles) and a noisy soft prediction."""
+    gt = np.zeros((h, w), bool)
+    for _ in range(4):
+        y0, x0 = rng.integers(2, h // 2), rng.integers(2, w // 2)
+        y1, x1 = y0 + rng.integers(6, h // 2 - 2), x0 + rng.integers(6, w // 2 - 2)
+        gt[y0, x0:x1] = gt[y1, x0:x1] = True
+        gt[y0:y1 + 1, x0] = gt[y0:y1 + 1, x1] = True
+    shifted = np.roll(gt, tuple(rng.integers(-1, 2, 2)), axis=(0, 1))
+    pred = ndimage.gaussian_filter(shifted.astype(float), 0.7) * rng.uniform(0.5, 1.5, gt.shape)
+    pred += 0.25 * rng.random(gt.shape) ** 4
+    return np.clip(pred / pred.max(), 0, 1), thin(gt)
+
+
+def test_against_pyedgeeval():
+    """A maintained implementation of the benchmark (pyEdgeEval, MIT). Scores from the same
+    counts: equal, up to its sampling (101 points per ODS interval; recall 0 .. 0.99 for its
+    AUC = Area_PR). Counts: within a pixel or two of its own, which come from the benchmark's
+    approximate assignment solver (ours is an exact maximum matching, never fewer matches on
+    the same maps) and its own thinning (differs from skimage's on a pixel or two)."""
+    pytest.importorskip('pyEdgeEval')
+    from pyEdgeEval.common.binary_label.calculate_metrics import calculate_metrics
+    from pyEdgeEval.common.binary_label.evaluate_boundaries import \
+        evaluate_boundaries_threshold
+    rng = np.random.default_rng(7)
+    ts = make_thresholds(19)
+    ours = []
+    for _ in range(4):
+        pred, gt = _random_boundaries(rng)
+        c = boundary_counts(pred, gt, thresholds=19, max_dist=0.0225, thin_gt=False)
+        theirs = evaluate_boundaries_threshold(ts, pred, gt, max_dist=0.0225)
+        for key, ref in zip(('cntR', 'sumR', 'cntP', 'sumP'), theirs):
+            assert np.abs(c[key] - ref).max() <= 2, key
+            assert abs(c[key].sum() - ref.sum()) <= 0.01 * ref.sum(), key
+        ours.append(c)
+    res = boundary_scores(ours, ts)
+    _, _, ref = calculate_metrics(
+        eval_single=lambda s: tuple(ours[s['i']][k] for k in ('cntR', 'sumR', 'cntP', 'sumP')),
+        thresholds=list(ts), samples=[dict(name=str(i), i=i) for i in range(4)], nproc=1)
+    assert res['oisF'] == pytest.approx(100 * ref['OIS_f1'], abs=1e-9)
+    assert res['odsF'] == pytest.approx(100 * ref['ODS_f1'], abs=0.01)
+    r = sum(c['cntR'] for c in ours) / sum(c['sumR'] for c in ours)
+    assert r.max() < 1  # else their AUC leaves out the sample at recall 1
+    assert res['AP'] == pytest.approx(100 * ref['AUC'], abs=1e-9)
+    assert abs(res['AP'] - res['AP_polyline']) > 0.1  # the two definitions differ
 
 
 def test_several_annotators_and_valid_mask():
@@ -280,6 +406,22 @@ def test_edge_task_boundary_is_off_by_default_and_checks_keys():
     assert 'boundary' not in stats and set(task.reduce_metrics([stats])) == {'l1'}
     with pytest.raises(KeyError, match='max_dist'):
         EdgeTask(metric_cfg=dict(boundary=True, maxDist=0.011))
+    with pytest.raises(KeyError, match='AP_polyline'):
+        EdgeTask(metric_cfg=dict(boundary=True, scores=('odsF', 'AUC')))
+
+
+def test_edge_task_reports_the_chosen_definitions():
+    """Default: the benchmark's odsF/oisF/AP; the alternatives by name."""
+    assert EdgeTask(metric_cfg=dict(boundary=True)).metric_cfg['scores'] == ('odsF', 'oisF', 'AP')
+    task = EdgeTask(metric_cfg=dict(boundary=True, max_dist=TOL3, thresholds=9, max_value=1.0,
+                                    gt_threshold=0.5, scores=('AP', 'AP_polyline')))
+    gt = _lines(('v', 20, 10, 50))
+    pred = _lines(('v', 20, 10, 50, 0.75), ('v', 60, 10, 50, 0.35))
+    stats = task.metric_stats(torch.as_tensor(pred)[None], torch.as_tensor(gt)[None])
+    res = task.reduce_metrics([stats])
+    ref = boundary_scores([stats['boundary']], 9)
+    assert set(res) == {'l1', 'AP', 'AP_polyline'} and set(task.metric_directions) == set(res)
+    assert res['AP'] == ref['AP'] != res['AP_polyline'] == ref['AP_polyline']
 
 
 def test_benchmark_runs_and_writes_json(tmp_path, capsys):

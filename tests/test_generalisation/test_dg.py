@@ -78,7 +78,8 @@ def test_class_map_errors_name_the_problem(tmp_path):
         load_class_map(CLASS_MAP_DIR / MERGED, label_set='nyu40')
     with pytest.raises(ValueError, match='stored-id order'):
         load_class_map(CLASS_MAP_DIR / MERGED, source_classes=SYNTHETIC[::-1])
-    with pytest.raises(FileNotFoundError, match=r"\['cityscapes19', 'cityscapes8'\]"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"\['cityscapes19', 'cityscapes8', 'cityscapes8-labeldefs'\]"):
         load_class_map('cityscapes7', label_set='vkitti2')
 
 

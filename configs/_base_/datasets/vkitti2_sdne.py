@@ -1,5 +1,5 @@
 # Virtual KITTI 2 (prepared by `python data_prep/vkitti2.py`), all four tasks, labels in the 8
-# classes it shares with Cityscapes (the VKITTI2 -> Cityscapes protocol, class_maps/
+# classes it shares with Cityscapes (XTAM-UDA's VKITTI2 -> Cityscapes protocol, class_maps/
 # vkitti2_to_cityscapes8.json). Scene split: train Scene01/02/06, val Scene18 (clone), test
 # Scene20 (every variation). Training on random 256x512 crops covering 15-60% of a frame
 # (zoom 0.7-1.4x); evaluation on whole frames at the native 1242x375. Depth is evaluated (and
@@ -13,7 +13,10 @@ crop_size = (256, 512)
 # (tools/infer.py) run at the scale the model was evaluated at
 test_size = (375, 1242)
 max_depth = 80.0
-class_map = 'cityscapes8'       # or 'cityscapes19' (then SemanticTask: the 19 train ids)
+# 'cityscapes8': XTAM-UDA's 8-class protocol (Truck, Car, Van -> car; the paper's UDA comparison);
+# 'cityscapes8-labeldefs': Cityscapes' definitions (Van -> car, Truck unlabelled); 'cityscapes19'
+# (then SemanticTask: the 19 train ids)
+class_map = 'cityscapes8'
 vkitti2_classes = ('road', 'building', 'pole', 'traffic light', 'traffic sign', 'vegetation',
                    'sky', 'car')
 tasks = [

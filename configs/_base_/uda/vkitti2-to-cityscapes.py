@@ -8,7 +8,9 @@
 # data_prep/cityscapes.py) and set model.encoder.pretrained.
 _base_ = ['../../vtagml/vtagml_swinv2-base_1xb8-40k_vkitti2-256x512_sdne.py',
           './cityscapes_target.py', './uda_runtime.py']
-target_class_map = 'cityscapes8'
+# the source's protocol on the target: 'cityscapes8' (XTAM-UDA's, the paper's comparison) or
+# 'cityscapes8-labeldefs' (Cityscapes' definitions); class_maps/*.json 'follows' names each
+target_class_map = _base_.class_map
 model = dict(type='UDAMultiTaskModel')
 # --- the same in every <source>-to-cityscapes.py (it needs the source's values) ---
 # the target in the source's tasks and label protocol
