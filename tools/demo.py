@@ -7,7 +7,6 @@
 5. write prediction pictures (test-split grids, and a real photograph through tools/infer).
 """
 import argparse
-import json
 import os.path as osp
 import sys
 import time
@@ -69,8 +68,9 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mtl_adapters.data_generation.synthetic import generate
+    from mtl_adapters.evaluation import metrics_for_json
     from mtl_adapters.registry import register_all_modules
-    from mtl_adapters.utils import atomic_write_bytes, newest_loadable_checkpoint
+    from mtl_adapters.utils import newest_loadable_checkpoint, write_json
     register_all_modules()
     t0 = time.time()
 
@@ -113,10 +113,10 @@ def main(argv=None):
     table, per_task = comparison_table(before, after, directions)
     improved = {t: all(v) for t, v in per_task.items()}
     print(table)
-    summary = dict(config=args.config, minutes=(time.time() - t0) / 60, untrained=before,
-                   trained=after, every_metric_improved=improved)
-    atomic_write_bytes(osp.join(args.work_dir, 'demo_summary.json'),
-                       json.dumps(summary, indent=2).encode())
+    summary = dict(config=args.config, minutes=(time.time() - t0) / 60,
+                   untrained=metrics_for_json(before), trained=metrics_for_json(after),
+                   every_metric_improved=improved)
+    write_json(osp.join(args.work_dir, 'demo_summary.json'), summary)
 
     print('[5/5] prediction pictures')
     pictures = write_pictures(cfg, args, osp.join(runner.log_dir, 'vis_data', 'vis_image'))

@@ -11,7 +11,6 @@ counting needs no checkpoint. ``--json`` also writes the report (one config) or
 ``{config: report}`` (several).
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -51,7 +50,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     from mtl_adapters.models.param_report import format_param_report, parameter_report
     from mtl_adapters.registry import MODELS, register_all_modules
-    from mtl_adapters.utils import load_config
+    from mtl_adapters.utils import load_config, write_json
     register_all_modules()
     reports = {}
     for path in args.config:
@@ -64,8 +63,7 @@ def main(argv=None) -> dict:
         print(comparison_table(reports))
     result = reports[args.config[0]] if len(reports) == 1 else reports
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return result
 
 

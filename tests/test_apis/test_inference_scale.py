@@ -88,7 +88,7 @@ def test_test_geometry_refuses_what_cannot_be_undone():
         test_geometry(cfg)
 
 
-def test_slide_covers_every_pixel_once_or_averaged(setup, monkeypatch):
+def test_slide_covers_every_pixel_once_or_blended(setup, monkeypatch):
     model, _, _ = setup
     windows = []
 
@@ -105,7 +105,9 @@ def test_slide_covers_every_pixel_once_or_averaged(setup, monkeypatch):
     assert windows == [(32, 32)] * (4 * 5)                                  # stride multiple
     assert torch.isfinite(out).all()                     # every pixel covered at least once
     assert out[0, 0] == 1 and out[-1, -1] == 20          # corners: only the first / last
-    assert out[0, 25] == 1.5                             # windows 1 and 2 overlap: averaged
+    # windows 1 (columns 0..31) and 2 (21..52) overlap at column 25: blended by their tents,
+    # min(26, 7) = 7 for window 1 and min(5, 28) = 5 for window 2
+    assert out[0, 25] == pytest.approx((7 * 1 + 5 * 2) / 12)
 
 
 def test_slide_with_one_window_equals_whole(setup, monkeypatch):
