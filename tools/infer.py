@@ -129,8 +129,12 @@ def main(argv=None):
     pending = []                                   # (path, image) waiting for a full batch
 
     def run_batch():
-        samples = inference_model(model, [img for _, img in pending],
-                                  batch_size=args.batch_size, keep_logits=args.save_raw)
+        try:
+            samples = inference_model(model, [img for _, img in pending],
+                                      batch_size=args.batch_size, keep_logits=args.save_raw)
+        except FloatingPointError as exc:          # the images were given as arrays: name them
+            raise FloatingPointError(f'{exc} Images of this batch: '
+                                     f'{[str(path) for path, _ in pending]}') from exc
         for (path, img), sample in zip(pending, samples):
             name = path.stem if path.stem not in used else f'{path.parent.name}_{path.stem}'
             name = name if name not in used else f'{name}_{len(used)}'  # same name elsewhere
