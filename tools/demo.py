@@ -117,8 +117,9 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mtl_adapters.data_generation.synthetic import generate
+    from mtl_adapters.evaluation import metrics_for_json
     from mtl_adapters.set_env import register_all_modules
-    from mtl_adapters.utils import atomic_write_bytes, newest_loadable_checkpoint
+    from mtl_adapters.utils import newest_loadable_checkpoint, write_json
     register_all_modules()
     t0 = time.time()
 
@@ -164,15 +165,15 @@ def main(argv=None):
     table, per_task = comparison_table(before, after, directions)
     improved = {t: all(v) for t, v in per_task.items()}
     print(table)
-    summary = dict(config=args.config, untrained=before, trained=after,
+    summary = dict(config=args.config, untrained=metrics_for_json(before),
+                   trained=metrics_for_json(after),
                    every_metric_improved=improved,
                    runs=previous_runs(args.work_dir) + [dict(
                        finished=time.strftime('%Y-%m-%d %H:%M:%S'),
                        minutes=round((time.time() - t0) / 60, 2),
                        iterations_trained=cfg.train_cfg.max_iters - start_iter)])
     summary['minutes'] = round(sum(r['minutes'] for r in summary['runs']), 2)
-    atomic_write_bytes(osp.join(args.work_dir, 'demo_summary.json'),
-                       json.dumps(summary, indent=2).encode())
+    write_json(osp.join(args.work_dir, 'demo_summary.json'), summary)
 
     print('[5/5] prediction pictures')
     pictures = before_after_pictures(runner.model, first_batch, args.work_dir)

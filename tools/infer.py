@@ -6,8 +6,10 @@
 Images are predicted at the scale the model was tested at: the config's test pipeline resizes
 them (keeping their aspect ratio), and every prediction is resized back to the input's size
 (depth stays in metres). ``--mode slide`` predicts overlapping windows of
-``model.test_cfg.crop_size`` every ``stride`` (default: the training crop, 2/3 of it), for
-images much larger than the training scale.
+``model.test_cfg.crop_size`` every ``stride`` (default: the training crop, 2/3 of it; a
+stride larger than the window is refused), blended seamlessly, for images much larger than the
+training scale. A non-finite raw output (a broken checkpoint) stops with an error naming the
+task and the image; nothing is written for it.
 
 For each image ``<name>``: ``<name>_<task>...png`` per task (labels: palette PNG; depth:
 16-bit PNG in millimetres, ``_depth_mm.png``; normals: RGB; edges: 16-bit),
@@ -82,7 +84,11 @@ def set_test_mode(model, args) -> None:
         stride = args.stride or cfg.get('stride') or tuple(max(1, 2 * c // 3) for c in crop)
         cfg.update(crop_size=crop, stride=tuple(int(v) for v in stride))
     model.test_cfg = cfg
-    model.check_test_cfg()
+    try:
+        model.check_test_cfg()
+    except ValueError as exc:          # e.g. a stride larger than the window
+        raise SystemExit(f'error: {exc} (set by --mode / --crop-size / --stride or the '
+                         "config's model.test_cfg)") from exc
 
 
 def save_outputs(sample, img, model, out_dir: Path, name: str, save_raw: bool) -> dict:
@@ -123,8 +129,12 @@ def main(argv=None):
     pending = []                                   # (path, image) waiting for a full batch
 
     def run_batch():
-        samples = inference_model(model, [img for _, img in pending],
-                                  batch_size=args.batch_size, keep_logits=args.save_raw)
+        try:
+            samples = inference_model(model, [img for _, img in pending],
+                                      batch_size=args.batch_size, keep_logits=args.save_raw)
+        except FloatingPointError as exc:          # the images were given as arrays: name them
+            raise FloatingPointError(f'{exc} Images of this batch: '
+                                     f'{[str(path) for path, _ in pending]}') from exc
         for (path, img), sample in zip(pending, samples):
             name = path.stem if path.stem not in used else f'{path.parent.name}_{path.stem}'
             name = name if name not in used else f'{name}_{len(used)}'  # same name elsewhere

@@ -11,7 +11,6 @@ counting needs no checkpoint. ``--json`` also writes the report (one config) or
 ``{config: report}`` (several).
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -53,7 +52,7 @@ def main(argv=None) -> dict:
     from mtl_adapters.models.param_report import format_param_report, parameter_report
     from mtl_adapters.registry import MODELS
     from mtl_adapters.set_env import register_all_modules
-    from mtl_adapters.utils import atomic_write_bytes, load_config
+    from mtl_adapters.utils import load_config, write_json
     register_all_modules()
     reports = {}
     for path in args.config:
@@ -66,7 +65,7 @@ def main(argv=None) -> dict:
         print(comparison_table(reports))
     result = reports[args.config[0]] if len(reports) == 1 else reports
     if args.json:
-        atomic_write_bytes(args.json, json.dumps(result, indent=2).encode())
+        write_json(args.json, result)
     return result
 
 

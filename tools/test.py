@@ -10,7 +10,6 @@ RGB; edges: 16-bit); ``--show-dir DIR`` has the visualiser write a grid picture 
 truth | prediction) of every test image under ``DIR/vis_data/vis_image/`` (as in mmseg).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -20,8 +19,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mtl_adapters.evaluation import metrics_for_json  # noqa: E402
 from mtl_adapters.set_env import register_all_modules  # noqa: E402
-from mtl_adapters.utils import atomic_write_bytes, load_config, trust_checkpoint  # noqa: E402
+from mtl_adapters.utils import load_config, trust_checkpoint, write_json  # noqa: E402
 
 VIS_HOOK = 'MultiTaskVisualizationHook'
 
@@ -105,8 +105,7 @@ def main(argv=None):
     metrics = runner.test()
     out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    atomic_write_bytes(out, json.dumps({k: float(v) for k, v in metrics.items()},
-                                       indent=2).encode())
+    write_json(out, metrics_for_json(metrics))     # undefined metrics: null (warned)
     print(f'metrics written to {out}')
     return metrics
 

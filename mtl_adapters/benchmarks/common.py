@@ -1,5 +1,4 @@
 """Helpers shared by the benchmarks."""
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Union
 
@@ -20,10 +19,10 @@ def random_samples(model, batch: int, size, device='cpu',
     return samples
 
 
-def write_json(path: Union[str, Path], result) -> Path:
-    """Write a benchmark's result as indented JSON (parent folders made) and say where."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + '\n')
+def write_json(path: Union[str, Path], result, **kwargs) -> Path:
+    """Write a benchmark's result as indented strict JSON (``utils.write_json``: atomic,
+    parent folders made, NaN refused; ``kwargs`` as there) and say where."""
+    from mtl_adapters.utils.io import write_json as write_strict_json
+    out = write_strict_json(path, result, **kwargs)
     print(f'wrote {out}')
     return out

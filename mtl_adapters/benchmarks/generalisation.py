@@ -28,11 +28,11 @@ mean ± std over the seeds and Δm (%) against the setting's baseline, per seed.
 ``<work-dir>/generalisation.{json,md}``.
 """
 import argparse
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional
 
+from mtl_adapters.benchmarks.common import write_json
 from mtl_adapters.benchmarks.weighting_comparison import (BASE, COLUMNS, REPO, derived_config,
                                                           fmt, markdown, run, test_command)
 
@@ -184,8 +184,7 @@ def main(argv=None) -> dict:
     print(table)
     os.makedirs(args.work_dir, exist_ok=True)
     summary = dict(max_iters=args.max_iters, seeds=args.seeds, runs=results, failures=failures)
-    with open(osp.join(args.work_dir, 'generalisation.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    write_json(osp.join(args.work_dir, 'generalisation.json'), summary)
     with open(osp.join(args.work_dir, 'generalisation.md'), 'w') as f:
         f.write(table + '\n')
     return summary

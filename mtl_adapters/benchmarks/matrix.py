@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mtl_adapters.benchmarks import weighting_comparison as wc
+from mtl_adapters.benchmarks.common import write_json
 
 #: one letter per task of the synthetic scenes, as the configs name combinations (S-D-N-E)
 LETTERS = {'S': 'seg', 'D': 'depth', 'N': 'normal', 'E': 'edge'}
@@ -233,8 +234,7 @@ def cached_parameters(cell: Cell, count_params: Callable) -> Optional[Dict[str, 
     except Exception as exc:
         return dict(error=f'{type(exc).__name__}: {exc}')
     os.makedirs(cell.row_dir, exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(counts, f)
+    write_json(path, counts, indent=None)
     return counts
 
 
@@ -408,8 +408,7 @@ def report(records: List[dict], work_dir: str, iters: int, images_per_iter: int,
         f.write(text + '\n')
     write_csv(osp.join(work_dir, 'matrix.csv'), table_rows)
     summary = dict(settings, rows=table_rows, cells=records)
-    with open(osp.join(work_dir, 'matrix.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    write_json(osp.join(work_dir, 'matrix.json'), summary)
     plot(osp.join(work_dir, 'matrix.png'), table_rows, directions)
     return summary
 

@@ -30,6 +30,8 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+from mtl_adapters.benchmarks.common import write_json
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
 #: the columns of the table: one or two headline metrics per task
@@ -183,8 +185,7 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
         metrics = json.load(f)
     if 'train' in seconds:
         metrics['time/train_s'] = seconds['train']      # wall time, start-up included
-    with open(out, 'w') as f:
-        json.dump(metrics, f, indent=2)
+    write_json(out, metrics)
     return metrics
 
 
@@ -303,8 +304,7 @@ def main(argv=None) -> dict:
                    affinity_heatmaps=sorted(glob.glob(osp.join(args.work_dir, 'seed*',
                                                                'troa*', 'troa', '*.png'))))
     os.makedirs(args.work_dir, exist_ok=True)
-    with open(osp.join(args.work_dir, f'{args.family}_comparison.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    write_json(osp.join(args.work_dir, f'{args.family}_comparison.json'), summary)
     with open(osp.join(args.work_dir, f'{args.family}_comparison.md'), 'w') as f:
         f.write(table + '\n')
     return summary

@@ -15,7 +15,6 @@ train and evaluate at):
 depth are read by ``SynthiaDataset`` from the archive itself; every format is documented in
 ``mtl_adapters/datasets/synthia.py``.
 """
-import json
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -28,7 +27,7 @@ from mtl_adapters.datasets.synthia import (DERIVED_DIRS, NATIVE_SIZE, SYNTHIA_IN
                                            list_frames, load_synthia_class_map,
                                            resolve_synthia_root, synthia_intrinsics,
                                            synthia_paths)
-from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image
+from mtl_adapters.utils import DataFileError, read_image, write_json
 from .prepare import PrepItem, Preparation, PrepSummary, encode_png
 
 #: working resolution (H, W) of the derived targets: SYNTHIA's own 760x1280
@@ -143,5 +142,4 @@ class SynthiaPreparation(Preparation):
             normal=f'{DERIVED_DIRS["normal"]}/<id>.png: uint16 RGB, value = round((n + 1) / 2 '
                    '* 65535), unit normal in the OpenCV camera frame, (0, 0, 0) = no normal',
             edge=f'{DERIVED_DIRS["edge"]}/<id>.png: uint16, texture edge = value / 65535')
-        atomic_write_bytes(self.out / 'meta.json',
-                           (json.dumps(meta, indent=2, sort_keys=True) + '\n').encode())
+        write_json(self.out / 'meta.json', meta, sort_keys=True)

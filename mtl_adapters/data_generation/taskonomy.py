@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mtl_adapters.datasets.taskonomy import (INDEX_FORMAT, LAYOUTS, RGB_FOLDER, SPLITS,
                                              TASKONOMY_FORMATS, building_dir, decode_taskonomy,
                                              detect_layout, read_split_csv, taskonomy_path)
-from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image
+from mtl_adapters.utils import DataFileError, atomic_write_bytes, json_bytes, read_image
 from .prepare import PrepItem, PrepSummary, Preparation
 
 #: see the module docstring for the source of each name
@@ -312,4 +312,4 @@ def _problem(path: Path, err: Exception) -> str:
 
 def _json_bytes(obj) -> bytes:
     """Deterministic, compact JSON (no timestamps: a resumed run writes the same bytes)."""
-    return (json.dumps(obj, sort_keys=True, separators=(',', ':')) + '\n').encode()
+    return json_bytes(obj, what='a Taskonomy index', sort_keys=True, separators=(',', ':'))

@@ -25,7 +25,6 @@ aspect ratio), in the layout of :mod:`mtl_adapters.datasets.vkitti2`:
 a killed run resumes to the same bytes (see ``prepare.py``).
 """
 import functools
-import json
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -38,7 +37,7 @@ from mtl_adapters.datasets.vkitti2 import (CAMERAS, CATEGORIES, PREPARED_FORMAT,
                                            encode_edges, encode_normals, prepared_path,
                                            read_colors_txt, read_intrinsics_txt,
                                            write_intrinsics_txt)
-from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image
+from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image, write_json
 from .prepare import PrepItem, Preparation, PrepSummary, encode_png
 
 #: official page (format description, terms of use, download links)
@@ -341,8 +340,7 @@ class VKITTI2Preparation(Preparation):
                 normal='uint8 RGB, n = rgb / 255 * 2 - 1, OpenCV camera frame, grey = none',
                 edge='uint16, value / 65535, texture_edges of the prepared RGB'),
             source=OFFICIAL_PAGE)
-        atomic_write_bytes(self.out / 'meta.json',
-                           (json.dumps(meta, indent=1) + '\n').encode())
+        write_json(self.out / 'meta.json', meta, indent=1)
         sequences = {}
         for item in items:
             seq = tuple(item.key.split('/')[:2])

@@ -42,6 +42,8 @@ from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.tasks import build_tasks
 from mtl_adapters.weighting.base import TrainingStep, per_task_gradients
 
+from .prediction import check_finite_outputs, same_size_groups, window_weight
+
 
 def check_finite_losses(losses: Dict[str, Tensor],
                         data_samples: Sequence[MultiTaskDataSample]) -> None:
@@ -78,8 +80,8 @@ class MultiTaskModel(BaseModel):
             its weights multiply ``task_weights``.
         test_cfg: how images are predicted, as in mmseg: ``dict(mode='whole')`` (default: the
             padded image at once) or ``dict(mode='slide', crop_size=(h, w), stride=(sh, sw))``
-            (overlapping windows, raw outputs averaged where they overlap; for images much
-            larger than the training scale).
+            (overlapping windows, raw outputs blended where they overlap; for images much
+            larger than the training scale; ``stride <= crop_size``).
         train_tasks: the tasks trained (with a loss); None: all. The others are evaluated
             only, their decoders and heads frozen (module docstring; zero-shot task transfer,
             ``configs/generalisation/zeroshot_*``).
@@ -168,6 +170,12 @@ class MultiTaskModel(BaseModel):
                 if value is None or len(value) != 2 or min(value) < 1:
                     raise ValueError(f"model.test_cfg.{key} must be (h, w) of positive ints for "
                                      f"mode='slide', got {value!r}")
+            crop, stride = self.test_cfg['crop_size'], self.test_cfg['stride']
+            if any(int(s) > int(c) for s, c in zip(stride, crop)):
+                raise ValueError(f'model.test_cfg: a slide stride {tuple(stride)} larger than '
+                                 f'its window crop_size {tuple(crop)} leaves pixels between '
+                                 'windows without a prediction; use stride <= crop_size (e.g. '
+                                 '2/3 of it, so that windows overlap and blend)')
 
     def _upgrade_legacy_state(self, module, state_dict, prefix, *args) -> None:
         """Checkpoints written before the weighting interface still carry
@@ -341,25 +349,28 @@ class MultiTaskModel(BaseModel):
     def slide_forward(self, inputs: Tensor) -> Dict[str, Tensor]:
         """Raw outputs of every task from overlapping ``crop_size`` windows every ``stride``
         pixels (the last window of a row or column ends at the image edge, so every pixel is
-        covered), averaged where windows overlap. Each window runs the trunk once for all
-        tasks."""
+        covered), blended where windows overlap with ``window_weight`` (a tent: each window's
+        share fades out towards its border, so no seam where a window starts or ends). Each
+        window runs the trunk once for all tasks."""
         (ch, cw), (sh, sw) = self.test_cfg['crop_size'], self.test_cfg['stride']
         batch, _, h, w = inputs.shape
         rows = max(h - ch + sh - 1, 0) // sh + 1
         cols = max(w - cw + sw - 1, 0) // sw + 1
-        sums: Dict[str, Tensor] = {}
-        count = inputs.new_zeros((1, 1, h, w))
+        sums: Dict[str, Tensor] = {}                      # accumulated in float32 (AMP)
+        total = inputs.new_zeros((1, 1, h, w), dtype=torch.float32)
         for r in range(rows):
             for c in range(cols):
                 y0, x0 = min(r * sh, max(h - ch, 0)), min(c * sw, max(w - cw, 0))
                 y1, x1 = min(y0 + ch, h), min(x0 + cw, w)
                 outputs = self.forward_tasks(inputs[..., y0:y1, x0:x1])
+                weight = window_weight(y1 - y0, x1 - x0, total)
                 for name, out in outputs.items():
                     if name not in sums:
-                        sums[name] = out.new_zeros((batch, out.shape[1], h, w))
-                    sums[name][..., y0:y1, x0:x1] += out
-                count[..., y0:y1, x0:x1] += 1
-        return {name: total / count for name, total in sums.items()}
+                        sums[name] = out.new_zeros((batch, out.shape[1], h, w),
+                                                   dtype=torch.float32)
+                    sums[name][..., y0:y1, x0:x1] += out.float() * weight
+                total[..., y0:y1, x0:x1] += weight
+        return {name: (value / total).to(outputs[name].dtype) for name, value in sums.items()}
 
     def predict(self, inputs: Tensor,
                 data_samples: Optional[Sequence[MultiTaskDataSample]] = None,
@@ -370,25 +381,35 @@ class MultiTaskModel(BaseModel):
         pipeline. With ``rescale`` (inference) the raw outputs are further resized
         bilinearly to the image's original size (``ori_shape``) before ``task.postprocess``:
         logit-bilinear for labels, re-normalised normals, depth in its own units. With
-        ``keep_logits`` the raw outputs are kept too (``logits_<task>``)."""
-        if self.test_cfg.get('mode', 'whole') == 'slide':
-            outputs = self.slide_forward(inputs)
-        else:
-            outputs = self.forward_tasks(inputs)
+        ``keep_logits`` the raw outputs are kept too (``logits_<task>``).
+
+        Each image is predicted at the size it is padded to when batched alone (images of one
+        padded size together, ``prediction.same_size_groups``), so a prediction never depends
+        on the other images of the batch; a non-finite raw output is an error naming the task
+        and the image (``prediction.check_finite_outputs``)."""
         if data_samples is None:
             data_samples = [MultiTaskDataSample(metainfo=dict(img_shape=inputs.shape[-2:]))
                             for _ in range(inputs.shape[0])]
-        for name, out in outputs.items():
-            task = self.tasks[name]
-            for i, sample in enumerate(data_samples):
-                h, w = sample.metainfo.get('img_shape', out.shape[-2:])
-                raw = out[i:i + 1, :, :h, :w]
-                if rescale:
-                    size = tuple(sample.metainfo.get('ori_shape', (h, w)))
-                    if size != (h, w):
-                        raw = F.interpolate(raw, size=size, mode='bilinear',
-                                            align_corners=False)
-                if keep_logits:
-                    sample.set_logits(name, raw[0])
-                sample.set_pred(name, task.postprocess(raw)[0])
+        divisor = getattr(self.data_preprocessor, 'pad_size_divisor', 1)
+        for index, (ph, pw) in same_size_groups(data_samples, inputs.shape[-2:], divisor):
+            group = inputs[index, :, :ph, :pw] if len(index) < len(inputs) \
+                else inputs[..., :ph, :pw]
+            if self.test_cfg.get('mode', 'whole') == 'slide':
+                outputs = self.slide_forward(group)
+            else:
+                outputs = self.forward_tasks(group)
+            for j, i in enumerate(index):
+                sample = data_samples[i]
+                h, w = sample.metainfo.get('img_shape', (ph, pw))
+                raws = {name: out[j:j + 1, :, :h, :w] for name, out in outputs.items()}
+                check_finite_outputs(raws, sample)
+                for name, raw in raws.items():
+                    if rescale:
+                        size = tuple(sample.metainfo.get('ori_shape', (h, w)))
+                        if size != (h, w):
+                            raw = F.interpolate(raw, size=size, mode='bilinear',
+                                                align_corners=False)
+                    if keep_logits:
+                        sample.set_logits(name, raw[0])
+                    sample.set_pred(name, self.tasks[name].postprocess(raw)[0])
         return list(data_samples)

@@ -14,6 +14,7 @@ _EXPORTS = {
     'register_safe_checkpoint_loader': 'checkpoint', 'trust_checkpoint': 'checkpoint',
     'load_config': 'config',
     'DataFileError': 'io', 'atomic_write_bytes': 'io', 'read_image': 'io', 'write_png': 'io',
+    'json_bytes': 'io', 'write_json': 'io',
     'unwrap_model': 'model',
     'setup_offline_env': 'setup_env',
 }
@@ -31,4 +32,4 @@ def __getattr__(name: str):
 __all__ = ['DataFileError', 'read_image', 'atomic_write_bytes', 'write_png', 'load_config',
            'setup_offline_env', 'load_checkpoint_file', 'register_safe_checkpoint_loader',
            'trust_checkpoint', 'SAFE_GLOBALS', 'newest_loadable_checkpoint', 'unwrap_model',
-           'UnsafeCheckpointError']
+           'UnsafeCheckpointError', 'json_bytes', 'write_json']

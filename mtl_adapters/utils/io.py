@@ -1,8 +1,11 @@
-"""File I/O with clear errors: image reading that names the file and the fix, atomic writes."""
+"""File I/O with clear errors: image reading that names the file and the fix, atomic writes,
+strict JSON."""
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import List, Union
 
 import cv2
 import numpy as np
@@ -64,6 +67,36 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def non_finite_entries(obj, where: str = '') -> List[str]:
+    """Where ``obj`` (nested dicts / lists of numbers) holds NaN or inf: ``['a.b[2]', ...]``."""
+    if isinstance(obj, float):
+        return [] if math.isfinite(obj) else [where or '<value>']
+    if isinstance(obj, dict):
+        return [e for k, v in obj.items()
+                for e in non_finite_entries(v, f'{where}.{k}' if where else str(k))]
+    if isinstance(obj, (list, tuple)):
+        return [e for i, v in enumerate(obj) for e in non_finite_entries(v, f'{where}[{i}]')]
+    return []
+
+
+def json_bytes(obj, what: str = 'JSON', **kwargs) -> bytes:
+    """Strict JSON text of ``obj`` plus a newline, as bytes (``json.dumps`` keyword arguments
+    pass through). NaN and inf are not JSON: they are an error naming the entries (``what``
+    names the destination), never a bare ``NaN`` that other JSON readers reject."""
+    bad = non_finite_entries(obj)
+    if bad:
+        raise ValueError(f'{what}: non-finite numbers at {bad} cannot be written as JSON; '
+                         'report an undefined value as null (None) with a message saying why')
+    return (json.dumps(obj, allow_nan=False, **kwargs) + '\n').encode()
+
+
+def write_json(path: PathLike, obj, indent: Union[int, None] = 2, **kwargs) -> Path:
+    """Write ``obj`` as strict JSON (``json_bytes``) to ``path`` atomically; returns the path.
+    The one JSON writer of the project."""
+    atomic_write_bytes(path, json_bytes(obj, what=str(path), indent=indent, **kwargs))
+    return Path(path)
 
 
 def write_png(path: PathLike, img: np.ndarray) -> None:

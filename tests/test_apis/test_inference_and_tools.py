@@ -179,3 +179,56 @@ def test_test_tool_refuses_what_it_cannot_evaluate(config_and_checkpoint, tmp_pa
                                for k, v in state.items()}, 'meta': {}}, nan)
     with pytest.raises(FloatingPointError, match='non-finite .* prediction for .*bldC'):
         test_tool.main([config, str(nan), '--work-dir', str(tmp_path / 'w')])
+
+
+def test_tools_refuse_a_nan_segmentation_decoder(config_and_checkpoint, astronaut_png, tmp_path):
+    """NaN only in the seg decoder: its argmax would be class 0 everywhere, a plausible mIoU
+    and palette PNGs; test.py and infer.py stop naming the task and the image instead."""
+    config, ckpt = config_and_checkpoint
+    state = torch.load(ckpt, weights_only=True)['state_dict']
+    nan = tmp_path / 'nan_seg.pth'
+    torch.save({'state_dict': {k: v.clone().fill_(float('nan'))
+                               if k.startswith('decoders.seg.') and v.is_floating_point()
+                               else v for k, v in state.items()}, 'meta': {}}, nan)
+    pattern = r"(?s)^(?=.*non-finite raw output .*\['seg'\])(?=.*checkpoint)(?=.*{})"
+    with pytest.raises(FloatingPointError, match=pattern.format('bldC')):
+        load_tool('test').main([config, str(nan), '--work-dir', str(tmp_path / 'w'),
+                                '--out', str(tmp_path / 'metrics.json')])
+    assert not (tmp_path / 'metrics.json').exists()
+    out = tmp_path / 'out'
+    with pytest.raises(FloatingPointError, match=pattern.format('astronaut.png')):
+        load_tool('infer').main([config, str(nan), str(astronaut_png), '--out-dir', str(out)])
+    assert not out.exists() or not any(out.iterdir())               # nothing written for it
+
+
+def test_undefined_metrics_are_null_in_strict_json(config_and_checkpoint, tmp_path):
+    """A test split whose depth is all invalid and whose labels are all ignore: those metrics
+    are warned about by name and written as null, and the file is strict JSON."""
+    from mtl_adapters.datasets.taskonomy import (encode_taskonomy, taskonomy_format,
+                                                 taskonomy_path)
+    from mtl_adapters.tasks import build_tasks
+    from conftest import write_taskonomy_fixture
+    data = tmp_path / 'data'
+    write_taskonomy_fixture(str(data))
+    tasks = build_tasks([dict(type='SemanticTask', num_classes=5), 'DepthTask'])
+    blank = dict(seg=np.full((64, 64), 255, np.uint8), depth=np.zeros((64, 64), np.float32))
+    for view in range(3):                                  # the test split: building bldC
+        for name, task in tasks.items():
+            fmt = taskonomy_format(task)
+            write_png(taskonomy_path(str(data), fmt.folder, 'bldC', view, 0, fmt.domain),
+                      encode_taskonomy(task, blank[name]))
+    baseline = tmp_path / 'baseline.json'
+    baseline.write_text(json.dumps({'seg/mIoU': 10.0, 'normal/mean': 60.0}))
+    out = tmp_path / 'metrics.json'
+    with pytest.warns(UserWarning, match=r"(?s)undefined metrics.*'seg/mIoU'.*'depth/rmse'"
+                                         r".*mtl/delta_m has no value.*seg/mIoU"):
+        load_tool('test').main([*config_and_checkpoint, '--work-dir', str(tmp_path / 'w'),
+                                '--out', str(out), '--baseline', str(baseline),
+                                '--cfg-options', f'test_dataloader.dataset.data_root={data}'])
+
+    def refuse(constant):
+        raise AssertionError(f'{out} is not strict JSON: it holds {constant}')
+    saved = json.loads(out.read_text(), parse_constant=refuse)
+    for key in ('seg/mIoU', 'seg/aAcc', 'depth/rmse', 'depth/abs_rel', 'mtl/delta_m'):
+        assert saved[key] is None, key
+    assert np.isfinite(saved['normal/mean']) and np.isfinite(saved['edge/l1'])

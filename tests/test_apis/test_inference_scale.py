@@ -88,7 +88,7 @@ def test_test_geometry_refuses_what_cannot_be_undone():
         test_geometry(cfg)
 
 
-def test_slide_covers_every_pixel_once_or_averaged(setup, monkeypatch):
+def test_slide_covers_every_pixel_once_or_blended(setup, monkeypatch):
     model, _, _ = setup
     windows = []
 
@@ -105,7 +105,9 @@ def test_slide_covers_every_pixel_once_or_averaged(setup, monkeypatch):
     assert windows == [(32, 32)] * (4 * 5)                                  # stride multiple
     assert torch.isfinite(out).all()                     # every pixel covered at least once
     assert out[0, 0] == 1 and out[-1, -1] == 20          # corners: only the first / last
-    assert out[0, 25] == 1.5                             # windows 1 and 2 overlap: averaged
+    # windows 1 (columns 0..31) and 2 (21..52) overlap at column 25: blended by their tents,
+    # min(26, 7) = 7 for window 1 and min(5, 28) = 5 for window 2
+    assert out[0, 25] == pytest.approx((7 * 1 + 5 * 2) / 12)
 
 
 def test_slide_with_one_window_equals_whole(setup, monkeypatch):
@@ -166,3 +168,71 @@ def test_inference_benchmark_smoke(tmp_path):
     assert [(r['mode'], r['batch_size']) for r in result['rows']] == [
         ('whole', 1), ('whole', 2), ('slide', 1), ('slide', 2)]
     assert all(r['images_per_s'] > 0 for r in result['rows']) and out.is_file()
+
+
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_prediction_does_not_depend_on_the_rest_of_the_batch(setup, monkeypatch, mode):
+    """A small image predicted alone and batched with a larger one (which pads it): the same
+    raw outputs, whatever the padding, so test metrics do not depend on the batch size."""
+    model, _, _ = setup
+    if mode == 'slide':
+        monkeypatch.setattr(model, 'test_cfg', dict(mode='slide', crop_size=(32, 32),
+                                                    stride=(21, 21)))
+    rng = np.random.RandomState(0)
+    small = torch.from_numpy(rng.randint(0, 256, (3, 40, 50), dtype=np.uint8))
+    large = torch.from_numpy(rng.randint(0, 256, (3, 90, 130), dtype=np.uint8))
+
+    def predict(images):
+        from mtl_adapters.structures import MultiTaskDataSample
+        samples = [MultiTaskDataSample(metainfo=dict(img_shape=tuple(i.shape[-2:])))
+                   for i in images]
+        with torch.no_grad():
+            data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+            return model.predict(data['inputs'], data['data_samples'], keep_logits=True)
+
+    alone = predict([small])[0]
+    for batch, index in (([small, large], 0), ([large, small, small], 2)):
+        batched = predict(batch)[index]
+        for name in model.tasks:
+            torch.testing.assert_close(batched.get_logits(name), alone.get_logits(name),
+                                       atol=1e-4, rtol=1e-4)
+
+
+def test_slide_blend_is_seamless(setup, monkeypatch):
+    """Windows that disagree (as a real model's do near their borders): the blend changes
+    gradually across each overlap, with no jump where a window starts or ends."""
+    model, _, _ = setup
+
+    def fake(inputs, task_names=None, return_branch_input=False):
+        # channel 0 is a smooth ramp; each window adds an offset set by where it starts
+        return {t: inputs[:, :1] + 0.5 * inputs[:, :1, :1, :1] for t in model.task_names}
+
+    monkeypatch.setattr(model, 'forward_tasks', fake)
+    monkeypatch.setattr(model, 'test_cfg', dict(mode='slide', crop_size=(24, 32),
+                                                stride=(16, 20)))
+    h, w = 40, 100
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32),
+                          torch.arange(w, dtype=torch.float32), indexing='ij')
+    out = model.slide_forward(torch.stack([x + y, y, x])[None])['depth'][0, 0]
+    # neighbouring windows disagree by 0.5 * stride (8 rows, 10 columns); plain averaging
+    # jumps by half of that in one pixel: the second difference of the ramp is 4-5 there
+    for axis in (0, 1):
+        step = out.diff(dim=axis)
+        assert step.min() > 0.99                           # still increasing everywhere
+        assert step.diff(dim=axis).abs().max() < 1.2, axis  # no seam (a kink at most)
+
+
+def test_slide_stride_larger_than_the_window_is_refused(setup, tmp_path, monkeypatch):
+    """Pixels between windows would get no prediction (written as 0 / class 0)."""
+    model, cfg, data = setup
+    monkeypatch.setattr(model, 'test_cfg', dict(mode='slide', crop_size=(32, 32),
+                                                stride=(40, 20)))
+    with pytest.raises(ValueError, match=r'stride \(40, 20\).*crop_size \(32, 32\)'):
+        model.check_test_cfg()
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    with pytest.raises(SystemExit, match=r'stride \(40, 40\).*crop_size \(32, 32\).*--stride'):
+        load_tool('infer').main([str(cfg), str(ckpt), str(data / 'rgb'), '--out-dir',
+                                 str(tmp_path / 'out'), '--mode', 'slide',
+                                 '--crop-size', '32', '32', '--stride', '40', '40'])
+    assert not (tmp_path / 'out').exists()

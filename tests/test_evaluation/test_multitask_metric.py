@@ -208,3 +208,21 @@ def test_directions_cover_every_reported_metric():
     metric = MultiTaskMetric([dict(type='SemanticTask', num_classes=3), 'DepthTask',
                               'NormalTask', 'EdgeTask'])
     assert metric.directions['depth/rmse'] is False and metric.directions['seg/mIoU'] is True
+
+
+def test_undefined_metrics_are_warned_by_name_and_null_for_json():
+    """Depth without one valid pixel and labels all ignore: no score, a warning naming each
+    metric, and null (not NaN) for the JSON."""
+    from mtl_adapters.evaluation import metrics_for_json
+    metric = MultiTaskMetric([dict(type='SemanticTask', num_classes=3), dict(type='DepthTask')])
+    seg = _samples('seg', [torch.zeros(1, 4, 4, dtype=torch.long)],
+                   [torch.full((1, 4, 4), 255)])
+    depth = _samples('depth', [torch.ones(1, 4, 4)], [torch.zeros(1, 4, 4)])
+    for s, d in zip(seg, depth):
+        s.set_pred('depth', d.get_pred('depth'))
+        s.set_gt('depth', d.get_gt('depth'))
+    with pytest.warns(UserWarning, match=r"undefined metrics.*'seg/mIoU', 'seg/aAcc'.*"
+                                         r"'depth/rmse'.*no valid ground-truth pixel"):
+        metrics = _evaluate(metric, seg)
+    saved = json.loads(json.dumps(metrics_for_json(metrics), allow_nan=False))
+    assert saved['seg/mIoU'] is None and saved['depth/rmse'] is None

@@ -141,7 +141,7 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
     from tqdm import tqdm
 
     from mtl_adapters.datasets.taskonomy import read_split_csv, write_split_csv
-    from mtl_adapters.utils.io import atomic_write_bytes
+    from mtl_adapters.utils.io import atomic_write_bytes, json_bytes
 
     if style not in STYLES:
         raise ValueError(f'style must be one of {STYLES}, got {style!r}')
@@ -169,7 +169,7 @@ def generate(out_dir, num_scenes: int = 35, views_per_scene: int = 20,
 
     K = camera_intrinsics(size)
     meta = _meta(SYNTHETIC_CLASSES, size, style, seed, K, num_scenes, views_per_scene, split_scenes)
-    meta_bytes = (json.dumps(meta, indent=2, sort_keys=True) + '\n').encode()
+    meta_bytes = json_bytes(meta, what=str(meta_path), indent=2, sort_keys=True)
     if not meta_path.is_file() or meta_path.read_bytes() != meta_bytes:
         # first, so an interrupted run resumed with other settings is caught by the check above
         atomic_write_bytes(meta_path, meta_bytes)

@@ -10,7 +10,6 @@ column s the source) and, at the end of training, writes ``<work_dir>/troa/W_ite
 ``C_iter<k>.png`` and ``troa_final.json``. The encoder reads W by reference, so validation and
 checkpoints see it without any copy.
 """
-import json
 import os.path as osp
 from typing import Optional
 
@@ -18,7 +17,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from mtl_adapters.registry import HOOKS
-from mtl_adapters.utils import atomic_write_bytes, unwrap_model
+from mtl_adapters.utils import unwrap_model, write_json
 from mtl_adapters.visualization.affinity import plot_affinity
 from mtl_adapters.weighting import TROAWeighting
 
@@ -110,5 +109,4 @@ class TROAHook(Hook):
                        gradient_mode=weighting.gradient_mode,
                        W=weighting.affinity.cpu().tolist(), C=weighting.cosine.cpu().tolist(),
                        loss_weights=weighting.loss_weights().cpu().tolist())
-        atomic_write_bytes(osp.join(runner.work_dir, self.out_dir, 'troa_final.json'),
-                           json.dumps(summary, indent=2).encode())
+        write_json(osp.join(runner.work_dir, self.out_dir, 'troa_final.json'), summary)

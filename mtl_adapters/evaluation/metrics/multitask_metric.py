@@ -6,8 +6,16 @@ label set maps to. A class outside that list never occurs in the mapped ground t
 IoU could only count false positives; the metric reduces such a task over the listed classes
 only (mIoU, aAcc, and ``IoU.<class>`` for each of them). Predictions are not remapped: a pixel
 of an evaluated class predicted as any other class is still an error.
+
+Undefined metrics. A metric with nothing to average (a test split whose depth is all invalid,
+whose labels are all ``ignore``; the IoU of a class neither labelled nor predicted; Δm over
+such a metric) is NaN. ``compute_metrics`` warns naming each one and why, and
+``metrics_for_json`` writes it as ``null``: never a number that looks like a score, never a
+bare ``NaN`` (not JSON).
 """
 import copy
+import math
+import warnings
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -117,11 +125,6 @@ class MultiTaskMetric(BaseMetric):
                 if pred is None or gt is None:
                     continue
                 pred, gt = _data(pred), _data(gt)
-                if pred.is_floating_point() and not bool(torch.isfinite(pred).all()):
-                    raise FloatingPointError(
-                        f'non-finite {name} prediction for '
-                        f'{_get(sample, "img_path") or "an image"}: the model (checkpoint) '
-                        'is broken; metrics of it would be meaningless')
                 h, w = gt.shape[-2:]
                 stats[name] = task.metric_stats(pred[..., :h, :w].cpu(), gt.cpu())
             self.results.append(stats)
@@ -143,7 +146,42 @@ class MultiTaskMetric(BaseMetric):
         if self.baseline:
             metrics[DELTA_M_KEY] = delta_m(metrics, self.baseline, self.directions)
         print_log('\n' + format_metrics_table(metrics), logger='current')
+        warn_undefined_metrics(metrics, self.baseline)
         return metrics
+
+
+def warn_undefined_metrics(metrics: Mapping[str, float],
+                           baseline: Optional[Mapping[str, float]] = None) -> List[str]:
+    """Warn (``UserWarning`` and the log) naming every non-finite metric and why it has no
+    value; returns their keys (module docstring: they are written as null)."""
+    undefined = [k for k, v in metrics.items() if not math.isfinite(float(v))]
+    if not undefined:
+        return []
+    per_class = [k for k in undefined if k.partition('/')[2].startswith('IoU.')]
+    whole = [k for k in undefined if k not in per_class and k != DELTA_M_KEY]
+    lines = []
+    if whole:
+        lines.append(f'{whole} have no value: the test split has no valid ground-truth pixel '
+                     'for these tasks (depth all invalid, labels all ignore, normals all '
+                     'missing); check the test data and its task config')
+    if per_class:
+        lines.append(f'{per_class} have no value: these classes are neither in the ground '
+                     'truth nor predicted (mIoU averages over the others)')
+    if DELTA_M_KEY in undefined:
+        missing = [k for k in (baseline or {}) if k in undefined]
+        lines.append(f'{DELTA_M_KEY} has no value: it averages over {missing or "metrics"} '
+                     'that have none')
+    message = ('undefined metrics, reported as null in the metrics JSON: '
+               + '; '.join(lines))
+    print_log(message, logger='current', level=30)
+    warnings.warn(message)
+    return undefined
+
+
+def metrics_for_json(metrics: Mapping[str, float]) -> Dict[str, Optional[float]]:
+    """``{key: float}`` with every non-finite (undefined) metric as None, so that strict JSON
+    (``utils.write_json``) writes it as ``null``; warn with ``warn_undefined_metrics``."""
+    return {k: float(v) if math.isfinite(float(v)) else None for k, v in metrics.items()}
 
 
 def restrict_to_classes(task, stats: List[dict], classes: Sequence[int],
