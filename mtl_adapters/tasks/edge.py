@@ -41,19 +41,20 @@ class EdgeTask(BaseTask):
     boundary_defaults = dict(thresholds=99, max_value=0.2, gt_threshold=0.05, thin_gt=True,
                              max_dist=0.0075, interpolate=False)
 
+    metric_defaults = dict(boundary=False)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         cfg = self.metric_cfg
-        cfg.setdefault('boundary', False)
-        unknown = sorted(set(cfg) - set(self.boundary_defaults) - {'boundary'})
-        if unknown:
-            raise KeyError(f'EdgeTask metric_cfg: unknown keys {unknown}; known: boundary, '
-                           f'{", ".join(self.boundary_defaults)}')
         if cfg['boundary']:
             for key, value in self.boundary_defaults.items():
                 cfg.setdefault(key, value)
             self.metric_directions = dict(type(self).metric_directions,
                                           odsF=True, oisF=True, AP=True)
+
+    def metric_keys(self) -> List[str]:
+        """``boundary`` and the boundary benchmark's options."""
+        return ['boundary', *self.boundary_defaults]
 
     @property
     def out_channels(self) -> int:
