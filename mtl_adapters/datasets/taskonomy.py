@@ -237,10 +237,16 @@ def read_split_csv(path) -> Dict[str, List[str]]:
     out: Dict[str, List[str]] = {s: [] for s in SPLITS}
     seen: Dict[str, int] = {}
     for line, row in enumerate(rows[1:], start=2):
-        if not row or not row[0].strip():
+        if not any(c.strip() for c in row):         # a blank line
             continue
+        if len(row) != len(header):
+            raise ValueError(f'{path}, row {line}: {len(row)} cells, expected {len(header)} '
+                             f'(the header {",".join(header)}), got {",".join(row)!r}: fix '
+                             'or remove this row')
         rec = dict(zip(header, (c.strip() for c in row)))
         building = rec['id']
+        if not building:
+            raise ValueError(f'{path}, row {line}: the id cell is empty; give the building')
         if building in seen:
             raise ValueError(f'{path}, row {line}: building {building!r} is listed again (first '
                              f'at row {seen[building]}); each building must appear once')

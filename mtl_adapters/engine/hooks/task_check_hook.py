@@ -10,13 +10,7 @@ from mmengine.runner import BaseLoop
 
 from mtl_adapters.registry import HOOKS
 from mtl_adapters.tasks import build_tasks, check_model_data_tasks
-
-
-def _unwrap(model):
-    """The model inside DDP / FSDP / UDA wrappers (the object that has ``tasks``)."""
-    while not hasattr(model, 'tasks') and hasattr(model, 'module'):
-        model = model.module
-    return model
+from mtl_adapters.utils import unwrap_model
 
 
 def _datasets(dataset, where: str) -> Iterator[Tuple[object, str]]:
@@ -57,7 +51,7 @@ class TaskCheckHook(Hook):
 
     def before_run(self, runner) -> None:
         """Compare ``model.tasks`` with each dataloader's ``dataset.tasks``."""
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         if not hasattr(model, 'tasks'):
             return
         trained = getattr(model, 'train_task_names', None)
