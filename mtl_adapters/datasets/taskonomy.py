@@ -67,18 +67,18 @@ TASKONOMY_EDGE_SCALE = 65535.0
 
 # ------------------------------------------------------------------------------ encodings
 def _decode_semantic(task, raw: np.ndarray) -> np.ndarray:
-    ignore = int(task.ignore_value)
-    raw = raw.astype(np.int32)
-    label = np.where(raw == 0, ignore, raw - 1)
-    outside = label[(label >= task.num_classes) & (label != ignore)]
-    if outside.size and not task.out_of_range_ignore:
-        values = sorted(set((np.unique(outside) + 1).tolist()))
+    # checked on the file values at their full bit depth (a 16-bit 256 is not label 255 =
+    # "unlabelled", nor 0 after a cast to 8 bits)
+    raw = raw.astype(np.int64)
+    outside = raw > task.num_classes
+    if outside.any() and not task.out_of_range_ignore:
+        values = np.unique(raw[outside])[:10].tolist()
         raise ValueError(
-            f'found class values {values[:10]} ({outside.size} pixels) above the '
+            f'found class values {values} ({int(outside.sum())} pixels) above the '
             f'{task.num_classes} classes of this task (file values 1..{task.num_classes}, '
             '0 = unlabelled): wrong num_classes, or another label set. To count them as '
             'unlabelled set out_of_range_ignore=True in the SemanticTask config.')
-    label[label >= task.num_classes] = ignore
+    label = np.where((raw == 0) | outside, int(task.ignore_value), raw - 1)
     return label.astype(np.uint8)
 
 

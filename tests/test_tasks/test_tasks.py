@@ -140,3 +140,15 @@ def test_semantic_num_classes_fits_the_8bit_ground_truth():
     assert TASKS.build(dict(type='SemanticTask', num_classes=255)).num_classes == 255
     with pytest.raises(ValueError, match='num_classes=300, expected 1..255'):
         TASKS.build(dict(type='SemanticTask', num_classes=300))
+
+
+def test_semantic_values_above_255_are_never_unlabelled_or_wrapped():
+    """A 16-bit label file is checked at its full bit depth: 256 is not train id 255
+    ("unlabelled"), 258 is not class 1; both are out of range (an error naming the values)
+    unless out_of_range_ignore."""
+    task = TASKS.build(dict(type='SemanticTask', num_classes=17))
+    raw = np.array([[0, 1, 17, 256, 258]], np.uint16)
+    with pytest.raises(ValueError, match=r'class values \[256, 258\] \(2 pixels\)'):
+        decode_taskonomy(task, raw)
+    lenient = TASKS.build(dict(type='SemanticTask', num_classes=17, out_of_range_ignore=True))
+    assert decode_taskonomy(lenient, raw).tolist() == [[255, 0, 16, 255, 255]]
