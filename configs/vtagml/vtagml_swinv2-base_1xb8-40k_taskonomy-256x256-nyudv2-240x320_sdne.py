@@ -30,6 +30,8 @@ test_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
+    # NYUDv2's depth protocol (range, Eigen crop), not the Taskonomy model's: declared
     dataset=dict(_delete_=True, type='NYUDv2Dataset', data_root=nyudv2_root, split='test',
-                 class_map='taskonomy17', tasks=nyudv2_tasks, pipeline=nyudv2_test_pipeline))
+                 class_map='taskonomy17', tasks=nyudv2_tasks, own_metric_cfg=True,
+                 pipeline=nyudv2_test_pipeline))
 test_evaluator = dict(type='MultiTaskMetric')

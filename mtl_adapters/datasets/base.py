@@ -26,11 +26,17 @@ class MultiTaskDataset(BaseDataset):
     """A dataset of images with per-task ground-truth files.
 
     Args:
-        tasks: task configs (or names), declared once for the whole pipeline.
+        tasks: task configs (or names), declared once for the whole pipeline. They must be
+            the model's (same classes and options; checked before a run by
+            ``TaskCheckHook``).
+        own_metric_cfg: True: the metric options of these tasks are this dataset's own
+            evaluation protocol and may differ from the model's (a model tested on another
+            dataset, e.g. with its depth range and crop); the metric uses the dataset's.
         **kwargs: mmengine ``BaseDataset`` arguments (``data_root``, ``pipeline``, ...).
     """
 
-    def __init__(self, tasks: Sequence, **kwargs):
+    def __init__(self, tasks: Sequence, own_metric_cfg: bool = False, **kwargs):
+        self.own_metric_cfg = bool(own_metric_cfg)
         self.tasks: Dict[str, BaseTask] = build_tasks(tasks)
         kwargs['metainfo'] = dict(kwargs.get('metainfo') or {}, tasks=self.tasks)
         super().__init__(**kwargs)

@@ -104,12 +104,20 @@ def load_class_map(name: str) -> ClassMap:
 
 
 def read_split(path) -> List[str]:
-    """Sample ids of a split file (one per line; blank lines ignored)."""
+    """Sample ids of a split file: one id per line (one cell), blank lines ignored; a line
+    with more cells is an error naming the file and the line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'split file not found: {path}. `python data_prep/nyudv2.py` '
                                 'writes splits/train.txt and splits/test.txt from splits.mat')
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    ids = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        cells = line.split()
+        if len(cells) > 1:
+            raise ValueError(f'{path}, line {number}: {len(cells)} cells, expected 1 (one '
+                             f'sample id per line), got {line!r}: fix or remove this line')
+        ids += cells
+    return ids
 
 
 @DATASETS.register_module()

@@ -67,18 +67,18 @@ TASKONOMY_EDGE_SCALE = 65535.0
 
 # ------------------------------------------------------------------------------ encodings
 def _decode_semantic(task, raw: np.ndarray) -> np.ndarray:
-    ignore = int(task.ignore_value)
-    raw = raw.astype(np.int32)
-    label = np.where(raw == 0, ignore, raw - 1)
-    outside = label[(label >= task.num_classes) & (label != ignore)]
-    if outside.size and not task.out_of_range_ignore:
-        values = sorted(set((np.unique(outside) + 1).tolist()))
+    # checked on the file values at their full bit depth (a 16-bit 256 is not label 255 =
+    # "unlabelled", nor 0 after a cast to 8 bits)
+    raw = raw.astype(np.int64)
+    outside = raw > task.num_classes
+    if outside.any() and not task.out_of_range_ignore:
+        values = np.unique(raw[outside])[:10].tolist()
         raise ValueError(
-            f'found class values {values[:10]} ({outside.size} pixels) above the '
+            f'found class values {values} ({int(outside.sum())} pixels) above the '
             f'{task.num_classes} classes of this task (file values 1..{task.num_classes}, '
             '0 = unlabelled): wrong num_classes, or another label set. To count them as '
             'unlabelled set out_of_range_ignore=True in the SemanticTask config.')
-    label[label >= task.num_classes] = ignore
+    label = np.where((raw == 0) | outside, int(task.ignore_value), raw - 1)
     return label.astype(np.uint8)
 
 
@@ -237,10 +237,16 @@ def read_split_csv(path) -> Dict[str, List[str]]:
     out: Dict[str, List[str]] = {s: [] for s in SPLITS}
     seen: Dict[str, int] = {}
     for line, row in enumerate(rows[1:], start=2):
-        if not row or not row[0].strip():
+        if not any(c.strip() for c in row):         # a blank line
             continue
+        if len(row) != len(header):
+            raise ValueError(f'{path}, row {line}: {len(row)} cells, expected {len(header)} '
+                             f'(the header {",".join(header)}), got {",".join(row)!r}: fix '
+                             'or remove this row')
         rec = dict(zip(header, (c.strip() for c in row)))
         building = rec['id']
+        if not building:
+            raise ValueError(f'{path}, row {line}: the id cell is empty; give the building')
         if building in seen:
             raise ValueError(f'{path}, row {line}: building {building!r} is listed again (first '
                              f'at row {seen[building]}); each building must appear once')

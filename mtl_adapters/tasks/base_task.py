@@ -10,7 +10,8 @@ Nothing else in the package branches on a task's name.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+import difflib
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -34,12 +35,41 @@ class BaseTask:
     likelihood: str = 'regression'
     #: metric names and whether larger is better (used by the multi-task score)
     metric_directions: Dict[str, bool] = {}
+    #: the ``metric_cfg`` options the task accepts, with their defaults (filled in at build)
+    metric_defaults: Dict[str, Any] = {}
 
     def __init__(self, loss: Optional[dict] = None, loss_weight: float = 1.0,
                  metric_cfg: Optional[dict] = None):
         self.loss_cfg = dict(loss or self.default_loss())
         self.loss_cfg.setdefault('loss_weight', loss_weight)
         self.metric_cfg = dict(metric_cfg or {})
+        self._check_metric_keys()
+        for key, value in self.metric_defaults.items():
+            self.metric_cfg.setdefault(key, value)
+
+    # --------------------------------------------------------------- options
+    def metric_keys(self) -> List[str]:
+        """Every ``metric_cfg`` key this task accepts (default: ``metric_defaults``)."""
+        return list(self.metric_defaults)
+
+    def _check_metric_keys(self) -> None:
+        """An unknown ``metric_cfg`` key (a typo) is an error naming it, the known keys and
+        the closest one: an ignored option would silently change what is measured."""
+        known = self.metric_keys()
+        for key in self.metric_cfg:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f' (did you mean {close[0]!r}?)' if close else ''
+            raise KeyError(f'{type(self).__name__} metric_cfg: unknown key {key!r}{hint}; '
+                           f'it accepts {known or "no keys"}')
+
+    def options(self) -> Dict[str, Any]:
+        """What the task was configured with, as comparable values: two tasks with equal
+        options behave the same (the model's and the dataset's copy must agree,
+        :func:`mtl_adapters.tasks.check_model_data_tasks`)."""
+        return dict(type=type(self).__name__, loss=_plain(self.loss_cfg),
+                    metric_cfg=_plain(self.metric_cfg))
 
     # ----------------------------------------------------------------- shape
     @property
@@ -141,6 +171,15 @@ class BaseTask:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(name={self.name!r})'
+
+
+def _plain(value):
+    """Config values -> plain comparable ones (tuples and lists alike, dicts as dicts)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def build_tasks(cfgs: Sequence) -> Dict[str, BaseTask]:

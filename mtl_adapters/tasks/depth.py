@@ -47,12 +47,7 @@ class DepthTask(BaseTask):
     metric_directions = {'rmse': False, 'abs_rel': False, 'sq_rel': False, 'log10': False,
                          'd1': True, 'd2': True, 'd3': True}
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.metric_cfg.setdefault('min_depth', 1e-3)
-        self.metric_cfg.setdefault('max_depth', 128.0)
-        self.metric_cfg.setdefault('per_image', False)
-        self.metric_cfg.setdefault('crop', None)
+    metric_defaults = dict(min_depth=1e-3, max_depth=128.0, per_image=False, crop=None)
 
     @property
     def out_channels(self) -> int:

@@ -43,14 +43,11 @@ class EdgeTask(BaseTask):
     boundary_defaults = dict(thresholds=99, max_value=0.2, gt_threshold=0.05, thin_gt=True,
                              max_dist=0.0075, scores=('odsF', 'oisF', 'AP'))
 
+    metric_defaults = dict(boundary=False)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         cfg = self.metric_cfg
-        cfg.setdefault('boundary', False)
-        unknown = sorted(set(cfg) - set(self.boundary_defaults) - {'boundary'})
-        if unknown:
-            raise KeyError(f'EdgeTask metric_cfg: unknown keys {unknown}; known: boundary, '
-                           f'{", ".join(self.boundary_defaults)}')
         if cfg['boundary']:
             from mtl_adapters.evaluation.boundary import SCORE_KEYS
             for key, value in self.boundary_defaults.items():
@@ -63,6 +60,10 @@ class EdgeTask(BaseTask):
                                f'choose from {", ".join(known)}')
             self.metric_directions = dict(type(self).metric_directions,
                                           **{k: True for k in cfg['scores']})
+
+    def metric_keys(self) -> List[str]:
+        """``boundary`` and the boundary benchmark's options."""
+        return ['boundary', *self.boundary_defaults]
 
     @property
     def out_channels(self) -> int:

@@ -59,6 +59,11 @@ class SemanticTask(BaseTask):
         super().__init__(**kwargs)
         #: label values beyond num_classes become "ignore" instead of an error (explicit only)
         self.out_of_range_ignore = bool(out_of_range_ignore)
+        if not 1 <= int(num_classes) <= IGNORE_INDEX:
+            raise ValueError(f'SemanticTask: num_classes={num_classes}, expected 1..'
+                             f'{IGNORE_INDEX}: ground truth is stored as 8-bit class ids '
+                             f'with {IGNORE_INDEX} = unlabelled (class ids 0..{IGNORE_INDEX - 1}); '
+                             'larger ids would wrap around into other classes')
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f'SemanticTask: {len(class_names)} class_names given for '
                              f'num_classes={num_classes}')
@@ -69,6 +74,19 @@ class SemanticTask(BaseTask):
     @property
     def out_channels(self) -> int:
         return self.num_classes
+
+    @property
+    def named(self) -> bool:
+        """Whether the classes have names (given, or from a dataset's class map) rather than
+        the placeholders ``class_<i>``."""
+        return self.class_names != [f'class_{i}' for i in range(self.num_classes)]
+
+    def options(self) -> dict:
+        """``BaseTask.options`` plus the classes (names only where named, see
+        :func:`mtl_adapters.tasks.check_model_data_tasks`) and ``out_of_range_ignore``."""
+        return dict(super().options(), num_classes=self.num_classes,
+                    class_names=list(self.class_names) if self.named else None,
+                    out_of_range_ignore=self.out_of_range_ignore)
 
     def to_tensor(self, value: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(value.astype(np.int64)))[None]

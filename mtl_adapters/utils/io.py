@@ -17,8 +17,30 @@ class DataFileError(RuntimeError):
     """A dataset file is missing or cannot be decoded; the message names the file and the fix."""
 
 
+def to_uint8_image(img: np.ndarray) -> np.ndarray:
+    """An image read at its stored bit depth -> uint8 with the same look.
+
+    16-bit: values up to 255 throughout are 8-bit content stored in 16 bits (kept as they
+    are; scaling them by 255/65535 would make the picture black); otherwise the full 16-bit
+    range, ``round(v * 255 / 65535)`` (an 8-bit picture saved as 16-bit, ``v * 257``, comes
+    back exactly).
+    """
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype != np.uint16:
+        raise ValueError(f'expected an 8- or 16-bit image, found {img.dtype}')
+    if int(img.max(initial=0)) <= 255:
+        return img.astype(np.uint8)
+    return np.round(img.astype(np.float32) * (255.0 / 65535.0)).astype(np.uint8)
+
+
 def read_image(path: PathLike, unchanged: bool = True, hint: str = '') -> np.ndarray:
-    """Read a PNG/JPEG with OpenCV; RGB order for colour images, native dtype if ``unchanged``.
+    """Read a PNG/JPEG with OpenCV; RGB order for colour images.
+
+    ``unchanged``: the stored channels at their stored dtype (ground-truth files). Otherwise
+    an HxWx3 uint8 RGB picture (input images): grey is repeated, alpha dropped, and a 16-bit
+    file is brought to 8 bits by :func:`to_uint8_image` (OpenCV's own colour reading shifts
+    16-bit values right by 8 bits, so 8-bit content stored in 16 bits reads as black).
 
     Raises :class:`DataFileError` naming the file when it is missing, empty or corrupt.
     """
@@ -28,7 +50,7 @@ def read_image(path: PathLike, unchanged: bool = True, hint: str = '') -> np.nda
         raise DataFileError(f'missing file: {path}. Fix: {fix}.')
     if path.stat().st_size == 0:
         raise DataFileError(f'empty file: {path}. Fix: delete it and {fix}.')
-    flag = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR
+    flag = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, flag)
     if img is None:
@@ -36,6 +58,12 @@ def read_image(path: PathLike, unchanged: bool = True, hint: str = '') -> np.nda
                             f'Fix: delete it and {fix}.')
     if img.ndim == 3 and img.shape[2] >= 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if not unchanged:
+        try:
+            img = to_uint8_image(img)
+        except ValueError as err:
+            raise DataFileError(f'{path}: {err}; an input image must be an 8- or 16-bit '
+                                'PNG or a JPEG') from err
     return img
 
 

@@ -249,3 +249,15 @@ def test_domain_generalisation_leaf_reads_nyudv2_test(prepared):
     seg = sample.get_gt('seg')[0].numpy()
     assert seg.shape == (240, 320) and set(np.unique(seg)) <= set(range(17)) | {255}
     assert tuple(sample.get_gt('depth').shape) == (1, 240, 320)
+
+
+def test_split_file_rows_have_one_cell(tmp_path):
+    """One sample id per line; a line with more cells is an error naming file, line and
+    counts (never an id with a space in it, nor a silently cut line)."""
+    from mtl_adapters.datasets.nyudv2 import read_split
+    path = tmp_path / 'train.txt'
+    path.write_text('0001\n\n0002\n')
+    assert read_split(path) == ['0001', '0002']
+    path.write_text('0001\n0002 0003\n')
+    with pytest.raises(ValueError, match=r"train.txt, line 2: 2 cells, expected 1"):
+        read_split(path)

@@ -121,6 +121,12 @@ def test_bad_split_and_root_are_explained(tmp_path):
     ('a,1,0,0\ra,1,0,0\r', r"row 3: building 'a' is listed again \(first at row 2\)"),
     ('a,1,1,0\r', r"row 2: building 'a' is in \['train', 'val'\]"),
     ('a,yes,0,0\r', r"row 2, column 'train': 'yes' is not a split flag"),
+    ('a,1,0,0\r,,,\rb,0,1,0\r', None),                        # an empty row is blank
+    # a row with too few or too many cells: never dropped or truncated
+    ('a,1,0,0\rb,0,1\r',
+     r"splits.csv, row 3: 3 cells, expected 4 \(the header id,train,val,test\), got 'b,0,1'"),
+    ('a,1,0,0,1\r', r"row 2: 5 cells, expected 4"),
+    (',1,0,0\r', r"row 2: the id cell is empty"),
 ])
 def test_split_csv_values_are_validated(tmp_path, rows, message):
     path = tmp_path / 'splits.csv'

@@ -123,3 +123,24 @@ def test_loading_resize_keeps_invalid_pixels_out():
     out = task.resize(depth, (6, 6))
     assert set(np.unique(out).tolist()) <= {0.0, 10.0}
     assert (out == 10.0).any() and (out == 0).any()
+
+
+@pytest.mark.parametrize('scale', [1, 257])
+def test_input_image_stored_as_16bit_looks_like_its_8bit_version(tmp_path, scale):
+    """An RGB (or grey) input PNG stored at 16 bits is read as its 8-bit version: 8-bit values
+    kept as they are (``scale=1``: OpenCV alone reads them as black), full-range values
+    scaled (``scale=257``: 8-bit v saved as 16-bit)."""
+    import cv2
+
+    from mtl_adapters.datasets.transforms import LoadMultiTaskImageAndAnnotations
+    rgb = np.random.RandomState(0).randint(0, 256, (6, 8, 3)).astype(np.uint8)
+    rgb[0, 0] = 255                                # full-scale white somewhere
+    load = LoadMultiTaskImageAndAnnotations(with_labels=False, tasks=TEST_TASKS)
+    for name, stored in (('rgb', rgb), ('grey', rgb[..., 1])):
+        path = tmp_path / f'{name}16_{scale}.png'
+        wide = stored.astype(np.uint16) * scale
+        cv2.imwrite(str(path), wide[..., ::-1] if wide.ndim == 3 else wide)
+        img = load.transform(dict(img_path=str(path)))['img']
+        expected = stored if stored.ndim == 3 else np.repeat(stored[..., None], 3, -1)
+        assert img.dtype == np.uint8 and img.shape == (6, 8, 3)
+        np.testing.assert_array_equal(img, expected)

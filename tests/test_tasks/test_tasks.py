@@ -117,3 +117,38 @@ def test_random_gt_is_valid_everywhere(name):
     gt = task.random_gt((6, 7), generator=torch.Generator().manual_seed(0))
     assert tuple(gt.shape) == (task.gt_channels, 6, 7)
     assert task.valid_mask(gt[None]).all()
+
+
+@pytest.mark.parametrize('cfg, key, close', [
+    (dict(type='DepthTask', metric_cfg=dict(max_detph=10.0)), 'max_detph', 'max_depth'),
+    (dict(type='EdgeTask', metric_cfg=dict(boundary=True, maxDist=0.01)), 'maxDist', 'max_dist'),
+    (dict(type='SemanticTask', metric_cfg=dict(per_image=True)), 'per_image', None),
+    (dict(type='NormalTask', metric_cfg=dict(threshold=11.25)), 'threshold', None),
+])
+def test_unknown_metric_option_is_refused_by_every_task(cfg, key, close):
+    """One check in BaseTask for all tasks: the unknown key, the accepted ones, a suggestion."""
+    with pytest.raises(KeyError) as err:
+        TASKS.build(cfg)
+    message = str(err.value)
+    assert repr(key) in message and 'accepts' in message
+    assert (f'did you mean {close!r}' in message) if close else 'did you mean' not in message
+
+
+def test_semantic_num_classes_fits_the_8bit_ground_truth():
+    """Class ids are stored as uint8 with 255 = unlabelled: more than 255 classes would wrap
+    ids 256.. onto classes 0.. (and 255 onto "unlabelled")."""
+    assert TASKS.build(dict(type='SemanticTask', num_classes=255)).num_classes == 255
+    with pytest.raises(ValueError, match='num_classes=300, expected 1..255'):
+        TASKS.build(dict(type='SemanticTask', num_classes=300))
+
+
+def test_semantic_values_above_255_are_never_unlabelled_or_wrapped():
+    """A 16-bit label file is checked at its full bit depth: 256 is not train id 255
+    ("unlabelled"), 258 is not class 1; both are out of range (an error naming the values)
+    unless out_of_range_ignore."""
+    task = TASKS.build(dict(type='SemanticTask', num_classes=17))
+    raw = np.array([[0, 1, 17, 256, 258]], np.uint16)
+    with pytest.raises(ValueError, match=r'class values \[256, 258\] \(2 pixels\)'):
+        decode_taskonomy(task, raw)
+    lenient = TASKS.build(dict(type='SemanticTask', num_classes=17, out_of_range_ignore=True))
+    assert decode_taskonomy(lenient, raw).tolist() == [[255, 0, 16, 255, 255]]

@@ -29,4 +29,6 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # checkpoints that load with weights_only=True (no code runs when they are read)
     safe_checkpoint=dict(type='SafeCheckpointHook'),
+    # the model's tasks against every dataloader's (same classes and options), before a run
+    task_check=dict(type='TaskCheckHook'),
 )
