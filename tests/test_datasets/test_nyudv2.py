@@ -249,3 +249,16 @@ def test_domain_generalisation_leaf_reads_nyudv2_test(prepared):
     seg = sample.get_gt('seg')[0].numpy()
     assert seg.shape == (240, 320) and set(np.unique(seg)) <= set(range(17)) | {255}
     assert tuple(sample.get_gt('depth').shape) == (1, 240, 320)
+
+
+def test_unlabelled_target_needs_only_the_images(prepared, tmp_path):
+    """with_labels=False: label40, depth, normal and edge deleted, the split still loads."""
+    import shutil
+    from conftest import IMAGES_ONLY, check_images_only, delete_all_but
+    root = tmp_path / 'nyudv2'
+    shutil.copytree(prepared[1], root)
+    assert delete_all_but(root, lambda p: p.startswith(('rgb/', 'splits/'))) > 0
+    check_images_only(NYUDv2Dataset(data_root=str(root), split='train', tasks=TASKS,
+                                    pipeline=IMAGES_ONLY, with_labels=False), 4)
+    with pytest.raises(FileNotFoundError, match='missing'):
+        _dataset(root)

@@ -20,7 +20,7 @@ target_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='TaskonomyDataset', data_root=target_root, split_file='splits.csv',
-                 split='train', tasks=_base_.tasks, pipeline=target_pipeline))
+                 split='train', with_labels=False, tasks=_base_.tasks, pipeline=target_pipeline))
 train_dataloader = dict(dataset=dict(data_root=source_root))
 val_dataloader = dict(dataset=dict(data_root=target_root))
 test_dataloader = dict(dataset=dict(data_root=target_root))
