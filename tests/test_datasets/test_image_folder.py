@@ -50,3 +50,25 @@ def test_no_images_and_labels_are_refused(tmp_path):
                                            dict(type='PackMultiTaskInputs')]))
     with pytest.raises(ValueError, match='with_labels=False'):
         labels[0]
+
+
+def test_a_uda_config_adapts_to_a_folder_of_images(tmp_path):
+    """The documented child config: the shipped UDA config with its target replaced by a plain
+    folder builds that target from images alone."""
+    from conftest import REPO
+
+    from mtl_adapters.utils import load_config
+    root = _folder(tmp_path / 'mine')
+    uda = REPO / ('configs/generalisation/uda_mean-teacher_vtagml-swinv2-tiny-narrow_1xb8-600_'
+                  'synthetic-to-alt-128x128_sdne.py')
+    child = tmp_path / 'uda_to_mine.py'
+    child.write_text(
+        f'_base_ = [{str(uda)!r}]\n'
+        'train_cfg = dict(target_dataloader=dict(dataset=dict(\n'
+        f"    _delete_=True, type='ImageFolderDataset', data_root={str(root)!r},\n"
+        '    tasks=_base_.tasks, pipeline=_base_.target_pipeline)))\n')
+    ds = DATASETS.build(load_config(str(child)).train_cfg.target_dataloader.dataset)
+    assert len(ds) == 4
+    sample = ds[0]
+    assert sample['inputs'].shape[0] == 3 and not any(
+        sample['data_samples'].has_gt(t) for t in ds.tasks)
