@@ -97,6 +97,33 @@ def tiny_taskonomy(tmp_path_factory):
     return str(root)
 
 
+#: a pipeline that reads images only (the unlabelled target of UDA)
+IMAGES_ONLY = [dict(type='LoadMultiTaskImageAndAnnotations', with_labels=False),
+               dict(type='PackMultiTaskInputs')]
+
+
+def delete_all_but(root, keep) -> int:
+    """Delete every file under ``root`` whose relative path (posix) ``keep`` rejects; returns
+    how many were deleted (a dataset copy without its label files)."""
+    deleted = 0
+    for path in sorted(Path(root).rglob('*')):
+        if path.is_file() and not keep(path.relative_to(root).as_posix()):
+            path.unlink()
+            deleted += 1
+    return deleted
+
+
+def check_images_only(dataset, num_samples: int) -> None:
+    """``dataset`` (built ``with_labels=False``, pipeline ``IMAGES_ONLY``) lists
+    ``num_samples`` samples, and each loads its RGB image and no ground truth."""
+    assert len(dataset) == num_samples
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        assert sample['inputs'].ndim == 3 and sample['inputs'].shape[0] == 3
+        assert not any(sample['data_samples'].has_gt(t) for t in dataset.tasks)
+        assert dataset.get_data_info(i)['task_paths'] == {}
+
+
 def tiny_model_cfg(tasks=TEST_TASKS, decoder=None, encoder=None):
     """Config of a tiny MultiTaskModel (narrow random Swin-V2 + light heads)."""
     enc = dict(type='SwinV2Encoder', **NARROW_SWIN)

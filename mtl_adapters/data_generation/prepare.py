@@ -13,12 +13,16 @@ way for every dataset:
   files to an uninterrupted one;
 * ``--check``: validate inputs and existing outputs only, write nothing;
 * ``--workers N`` processes (items are independent), a progress bar, and a summary: processed,
-  skipped, failed, each failure with its file name and reason. A corrupt or missing input
+  skipped, failed, each failure with its file name and reason. The workers die with the
+  preparer: killing it (SIGTERM, SIGKILL, Ctrl-C) leaves no worker running
+  (:func:`_die_with_parent`). A corrupt or missing input
   fails that item only; the run goes on and the exit code says whether anything failed.
 """
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -142,6 +146,40 @@ def _process_one(args) -> Tuple[str, Optional[str], Dict[Path, bytes]]:
     return item.key, None, ({} if check_only else outputs)
 
 
+#: ``prctl`` option: the signal a process gets when its parent dies (linux/prctl.h)
+PR_SET_PDEATHSIG = 1
+#: seconds between two looks of a worker's watchdog at its parent
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool worker initializer: end this worker when the preparer ``parent`` dies, however it
+    dies (a SIGKILL runs no clean-up in the parent, so the pool cannot stop its workers).
+
+    On Linux the kernel sends the worker SIGKILL when its parent exits (``PR_SET_PDEATHSIG``);
+    everywhere, a daemon thread checks every :data:`PARENT_POLL_S` seconds that the parent is
+    still ``os.getppid()`` (an orphan is re-parented) and ends the worker if not.
+    """
+    if sys.platform.startswith('linux'):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):      # no libc prctl: the watchdog alone
+            pass
+    if os.getppid() != parent:                 # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name='prep-parent-watchdog').start()
+
+
+def _watch_parent(parent: int) -> None:
+    """End this process (no clean-up: its work is lost anyway) once ``parent`` is gone."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
 def _remove_stale_temporaries(items: Sequence[PrepItem]) -> None:
     """Hidden ``.<name>.*.tmp`` files left by a killed run, in the output folders."""
     folders = {p.parent for item in items for p in item.outputs}
@@ -185,7 +223,8 @@ def run_preparation(prep: Preparation, workers: int = 1, check_only: bool = Fals
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
         ctx = mp.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             try:
                 consume(pool.map(_process_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
             except BrokenProcessPool as err:

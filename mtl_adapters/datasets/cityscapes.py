@@ -341,7 +341,7 @@ class CityscapesDataset(MultiTaskDataset):
         for city, stem in list_samples(root, self.split, self.cities):
             files = sample_files(root, self.split, city, stem, self.work_size,
                                  self._prepared_root())
-            names = [n for n in self.tasks if not (n == 'seg' and self.split == 'test')]
+            names = [n for n in self.label_tasks if not (n == 'seg' and self.split == 'test')]
             needed = [files['image_work']] + [files[TASK_FILES[n]] for n in names]
             if 'depth' in names:            # its camera, and the labels that mask the ego car
                 needed += [files['camera'], files['label_ids']]

@@ -178,7 +178,7 @@ class NYUDv2Dataset(MultiTaskDataset):
         data_list, missing = [], []
         for sample in read_split(split_path):
             img = root / RGB_DIR / f'{sample}.png'
-            paths = {name: root / TASK_DIRS[name] / f'{sample}.png' for name in self.tasks}
+            paths = {name: root / TASK_DIRS[name] / f'{sample}.png' for name in self.label_tasks}
             missing += [str(p) for p in [img, *paths.values()] if not p.is_file()]
             data_list.append(dict(img_path=str(img), sample=sample,
                                   task_paths={k: str(v) for k, v in paths.items()}))

@@ -250,14 +250,14 @@ class SynthiaDataset(MultiTaskDataset):
         data_list, missing, dropped = [], [], 0
         for frame in frames:
             paths = synthia_paths(root, derived, frame)
-            wanted = ['img'] + list(self.tasks)
+            wanted = ['img'] + list(self.label_tasks)
             absent = [str(paths[k]) for k in wanted if not paths[k].is_file()]
             if absent:
                 missing.extend(absent)
                 dropped += 1
                 continue
             data_list.append(dict(img_path=str(paths['img']), frame=frame,
-                                  task_paths={k: str(paths[k]) for k in self.tasks}))
+                                  task_paths={k: str(paths[k]) for k in self.label_tasks}))
         if missing and not self.skip_missing:
             derived_missing = any(str(derived) in m for m in missing)
             fix = (f'run `python data_prep/synthia.py --src {self.data_root}` (it resumes; '

@@ -401,9 +401,9 @@ class TaskonomyDataset(MultiTaskDataset):
         return path if path.is_absolute() else Path(self.data_root) / path
 
     def _folders(self) -> Dict[str, Tuple[str, str]]:
-        """``{task name: (folder, domain)}``."""
+        """``{task name: (folder, domain)}`` of the tasks whose files are listed."""
         return {name: (taskonomy_format(t).folder, taskonomy_format(t).domain)
-                for name, t in self.tasks.items()}
+                for name, t in self.label_tasks.items()}
 
     def load_data_list(self) -> List[dict]:
         if self.index_file is not None:

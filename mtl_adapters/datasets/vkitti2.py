@@ -393,7 +393,7 @@ class VKITTI2Dataset(MultiTaskDataset):
                         frame = int(m['frame'])
                         paths = {name: prepared_path(root, scene, variation, camera,
                                                      TASK_FOLDERS[name], frame)
-                                 for name in self.tasks}
+                                 for name in self.label_tasks}
                         absent = [str(p) for p in paths.values() if not p.is_file()]
                         if absent:
                             missing.extend(absent)

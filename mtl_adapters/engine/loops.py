@@ -14,7 +14,7 @@ rank r with ``seed + r * num_workers + w``).
 
     train_cfg = dict(type='UDAIterBasedTrainLoop', max_iters=..., val_interval=...,
                      target_dataloader=dict(batch_size=..., sampler=dict(type='InfiniteSampler'),
-                                            dataset=dict(..., pipeline=[
+                                            dataset=dict(..., with_labels=False, pipeline=[
         dict(type='LoadMultiTaskImageAndAnnotations', with_labels=False), ...])))
 """
 from typing import Dict, List, Optional, Tuple, Union

@@ -113,3 +113,68 @@ def test_undeclared_output_is_refused(tmp_path):
 
     summary = run_preparation(Sloppy(src, tmp_path / 'out'), progress=False)
     assert 'undeclared' in summary.failed[0][1] and not (tmp_path / 'out').exists()
+
+
+class Slow(Preparation):
+    """A preparer whose items take a minute each: every worker writes its pid, then sleeps."""
+
+    name = 'slow'
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def items(self):
+        return [PrepItem(key=str(i), inputs=(), outputs=(self.out / f'{i}.bin',))
+                for i in range(4)]
+
+    def process(self, item):
+        import os
+        import time
+        (self.out / 'pids' / str(os.getpid())).touch()
+        time.sleep(60)
+        return {}
+
+
+def _run_slow(out: Path) -> None:
+    run_preparation(Slow(out), workers=2, progress=False)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ('Z', 'X')
+
+
+@pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='reads /proc')
+@pytest.mark.parametrize('sig', ['SIGKILL', 'SIGTERM'])
+def test_workers_die_with_the_preparer(tmp_path, sig):
+    """Killing the preparer (a forked copy of this process running ``--workers 2``) leaves no
+    worker running: they end within seconds."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+    (tmp_path / 'pids').mkdir()
+    preparer = multiprocessing.get_context('fork').Process(target=_run_slow, args=(tmp_path,))
+    preparer.start()
+    pids = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(pids) < 2 and time.monotonic() < deadline and preparer.is_alive():
+            time.sleep(0.05)
+            pids = [int(p.name) for p in (tmp_path / 'pids').iterdir()]
+        assert len(pids) == 2, f'the workers did not start (exit code {preparer.exitcode})'
+        os.kill(preparer.pid, getattr(signal, sig))
+        preparer.join(10)
+        deadline = time.monotonic() + 5
+        while any(map(_alive, pids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in pids if _alive(p)], f'workers outlived the preparer ({sig})'
+    finally:
+        preparer.kill()
+        for pid in pids:                    # the workers this test started, if still there
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -327,3 +327,16 @@ def test_leaf_config_trains_and_evaluates(prepared, tmp_path):
     for key in ('seg/mIoU', 'depth/rmse', 'depth/abs_rel', 'normal/mean', 'edge/l1'):
         assert math.isfinite(metrics[key]), (key, metrics)
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+
+
+def test_unlabelled_target_needs_only_the_prepared_images(prepared, tmp_path):
+    """with_labels=False (the UDA target): gtFine, disparity, camera and the prepared normals
+    and edges all deleted, the split still lists and loads every image."""
+    from conftest import IMAGES_ONLY, check_images_only, delete_all_but
+    root = copy_of(prepared, tmp_path)
+    tag = f'leftImg8bit_{WORK[0]}x{WORK[1]}/'
+    assert delete_all_but(root, lambda p: p.startswith(('leftImg8bit/', tag))) > 0
+    train = sum(1 for split, _, _ in SAMPLES if split == 'train')
+    check_images_only(dataset(root, pipeline=IMAGES_ONLY, with_labels=False), train)
+    with pytest.raises(FileNotFoundError, match='missing'):      # the labelled dataset needs them
+        dataset(root)

@@ -261,3 +261,16 @@ def test_split_file_rows_have_one_cell(tmp_path):
     path.write_text('0001\n0002 0003\n')
     with pytest.raises(ValueError, match=r"train.txt, line 2: 2 cells, expected 1"):
         read_split(path)
+
+
+def test_unlabelled_target_needs_only_the_images(prepared, tmp_path):
+    """with_labels=False: label40, depth, normal and edge deleted, the split still loads."""
+    import shutil
+    from conftest import IMAGES_ONLY, check_images_only, delete_all_but
+    root = tmp_path / 'nyudv2'
+    shutil.copytree(prepared[1], root)
+    assert delete_all_but(root, lambda p: p.startswith(('rgb/', 'splits/'))) > 0
+    check_images_only(NYUDv2Dataset(data_root=str(root), split='train', tasks=TASKS,
+                                    pipeline=IMAGES_ONLY, with_labels=False), 4)
+    with pytest.raises(FileNotFoundError, match='missing'):
+        _dataset(root)

@@ -290,3 +290,15 @@ def test_leaf_config_trains_and_evaluates(prepared, tmp_path):
     for key in ('seg/mIoU', 'depth/rmse', 'normal/mean', 'edge/l1'):
         assert np.isfinite(val[0][key]), key
     shutil.rmtree(tmp_path / 'work')
+
+
+def test_unlabelled_target_needs_only_the_images(prepared, tmp_path):
+    """with_labels=False: labels, depth and the derived normals/edges deleted, every frame
+    still loads (its RGB only)."""
+    from conftest import IMAGES_ONLY, check_images_only, delete_all_but
+    root = tmp_path / 'synthia'
+    shutil.copytree(prepared[0], root)
+    assert delete_all_but(root, lambda p: '/RGB/' in f'/{p}') > 0
+    check_images_only(_dataset(root, pipeline=IMAGES_ONLY, with_labels=False), len(FRAMES))
+    with pytest.raises(FileNotFoundError, match='missing'):
+        _dataset(root)

@@ -430,3 +430,22 @@ def test_leaf_config_trains_and_evaluates(copy_root, tmp_path):
     for key in ('seg/mIoU', 'depth/rmse', 'normal/mean', 'edge/l1'):
         assert np.isfinite(val[0][key]), key
     shutil.rmtree(tmp_path / 'work')
+
+
+def test_unlabelled_target_needs_only_the_images(tiny_taskonomy, tmp_path):
+    """with_labels=False (split file, and an index written for the rgb folder only): every
+    task folder deleted, the split still loads; a labels-loading pipeline is refused."""
+    from conftest import IMAGES_ONLY, check_images_only, delete_all_but
+    root = tmp_path / 'taskonomy'
+    shutil.copytree(tiny_taskonomy, root)
+    assert delete_all_but(root, lambda p: p.startswith('rgb/') or p == 'splits.csv') > 0
+    ds = TaskonomyDataset(data_root=str(root), split_file='splits.csv', tasks=TEST_TASKS,
+                          pipeline=IMAGES_ONLY, with_labels=False)
+    check_images_only(ds, 3)
+    with pytest.raises(FileNotFoundError, match='label file'):
+        TaskonomyDataset(data_root=str(root), split_file='splits.csv', tasks=TEST_TASKS)
+    loads_labels = TaskonomyDataset(
+        data_root=str(root), split_file='splits.csv', tasks=TEST_TASKS, with_labels=False,
+        pipeline=[dict(type='LoadMultiTaskImageAndAnnotations'), dict(type='PackMultiTaskInputs')])
+    with pytest.raises(ValueError, match='with_labels=False'):
+        loads_labels[0]

@@ -280,3 +280,17 @@ def test_leaf_config_trains_and_evaluates(fixture, tmp_path):
         assert np.isfinite(metrics[key]), (key, metrics)
     assert metrics['depth/rmse'] > 0 and 'seg/IoU.traffic light' in metrics
     assert json.loads((out / 'meta.json').read_text())['categories'] == list(CATEGORIES)
+
+
+def test_unlabelled_target_needs_only_the_images(fixture, tmp_path):
+    """with_labels=False: every prepared label file deleted, the scenes still load."""
+    from conftest import IMAGES_ONLY, check_images_only, delete_all_but
+    root = tmp_path / 'out'
+    shutil.copytree(fixture[1], root)
+    assert delete_all_but(root, lambda p: p == 'meta.json' or '/frames/rgb/' in p) > 0
+    labelled = _dataset(fixture[1], split='all')
+    unlabelled = VKITTI2Dataset(data_root=str(root), tasks=TASKS8, split='all',
+                                pipeline=IMAGES_ONLY, with_labels=False)
+    check_images_only(unlabelled, len(labelled))
+    with pytest.raises(FileNotFoundError, match='missing'):
+        _dataset(root, split='all')

@@ -341,6 +341,7 @@ def test_shipped_uda_configs():
         assert cfg.model_wrapper_cfg.type == 'UDADistributedDataParallel'
         load = cfg.train_cfg.target_dataloader.dataset.pipeline[0]
         assert load.type == 'LoadMultiTaskImageAndAnnotations' and load.with_labels is False
+        assert cfg.train_cfg.target_dataloader.dataset.with_labels is False   # images only
         hooks = [h.type for h in cfg.custom_hooks]
         assert ('MeanTeacherHook' in hooks) == ('mean_teacher' in cfg.model.uda_cfg), path.name
         assert ('adversarial' in path.name) == ('adversarial' in cfg.model.uda_cfg)

@@ -3,6 +3,7 @@
 # metric (metainfo['tasks']); the model takes them too, and a leaf narrows only the model
 # (`model = dict(tasks=_base_.tasks[:2])`).
 data_root = 'data/synthetic'
+split_file = 'splits.csv'
 crop_size = (128, 128)
 synthetic_classes = ('floor', 'wall', 'ceiling', 'table', 'cabinet', 'ball', 'vase', 'pillar')
 tasks = [
@@ -30,14 +31,14 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='TaskonomyDataset', data_root=data_root, split_file='splits.csv',
+    dataset=dict(type='TaskonomyDataset', data_root=data_root, split_file=split_file,
                  split='train', tasks=tasks, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='TaskonomyDataset', data_root=data_root, split_file='splits.csv',
+    dataset=dict(type='TaskonomyDataset', data_root=data_root, split_file=split_file,
                  split='val', tasks=tasks, pipeline=test_pipeline))
 test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 val_evaluator = dict(type='MultiTaskMetric')

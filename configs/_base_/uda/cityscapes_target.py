@@ -2,7 +2,7 @@
 # VKITTI2 -> Cityscapes zero-shot transfer): the pipelines and loaders of
 # configs/_base_/datasets/cityscapes_sdne.py (train on 256x512 crops of the 512x1024 working
 # resolution rescaled by 0.5-2x, evaluate on whole 512x1024 val images); the UDA target
-# pipeline reads images only (with_labels=False).
+# dataset lists and its pipeline reads images only (with_labels=False: no label file needed).
 #
 # A config lists this file next to its source config (`_base_ = [<source config>,
 # '.../cityscapes_target.py']`) and completes the dataset with what depends on the source:
@@ -43,7 +43,7 @@ target_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(target_dataset, split='train', pipeline=target_pipeline))
+    dataset=dict(target_dataset, split='train', with_labels=False, pipeline=target_pipeline))
 target_val_dataloader = dict(
     batch_size=4,
     num_workers=4,

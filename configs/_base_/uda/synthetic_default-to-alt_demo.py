@@ -8,7 +8,9 @@
 # or both. The UDA machinery (loop, optimisers, DDP wrapper): ./uda_runtime.py.
 _base_ = ['../../vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py',
           './uda_runtime.py']
-source_root = 'data/synthetic'
+# the source is the base's `data_root` (its training loader), the target `target_root` (the
+# target loader, validation and test): `--cfg-options data_root=...` moves the source only,
+# `target_root=...` the target only (mtl_adapters/utils/config.py)
 target_root = 'data/synthetic_alt'
 model = dict(type='UDAMultiTaskModel')
 # the target batches: the source's augmentation, without labels
@@ -20,8 +22,7 @@ target_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='TaskonomyDataset', data_root=target_root, split_file='splits.csv',
-                 split='train', tasks=_base_.tasks, pipeline=target_pipeline))
-train_dataloader = dict(dataset=dict(data_root=source_root))
+                 split='train', with_labels=False, tasks=_base_.tasks, pipeline=target_pipeline))
 val_dataloader = dict(dataset=dict(data_root=target_root))
 test_dataloader = dict(dataset=dict(data_root=target_root))
 train_cfg = dict(_base_.uda_loop, _delete_=True, max_iters=_base_.max_iters,

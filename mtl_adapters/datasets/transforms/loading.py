@@ -54,6 +54,12 @@ class LoadMultiTaskImageAndAnnotations(TaskTransform):
         results.update(img=img, gt=gts, img_shape=(h, w), ori_shape=(h, w))
         if not self.with_labels:
             return results
+        if results.get('with_labels') is False:
+            raise ValueError(
+                f'{results["img_path"]}: its dataset was built with with_labels=False (images '
+                'only, no label file listed), but this pipeline loads labels. Fix: load with '
+                "dict(type='LoadMultiTaskImageAndAnnotations', with_labels=False), or build the "
+                'dataset with with_labels=True.')
         tasks = self.tasks_of(results)
         decode = self.decoder(results, tasks)
         for name, task in tasks.items():
