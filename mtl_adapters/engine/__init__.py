@@ -1,10 +1,11 @@
 """Engine: hooks, training loops, optimizer wrappers and constructors."""
-from .hooks import (MeanTeacherHook, MultiTaskVisualizationHook, ParamReportHook,
-                    SafeCheckpointHook, SavePredictionsHook, TROAHook)
+from .hooks import (AtomicCheckpointHook, MeanTeacherHook, MultiTaskVisualizationHook,
+                    ParamReportHook, SafeCheckpointHook, SavePredictionsHook, TROAHook)
 from .loops import UDAIterBasedTrainLoop
 from .optimizers import (BF16OptimWrapper, FrozenTrunkOptimWrapperConstructor,
                          UDAOptimWrapperConstructor)
 
-__all__ = ['MeanTeacherHook', 'MultiTaskVisualizationHook', 'ParamReportHook',
-           'SafeCheckpointHook', 'SavePredictionsHook', 'TROAHook', 'UDAIterBasedTrainLoop',
-           'BF16OptimWrapper', 'FrozenTrunkOptimWrapperConstructor', 'UDAOptimWrapperConstructor']
+__all__ = ['AtomicCheckpointHook', 'MeanTeacherHook', 'MultiTaskVisualizationHook',
+           'ParamReportHook', 'SafeCheckpointHook', 'SavePredictionsHook', 'TROAHook',
+           'UDAIterBasedTrainLoop', 'BF16OptimWrapper', 'FrozenTrunkOptimWrapperConstructor',
+           'UDAOptimWrapperConstructor']

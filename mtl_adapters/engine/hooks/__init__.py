@@ -1,4 +1,5 @@
 """Hooks."""
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .mean_teacher_hook import MeanTeacherHook
 from .param_report_hook import ParamReportHook
 from .safe_checkpoint_hook import SafeCheckpointHook
@@ -6,5 +7,5 @@ from .save_predictions_hook import SavePredictionsHook
 from .troa_hook import TROAHook
 from .visualization_hook import MultiTaskVisualizationHook
 
-__all__ = ['MeanTeacherHook', 'MultiTaskVisualizationHook', 'ParamReportHook',
-           'SafeCheckpointHook', 'SavePredictionsHook', 'TROAHook']
+__all__ = ['AtomicCheckpointHook', 'MeanTeacherHook', 'MultiTaskVisualizationHook',
+           'ParamReportHook', 'SafeCheckpointHook', 'SavePredictionsHook', 'TROAHook']
