@@ -101,11 +101,12 @@ class SafeCheckpointHook(Hook):
                 f'{RESUME_LOWER_LR}.')
         if 'message_hub' in checkpoint:
             plain_message_hub(checkpoint['message_hub'])
-        # mmengine stores the dataset's metainfo twice: in meta and in the hub's runtime info
+        # mmengine stores the dataset's metainfo twice: in meta (the dataset's own dict: it is
+        # copied, not changed) and in the hub's runtime info
         for holder in (checkpoint.get('meta', {}),
                        checkpoint.get('message_hub', {}).get('runtime_info', {})):
             if isinstance(holder.get('dataset_meta'), dict):
-                plain_dataset_meta(holder['dataset_meta'])
+                holder['dataset_meta'] = plain_dataset_meta(dict(holder['dataset_meta']))
 
     # ----------------------------------------------------------------------------- loading
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
