@@ -15,7 +15,6 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mtl_adapters.engine.fsdp import check_fsdp, is_fsdp  # noqa: E402
@@ -72,14 +71,14 @@ def build_cfg(args) -> Config:
         newest = newest_loadable_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
         if newest is not None:
             if cfg.get('load_from'):
-                print_log(f'--resume: resuming from {newest}; the config\'s load_from '
-                          f'({cfg.load_from}) is what that run started from', logger='current')
+                print(f'--resume: resuming from {newest}; the config\'s load_from '
+                      f'({cfg.load_from}) is what that run started from', flush=True)
             cfg.resume, cfg.load_from = True, newest
         else:
             cfg.resume = False
-            print_log(f'--resume: no checkpoint in {cfg.work_dir} to resume; starting a new run '
-                      + (f'from load_from={cfg.load_from}' if cfg.get('load_from')
-                         else 'from scratch'), logger='current')
+            print(f'--resume: no checkpoint in {cfg.work_dir} to resume; starting a new run '
+                  + (f'from load_from={cfg.load_from}' if cfg.get('load_from')
+                     else 'from scratch'), flush=True)
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     if args.resume_lr is not None:

@@ -95,7 +95,8 @@ class SafeCheckpointHook(Hook):
                     bad.append(f'{key} (max |x| {peak:g})')
         if bad:
             raise FloatingPointError(
-                f'refusing to write a checkpoint at iteration {runner.iter}: values not finite '
+                'refusing to write a checkpoint at iteration '
+                f'{checkpoint.get("meta", {}).get("iter", runner.iter + 1)}: values not finite '
                 f'or above max_abs_weight={self.max_abs_weight:g} in {bad[:5]}'
                 f'{" ..." if len(bad) > 5 else ""}; the earlier checkpoints are kept. '
                 f'{RESUME_LOWER_LR}.')
