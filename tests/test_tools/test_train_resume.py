@@ -275,3 +275,13 @@ def test_train_refuses_a_busy_or_used_work_dir(tmp_path, data_root):
     with pytest.raises(FileExistsError, match='holds a previous run'):
         train.main(argv)
     assert sorted(p.name for p in work.iterdir()) == ['.lock', 'iter_2.pth']
+
+
+def test_benchmark_runs_resume_their_interrupted_training():
+    """The benchmarks retry a cell whose metrics are missing: its training resumes (a work dir
+    holding a previous run is refused without --resume)."""
+    from mtl_adapters.benchmarks.weighting_comparison import commands
+    (_, train), _ = commands('c.py', 'wd', 5, 'out.json')
+    assert train[train.index('tools/train.py'):][-1] == '--resume'
+    (_, ddp), _ = commands('c.py', 'wd', 5, 'out.json', launcher='pytorch', gpus=2)
+    assert '--resume' in ddp and ddp.index('--resume') > ddp.index('tools/train.py')
