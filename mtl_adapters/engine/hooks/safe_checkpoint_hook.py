@@ -122,7 +122,10 @@ class SafeCheckpointHook(Hook):
         source = getattr(runner, '_load_from', None) or 'the checkpoint'
         model = unwrap_model(runner.model)
         state = checks.revised_state_dict(checkpoint)
-        shapes = checks.shape_mismatches(model, state)
+        # a strategy runner (FSDP) holds sharded/flattened parameters and loads through its
+        # strategy: the structure checks below apply to the Runner's own loading only
+        sharded = hasattr(runner, 'strategy')
+        shapes = [] if sharded else checks.shape_mismatches(model, state)
         if resume:
             self._check_resume(runner, checkpoint, source, model, state, shapes)
             if cfg.get('resume_lr_from_config', False):
@@ -138,12 +141,13 @@ class SafeCheckpointHook(Hook):
                 'tensors that match.')
         if partial and shapes:
             runner.logger.warning(f'load_from_partial: skipped (shape differs): {shapes}')
-        self._arm(model, source, partial)
+        if not sharded:
+            self._arm(model, source, partial)
 
     def _check_resume(self, runner, checkpoint, source, model, state, shapes) -> None:
         """A resume needs the same model and optimiser; warn on another dataset."""
         problems = list(shapes)
-        if 'optimizer' in checkpoint and not hasattr(runner, 'strategy'):   # not FSDP's
+        if 'optimizer' in checkpoint and not hasattr(runner, 'strategy'):   # see above
             problems += checks.optimizer_differences(runner.optim_wrapper,
                                                      checkpoint['optimizer'])
         if problems:        # (keys alone: the post-hook, after the model's legacy upgrades)
