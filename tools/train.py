@@ -3,11 +3,11 @@
     python tools/train.py \
         configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py
     python tools/train.py CONFIG --resume            # continue from work_dir's last checkpoint
+    python tools/train.py CONFIG --resume --resume-lr 1e-4    # ... with a new learning rate
     torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
 import gc
-import glob
 import os
 import os.path as osp
 import sys
@@ -21,6 +21,7 @@ from mtl_adapters.engine.fsdp import check_fsdp, is_fsdp  # noqa: E402
 from mtl_adapters.set_env import register_all_modules  # noqa: E402
 from mtl_adapters.utils import (load_config, newest_loadable_checkpoint,  # noqa: E402
                                 trust_checkpoint, unwrap_model)
+from mtl_adapters.utils.workdir import claim_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -33,9 +34,19 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
                         help='resume training: from CKPT, or (no value) from the last '
                         'checkpoint in the work dir')
+    parser.add_argument('--resume-lr', type=float, metavar='LR',
+                        help='with --resume: the new base learning rate '
+                        '(optim_wrapper.optimizer.lr); the restored optimiser and schedulers '
+                        'take their learning rates from the config, not from the checkpoint')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='train into a work dir that holds a previous run: its checkpoints '
+                        'are deleted first (without it such a work dir is refused)')
+    parser.add_argument('--load-partial', action='store_true',
+                        help='load_from loads only the tensors that match the model and logs '
+                        'the others (config: load_from_partial = True); default: strict')
     parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='load the --resume / load_from checkpoint with a full pickle load '
-                        '(runs any code inside it: only for files you wrote or trust)')
+                        help='load the --resume CKPT / load_from checkpoint with a full pickle '
+                        'load (runs any code inside it: only for files you wrote or trust)')
     parser.add_argument('--amp', action='store_true', help='bf16 mixed precision '
                         '(AmpOptimWrapper on a GPU, BF16OptimWrapper on the CPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -53,20 +64,47 @@ def build_cfg(args) -> Config:
     """Config from file + command line."""
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.resume == 'auto':
+        if args.trust_checkpoint:
+            raise ValueError('--trust-checkpoint trusts one file you name: pass it as '
+                             '--resume CKPT, not every checkpoint of the work dir')
         # the newest checkpoint that loads: one truncated by a kill is skipped, with a warning
-        cfg.resume = True
-        if args.trust_checkpoint:         # the user's own work dir: trust what is in it
-            for path in glob.glob(osp.join(cfg.work_dir, '*.pth')):
-                trust_checkpoint(path)
-        cfg.load_from = newest_loadable_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) \
-            else None
+        newest = newest_loadable_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        if newest is not None:
+            if cfg.get('load_from'):
+                print(f'--resume: resuming from {newest}; the config\'s load_from '
+                      f'({cfg.load_from}) is what that run started from', flush=True)
+            cfg.resume, cfg.load_from = True, newest
+        else:
+            cfg.resume = False
+            print(f'--resume: no checkpoint in {cfg.work_dir} to resume; starting a new run '
+                  + (f'from load_from={cfg.load_from}' if cfg.get('load_from')
+                     else 'from scratch'), flush=True)
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
+    if args.resume_lr is not None:
+        set_resume_lr(cfg, args.resume_lr, bool(args.resume))
+    if args.load_partial:
+        cfg.load_from_partial = True
     if args.trust_checkpoint and cfg.get('load_from'):
         trust_checkpoint(cfg.load_from)
     if args.amp:
         enable_amp(cfg)
     return cfg
+
+
+def set_resume_lr(cfg: Config, lr: float, resume: bool) -> None:
+    """``--resume-lr LR``: ``optim_wrapper.optimizer.lr = LR`` and ``resume_lr_from_config =
+    True`` (SafeCheckpointHook then rescales the restored optimiser and schedulers)."""
+    if not resume:
+        raise ValueError('--resume-lr needs --resume (a new run takes its learning rate from '
+                         '--cfg-options optim_wrapper.optimizer.lr=...)')
+    if 'optimizer' not in cfg.optim_wrapper:
+        raise ValueError(
+            f'--resume-lr: {cfg.filename} has several optimisers '
+            f'({", ".join(cfg.optim_wrapper)}); set each one\'s learning rate with '
+            '--cfg-options optim_wrapper.<name>.optimizer.lr=... resume_lr_from_config=True')
+    cfg.optim_wrapper.optimizer.lr = lr
+    cfg.resume_lr_from_config = True
 
 
 def enable_amp(cfg: Config) -> None:
@@ -125,9 +163,16 @@ def main(argv=None):
     register_all_modules()
     cfg = build_cfg(args)
     check_fsdp(cfg)
-    init_cpu_distributed(cfg)
-    runner = build_runner(cfg)
-    runner.train()
+    # one training per work dir, and none over a previous run unless it resumes/overwrites it
+    lock = claim_work_dir(cfg.work_dir, bool(cfg.get('resume')) or args.resume is not None,
+                          args.overwrite)
+    try:
+        init_cpu_distributed(cfg)
+        runner = build_runner(cfg)
+        runner.train()
+    finally:
+        if lock is not None:
+            lock.release()
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         # A clean shutdown. A process group left to interpreter exit can abort the process

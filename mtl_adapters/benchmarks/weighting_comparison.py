@@ -137,9 +137,12 @@ def commands(config: str, work_dir: str, iters: int, out: str, launcher: str = '
              gpus: int = 1) -> List[tuple]:
     """``[(step, argv), ...]`` of one run: ``tools/train.py`` (through ``torchrun --standalone
     --nproc_per_node gpus`` with ``launcher='pytorch'``) then ``tools/test.py`` of its last
-    checkpoint, writing the test metrics to ``out`` (one process: the test split is small)."""
+    checkpoint, writing the test metrics to ``out`` (one process: the test split is small).
+    The training runs with ``--resume``: a run interrupted before its metrics were written
+    continues from its newest checkpoint (tools/train.py refuses a work dir holding a previous
+    run otherwise), and one that never saved starts afresh."""
     work_dir = osp.abspath(work_dir)
-    train = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
+    train = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--resume']
     if launcher == 'pytorch':
         train = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
                  '--nproc_per_node', str(gpus)] + train[1:] + ['--launcher', 'pytorch']

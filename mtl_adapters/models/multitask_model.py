@@ -40,6 +40,7 @@ from torch import Tensor
 from mtl_adapters.registry import MODELS, WEIGHTINGS
 from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.tasks import build_tasks
+from mtl_adapters.utils.checkpoint import RESUME_LOWER_LR
 from mtl_adapters.weighting.base import TrainingStep, per_task_gradients
 
 from .prediction import check_finite_outputs, same_size_groups, window_weight
@@ -60,9 +61,8 @@ def check_finite_losses(losses: Dict[str, Tensor],
     where = 'iteration ' + (str(iteration + 1) if iteration is not None else '?')
     raise FloatingPointError(
         f'non-finite loss at {where}: {bad}. Training stopped before this step was applied, '
-        'so no checkpoint holds its state; resume from the last checkpoint with a lower '
-        'learning rate (optim_wrapper.optimizer.lr) or check the labels of this batch'
-        + (f': {paths}' if paths else '.'))
+        f'so no checkpoint holds its state; {RESUME_LOWER_LR}, or check the labels of this '
+        'batch' + (f': {paths}' if paths else '.'))
 
 
 @MODELS.register_module()

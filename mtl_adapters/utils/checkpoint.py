@@ -46,6 +46,10 @@ _TRUSTED: Set[str] = set()
 _REGISTERED = False
 #: marker of a HistoryBuffer stored as plain data
 _BUFFER_KEY = '__mtl_history_buffer__'
+#: what every divergence error tells the user to do (``--resume-lr`` overrides the learning
+#: rates the optimiser and the schedulers restore from the checkpoint)
+RESUME_LOWER_LR = ('resume from the last checkpoint with a lower learning rate: '
+                   '`python tools/train.py CONFIG --resume --resume-lr LR`')
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):

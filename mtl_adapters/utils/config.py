@@ -28,7 +28,7 @@ RUNNER_KEYS = frozenset((
     'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'data_preprocessor',
     'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
     'default_scope', 'randomness', 'experiment_name', 'model_wrapper_cfg', 'runner_type',
-    'custom_imports', 'vis_backends', 'cfg'))
+    'custom_imports', 'vis_backends', 'cfg', 'load_from_partial', 'resume_lr_from_config'))
 
 
 def _parse(path: str) -> ast.Module:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_taskonomy_fixture
+from conftest import load_tool, write_taskonomy_fixture
 
 from mtl_adapters.utils import load_checkpoint_file
 from mtl_adapters.utils.checkpoint import unsafe_globals
@@ -46,8 +46,9 @@ def write_tiny_config(path, data_root, max_iters):
     return path
 
 
-def _train_cmd(work_dir, data_root, max_iters, *extra):
+def _train_cmd(work_dir, data_root, max_iters, *extra, config_lines=''):
     cfg = write_tiny_config(Path(work_dir).parent / f'tiny_{max_iters}.py', data_root, max_iters)
+    cfg.write_text(cfg.read_text() + config_lines)
     return [sys.executable, str(REPO / 'tools/train.py'), str(cfg), '--work-dir',
             str(work_dir), *extra, '--cfg-options',
             'train_dataloader.dataset.pipeline.1.geometric.0.size=(64,64)']
@@ -125,27 +126,40 @@ def test_torchrun_two_processes_on_cpu(tmp_path, data_root):
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
 
 
-def test_diverging_run_stops_before_a_non_finite_checkpoint(tmp_path, data_root):
-    """A learning rate that diverges: training stops with a clear error naming the iteration
-    and the task, and every checkpoint left behind (rotation keeps one) is finite."""
+def test_diverging_run_keeps_a_sane_checkpoint_and_resumes_with_a_new_lr(tmp_path, data_root):
+    """Three iterations at lr 1e-3, then lr 1e12: training stops with an error naming the
+    iteration, and what is left (max_keep_ckpts=1) is a checkpoint whose weights are finite and
+    not exploded. The advice works: --resume --resume-lr 1e-3 continues from it at lr 1e-3
+    (not the 1e12 the optimiser state holds) and finishes."""
     work = tmp_path / 'diverge'
-    cmd = _train_cmd(work, data_root, 30) + [
-        'optim_wrapper.optimizer.lr=1e12', 'optim_wrapper.clip_grad=None',
-        'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=1']
-    res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    lrs = ['optim_wrapper.optimizer.lr=1e12', 'optim_wrapper.clip_grad=None',
+           'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=1']
+    warm = ("param_scheduler = [dict(type='ConstantLR', factor=1e-15, by_epoch=False, "
+            'begin=0, end=3)]\n')
+    res = subprocess.run(_train_cmd(work, data_root, 30, config_lines=warm) + lrs, cwd=REPO,
+                         env=_env(), capture_output=True, text=True, timeout=300)
     log = res.stdout + res.stderr
     assert res.returncode != 0, log[-2000:]
-    match = re.search(r'non-finite loss at iteration (\d+): \{[^}]*\'(seg|depth|normal|edge)\'',
-                      log)
+    match = re.search(r'(non-finite loss|exploded training loss|non-finite gradient norm|'
+                      r'refusing to write a checkpoint)[^\n]*?at iteration (\d+)', log)
     assert match, log[-3000:]
-    stopped_at = int(match.group(1))
-    assert re.search(r"this batch: \[[^]]*point_\d+_view_\d+_domain_rgb\.png", log)  # images named
+    assert '--resume-lr' in log
     kept = sorted(work.glob('iter_*.pth'))
-    assert kept, 'the last finite checkpoint was deleted'
+    assert kept, 'the last sane checkpoint was deleted'
     for path in kept:
         state = load_checkpoint_file(str(path))['state_dict']
-        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
-        assert int(path.stem.split('_')[1]) < stopped_at
+        assert all(v.abs().max() <= 1e6 for v in state.values()
+                   if v.is_floating_point() and v.numel()), f'{path.name} holds exploded weights'
+    stopped_at = int(match.group(2))
+    assert int(kept[-1].stem.split('_')[1]) == stopped_at - 1      # the newest sane one
+    res = subprocess.run(_train_cmd(work, data_root, 5, '--resume', '--resume-lr', '1e-3',
+                                    config_lines=warm) + lrs,
+                         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-3000:]
+    assert re.search(r'learning rates from the config.*base lr 1e\+12 -> 0\.001', log), \
+        log[-3000:]
+    assert re.search(r'Iter\(train\) \[\s*5/5\].*lr: 1\.0+e-03', log), log[-2000:]
 
 
 def test_resume_skips_a_truncated_checkpoint(tmp_path, data_root):
@@ -190,3 +204,84 @@ def test_runs_and_resumed_runs_are_reproducible(tmp_path, data_root):
     assert res.returncode == 0, res.stderr[-2000:]
     again = _losses(res.stdout + res.stderr)
     assert sorted(again) == [3, 4] and all(again[i] == logs[0][i] for i in (3, 4)), again
+
+
+def _build(train, cfg_path, work, *argv):
+    return train.build_cfg(train.parse_args([str(cfg_path), '--work-dir', str(work), *argv]))
+
+
+def test_resume_with_nothing_to_resume_keeps_load_from(tmp_path, data_root, capfd):
+    """--resume on a fresh work dir starts from the config's load_from (and says so) instead
+    of dropping it; with a checkpoint there it resumes that one (and says so)."""
+    train = load_tool('train')
+    cfg_path = write_tiny_config(tmp_path / 'c.py', data_root, 2)
+    source = tmp_path / 'source.pth'
+    torch.save({'state_dict': {}}, source)
+    built = _build(train, cfg_path, tmp_path / 'fresh', '--resume', '--cfg-options',
+                   f'load_from={source}')
+    assert built.resume is False and built.load_from == str(source)
+    assert f'no checkpoint in {tmp_path / "fresh"} to resume; starting a new run from ' \
+        f'load_from={source}' in capfd.readouterr().out
+    work = tmp_path / 'used'
+    work.mkdir()
+    torch.save({'state_dict': {}}, work / 'iter_2.pth')
+    built = _build(train, cfg_path, work, '--resume', '--cfg-options', f'load_from={source}')
+    assert built.resume is True and built.load_from == str(work / 'iter_2.pth')
+    assert 'resuming from' in capfd.readouterr().out
+
+
+def test_trust_checkpoint_trusts_only_the_named_file(tmp_path, data_root):
+    """--trust-checkpoint with --resume (no file) would trust every .pth of the work dir: it
+    is refused; with --resume CKPT exactly that file is trusted."""
+    from mtl_adapters.utils.checkpoint import _TRUSTED
+    train = load_tool('train')
+    cfg_path = write_tiny_config(tmp_path / 'c.py', data_root, 2)
+    work = tmp_path / 'work'
+    work.mkdir()
+    for i in (1, 2):
+        torch.save({'state_dict': {}}, work / f'iter_{i}.pth')
+    with pytest.raises(ValueError, match='--trust-checkpoint trusts one file'):
+        _build(train, cfg_path, work, '--resume', '--trust-checkpoint')
+    assert not any(p.startswith(os.path.realpath(work)) for p in _TRUSTED)
+    _build(train, cfg_path, work, '--resume', str(work / 'iter_1.pth'), '--trust-checkpoint')
+    trusted = {p for p in _TRUSTED if p.startswith(os.path.realpath(work))}
+    assert trusted == {os.path.realpath(work / 'iter_1.pth')}
+
+
+def test_resume_lr_and_load_partial_options(tmp_path, data_root):
+    train = load_tool('train')
+    cfg_path = write_tiny_config(tmp_path / 'c.py', data_root, 2)
+    ckpt = tmp_path / 'c.pth'
+    built = _build(train, cfg_path, tmp_path / 'w', '--resume', str(ckpt), '--resume-lr', '1e-4')
+    assert built.optim_wrapper.optimizer.lr == 1e-4 and built.resume_lr_from_config is True
+    with pytest.raises(ValueError, match='--resume-lr needs --resume'):
+        _build(train, cfg_path, tmp_path / 'w', '--resume-lr', '1e-4')
+    assert not _build(train, cfg_path, tmp_path / 'w').get('load_from_partial', False)
+    assert _build(train, cfg_path, tmp_path / 'w', '--load-partial').load_from_partial is True
+
+
+def test_train_refuses_a_busy_or_used_work_dir(tmp_path, data_root):
+    """A work dir another training holds, or one with a previous run, is refused before
+    anything is written into it."""
+    from mtl_adapters.utils.workdir import WorkDirBusyError, WorkDirLock
+    train = load_tool('train')
+    cfg_path = write_tiny_config(tmp_path / 'c.py', data_root, 2)
+    work = tmp_path / 'work'
+    argv = [str(cfg_path), '--work-dir', str(work)]
+    with WorkDirLock(str(work)):
+        with pytest.raises(WorkDirBusyError, match='in use by another training'):
+            train.main(argv)
+    (work / 'iter_2.pth').write_bytes(b'the previous run')
+    with pytest.raises(FileExistsError, match='holds a previous run'):
+        train.main(argv)
+    assert sorted(p.name for p in work.iterdir()) == ['.lock', 'iter_2.pth']
+
+
+def test_benchmark_runs_resume_their_interrupted_training():
+    """The benchmarks retry a cell whose metrics are missing: its training resumes (a work dir
+    holding a previous run is refused without --resume)."""
+    from mtl_adapters.benchmarks.weighting_comparison import commands
+    (_, train), _ = commands('c.py', 'wd', 5, 'out.json')
+    assert train[train.index('tools/train.py'):][-1] == '--resume'
+    (_, ddp), _ = commands('c.py', 'wd', 5, 'out.json', launcher='pytorch', gpus=2)
+    assert '--resume' in ddp and ddp.index('--resume') > ddp.index('tools/train.py')

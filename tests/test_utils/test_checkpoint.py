@@ -76,5 +76,29 @@ def test_safe_checkpoint_hook_refuses_non_finite_state():
     ok = {'state_dict': {'w': torch.ones(2), 'n': torch.tensor(3)}, 'message_hub': {}}
     hook.before_save_checkpoint(runner, ok)
     bad = {'state_dict': {'w': torch.tensor([1.0, float('nan')])}, 'message_hub': {}}
-    with pytest.raises(FloatingPointError, match=r"non-finite values in \['w'\]"):
+    with pytest.raises(FloatingPointError, match=r"not finite .* in \['w \(max \|x\| nan\)'\]"):
         hook.before_save_checkpoint(runner, bad)
+    # finite but exploded weights (what a diverging step leaves before the NaN) are refused too
+    exploded = {'state_dict': {'w': torch.tensor([1.0, 1e38])}, 'meta': {'iter': 7}}
+    with pytest.raises(FloatingPointError, match=r'iteration 7: .*max_abs_weight=1e\+06'):
+        hook.before_save_checkpoint(runner, exploded)
+    SafeCheckpointHook(max_abs_weight=1e39).before_save_checkpoint(runner, exploded)
+
+
+def test_safe_checkpoint_hook_stops_on_an_exploded_loss():
+    """A finite loss above max_loss stops training after that iteration (before its
+    checkpoint), with the advice to resume with --resume-lr."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mtl_adapters.engine.hooks import SafeCheckpointHook
+    hub = MessageHub.get_instance('safe_checkpoint_loss_test')
+    runner = SimpleNamespace(message_hub=hub, iter=4)
+    hub.update_scalar('train/loss', 2.5)
+    SafeCheckpointHook().after_train_iter(runner, 0)
+    hub.update_scalar('train/loss', 3e20)
+    with pytest.raises(FloatingPointError, match=r'exploded training loss .*iteration 5.*'
+                       r'--resume-lr'):
+        SafeCheckpointHook().after_train_iter(runner, 0)
+    SafeCheckpointHook(max_loss=1e21).after_train_iter(runner, 0)

@@ -24,7 +24,8 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=val_interval,
+    # written atomically, old checkpoints rotated out only after the new one is complete
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=val_interval,
                     max_keep_ckpts=2, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # checkpoints that load with weights_only=True (no code runs when they are read)
