@@ -23,9 +23,18 @@ CAMERA_FACING_Z = -1.0
 class NormalTask(BaseTask):
     """Surface normal estimation: L1 on unit normals by default; angular error metrics.
 
-    Convention (project-wide): x to the right of the image, y down, z away from the camera
-    (OpenCV camera frame); a surface facing the camera has n_z < 0. A horizontal flip negates
-    n_x. Pictures map n to RGB as ``(n + 1) / 2 * 255``.
+    Convention (project-wide, every dataset's decoder maps its files onto it): unit vectors in
+    the camera frame with x to the right of the image, y down and z away from the camera
+    along the optical axis (OpenCV camera frame), pointing out of the surface towards the
+    side the camera sees, so ``n . X < 0`` at the surface point X and n_z < 0 for a surface
+    seen head-on; the zero vector = no normal. A floor seen by a level camera is (0, -1, 0), a
+    ceiling (0, 1, 0), a wall on the left of the picture (1, 0, 0), a wall facing the camera
+    (0, 0, -1). A horizontal flip negates n_x.
+
+    Pictures (``colorize``) and saved predictions map n to RGB as ``(n + 1) / 2 * 255``, which
+    is Taskonomy's published normal encoding as it is: a wall facing the camera is
+    (128, 128, 0), a floor (128, 0, 128), a ceiling (128, 255, 128), a wall on the left
+    (255, 128, 128), as in Taskonomy's own pictures (``datasets/taskonomy_format.py``).
     """
 
     name = 'normal'
