@@ -5,7 +5,7 @@
 ellipses; prediction: those boundaries at uneven strength plus spurious ones, blurred, shifted
 by a pixel or two and mixed with smooth noise, in [0, 1], so that low thresholds give thick,
 noisy regions as real detectors do), evaluates them
-with :func:`mtl_adapters.evaluation.boundary.boundary_counts` (99 thresholds, NYUD's
+with :func:`mtl_adapters.tasks.boundary.boundary_counts` (99 thresholds, NYUD's
 ``max_dist=0.011``) for each worker count, and prints images/s and the projected time for the
 654 NYUD test images; JSON goes to ``--out``. Drawing the pairs is not timed.
 """
@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from mtl_adapters.evaluation.boundary import boundary_counts, boundary_scores
+from mtl_adapters.tasks.boundary import boundary_counts, boundary_scores
 from .common import write_json
 
 #: images in the NYUDv2 test split

@@ -28,7 +28,7 @@ import numpy as np
 from mtl_adapters.datasets.nyudv2 import (DEPTH_UNITS_PER_METRE, NUM_NYU40, NUM_RAW_CLASSES,
                                           RGB_DIR, SPLIT_DIR, TASK_DIRS, crop_box,
                                           nyu_intrinsics)
-from mtl_adapters.datasets.taskonomy_format import encode_taskonomy
+from mtl_adapters.formats.taskonomy import encode_taskonomy
 from mtl_adapters.utils import DataFileError, atomic_write_bytes, read_image
 
 from .prepare import Preparation, PrepItem, PrepSummary, encode_png

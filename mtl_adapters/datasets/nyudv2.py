@@ -50,7 +50,7 @@ from mtl_adapters.tasks import build_tasks
 from .base import MultiTaskDataset
 from .class_map import CLASS_MAP_DIR, ClassMap, check_semantic_task, class_map_metainfo
 from .class_map import load_class_map as load_shared_class_map
-from .taskonomy_format import decode_taskonomy
+from mtl_adapters.formats.taskonomy import decode_taskonomy
 
 #: prepared layout: task name -> folder (all PNG, one file per sample)
 RGB_DIR = 'rgb'

@@ -14,10 +14,10 @@ The RGB folder is ``rgb``; each task's folder and domain tag are in :data:`TASKO
 (the quirk: the semantic folder is ``segment_semantic`` but its files say
 ``domain_segmentsemantic``).
 
-Encodings: ``taskonomy_format.py`` (:data:`TASKONOMY_FORMATS`, :func:`decode_taskonomy`,
-:func:`encode_taskonomy`, re-exported here); normals there are the project's camera frame as
-they are (x right, y down, z away from the camera; a wall facing the camera is
-(128, 128, 0)).
+Encodings: ``mtl_adapters/formats/taskonomy.py`` (:data:`TASKONOMY_FORMATS`,
+:func:`decode_taskonomy`, :func:`encode_taskonomy`, re-exported here); normals there are the
+project's camera frame as they are (x right, y down, z away from the camera; a wall facing the
+camera is (128, 128, 0)).
 
 Split files are CSVs ``id,train,val,test`` (one building per row, 1 = in that split) that the
 official release writes with CR-only line endings (``train_val_test_{tiny,medium,full,
@@ -43,10 +43,9 @@ from mtl_adapters.registry import DATASETS
 from mtl_adapters.tasks import SemanticTask, build_tasks
 from .base import MultiTaskDataset
 from .class_map import check_semantic_task, class_map_metainfo, load_class_map
-from .taskonomy_format import (TASKONOMY_DEPTH_INVALID, TASKONOMY_DEPTH_SCALE,  # noqa: F401
-                               TASKONOMY_EDGE_SCALE, TASKONOMY_FORMATS, TaskonomyFormat,
-                               check_taskonomy_file, decode_taskonomy, encode_taskonomy,
-                               taskonomy_format)
+from mtl_adapters.formats.taskonomy import (  # noqa: F401  (re-exported)
+    TASKONOMY_DEPTH_INVALID, TASKONOMY_DEPTH_SCALE, TASKONOMY_EDGE_SCALE, TASKONOMY_FORMATS,
+    TaskonomyFormat, check_taskonomy_file, decode_taskonomy, encode_taskonomy, taskonomy_format)
 
 RGB_FOLDER = 'rgb'
 SPLITS = ('train', 'val', 'test')

@@ -151,7 +151,7 @@ class BaseTask:
         extension): by default the Taskonomy encoding, ``<stem>_<task>.png``."""
         from pathlib import Path
 
-        from mtl_adapters.datasets.taskonomy_format import encode_taskonomy
+        from mtl_adapters.formats.taskonomy import encode_taskonomy
         from mtl_adapters.utils import write_png
         path = Path(stem).with_name(f'{Path(stem).name}_{self.name}.png')
         write_png(path, encode_taskonomy(self, value))

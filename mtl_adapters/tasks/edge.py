@@ -19,7 +19,7 @@ class EdgeTask(BaseTask):
     Padding is marked with -1 (never a real value), so it is ignored by loss and metric.
 
     ``metric_cfg=dict(boundary=True, ...)`` adds the boundary benchmark's ``odsF``, ``oisF``
-    and ``AP`` (percent, larger is better; :mod:`mtl_adapters.evaluation.boundary` defines
+    and ``AP`` (percent, larger is better; :mod:`mtl_adapters.tasks.boundary` defines
     them): per image, matched/total boundary-pixel counts at every threshold, reduced over the
     dataset. Off by default (it costs about a second per 480x640 image). Options:
     ``thresholds`` (99: uniformly spaced in (0, ``max_value``), or a list), ``max_value``
@@ -49,7 +49,7 @@ class EdgeTask(BaseTask):
         super().__init__(**kwargs)
         cfg = self.metric_cfg
         if cfg['boundary']:
-            from mtl_adapters.evaluation.boundary import SCORE_KEYS
+            from .boundary import SCORE_KEYS
             for key, value in self.boundary_defaults.items():
                 cfg.setdefault(key, value)
             cfg['scores'] = tuple(cfg['scores'])
@@ -83,7 +83,7 @@ class EdgeTask(BaseTask):
         stats = dict(n=int(mask.sum()),
                      abs=float((pred.double().clamp(0, 1) - gt.double())[mask].abs().sum()))
         if self.metric_cfg['boundary']:
-            from mtl_adapters.evaluation.boundary import boundary_counts
+            from .boundary import boundary_counts
             cfg = self.metric_cfg
             counts = boundary_counts(
                 pred[0].double().numpy(), gt[0].double().numpy(), valid=mask[0].numpy(),
@@ -99,7 +99,7 @@ class EdgeTask(BaseTask):
         if self.metric_cfg['boundary']:
             from mmengine.logging import print_log
 
-            from mtl_adapters.evaluation.boundary import boundary_scores
+            from .boundary import boundary_scores
             cfg = self.metric_cfg
             counts = [s['boundary'] for s in stats if 'boundary' in s]
             if counts and not any(c['sumR'][0] for c in counts):

@@ -34,7 +34,7 @@ class NormalTask(BaseTask):
     Pictures (``colorize``) and saved predictions map n to RGB as ``(n + 1) / 2 * 255``, which
     is Taskonomy's published normal encoding as it is: a wall facing the camera is
     (128, 128, 0), a floor (128, 0, 128), a ceiling (128, 255, 128), a wall on the left
-    (255, 128, 128), as in Taskonomy's own pictures (``datasets/taskonomy_format.py``).
+    (255, 128, 128), as in Taskonomy's own pictures (``formats/taskonomy.py``).
     """
 
     name = 'normal'

@@ -13,9 +13,9 @@ from scipy.optimize import linear_sum_assignment
 from skimage.morphology import thin as skimage_thin
 
 from mtl_adapters.evaluation import MultiTaskMetric
-from mtl_adapters.evaluation.boundary import (SCORE_KEYS, area_pr, average_precision,
-                                              boundary_counts, boundary_scores,
-                                              evaluate_boundaries, make_thresholds, thin)
+from mtl_adapters.tasks.boundary import (SCORE_KEYS, area_pr, average_precision,
+                                         boundary_counts, boundary_scores, evaluate_boundaries,
+                                         make_thresholds, thin)
 from mtl_adapters.structures import MultiTaskDataSample
 from mtl_adapters.tasks import DepthTask, EdgeTask
 

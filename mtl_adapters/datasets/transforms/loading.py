@@ -33,11 +33,11 @@ class LoadMultiTaskImageAndAnnotations(TaskTransform):
     def decoder(self, results: dict, tasks) -> Callable:
         """``(name, task, raw, info) -> canonical array``: the dataset's, else the tasks'
         ``decode_<gt_format>`` (an error naming the task if it has none); 'taskonomy': the
-        format table of ``datasets/taskonomy_format.py``."""
+        format table of ``formats/taskonomy.py``."""
         if 'decode_gt' in results:
             return results['decode_gt']
         if self.gt_format == 'taskonomy':
-            from mtl_adapters.datasets.taskonomy_format import decode_taskonomy, taskonomy_format
+            from mtl_adapters.formats.taskonomy import decode_taskonomy, taskonomy_format
             for task in tasks.values():
                 taskonomy_format(task)            # a task without one: an error naming it
             return lambda name, task, raw, info: decode_taskonomy(task, raw)

@@ -1,5 +1,5 @@
 """Binary thinning to 1-pixel-wide curves, as the boundary benchmark applies it
-(:mod:`mtl_adapters.evaluation.boundary`): the two-subiteration parallel thinning of Guo & Hall
+(:mod:`mtl_adapters.tasks.boundary`): the two-subiteration parallel thinning of Guo & Hall
 (as compared by Lam, Lee & Suen 1992), the algorithm of MATLAB's ``bwmorph(..., 'thin', Inf)``,
 written from its published conditions and tested pixel-identical to
 ``skimage.morphology.thin``."""

@@ -1,5 +1,8 @@
 """Boundary precision / recall: ODS F, OIS F and AP as the BSDS and NYUD benchmarks define them.
 
+Pure NumPy/SciPy with no other import of the package: it lives beside the task that reports it
+(``EdgeTask``), below ``evaluation`` and ``datasets``, so that task needs no upward import.
+
 Written from the published definition (Martin, Fowlkes & Malik, *Learning to detect natural
 image boundaries using local brightness, color, and texture cues*, PAMI 2004; Arbelaez et al.,
 *Contour detection and hierarchical image segmentation*, PAMI 2011), in NumPy/SciPy only. The
@@ -11,7 +14,7 @@ strictly inside ``(0, max_value)``, ``max_value * k / (N + 1)`` for k = 1..N, as
 thresholds of BSDS on probability maps; a list is used sorted):
 
 1. the prediction is binarised, ``pred >= t``, and thinned to 1-pixel width
-   (:mod:`~mtl_adapters.evaluation.thinning`: Guo & Hall's parallel thinning, the algorithm
+   (:mod:`~mtl_adapters.tasks.thinning`: Guo & Hall's parallel thinning, the algorithm
    of MATLAB's ``bwmorph(..., 'thin', Inf)`` that the benchmark applies);
 2. the ground-truth boundary is ``gt > gt_threshold`` (ground truth in [0, 1]; 0.5 for binary
    boundary maps), thinned the same way when ``thin_gt`` (the default);

@@ -129,7 +129,7 @@ def taskonomy_format(task) -> TaskonomyFormat:
             return TASKONOMY_FORMATS[cls.__name__]
     raise ValueError(f'{type(task).__name__} ({task.name!r}) has no Taskonomy format: '
                      f'Taskonomy-format files exist for {sorted(TASKONOMY_FORMATS)}; add an '
-                     'entry to TASKONOMY_FORMATS in mtl_adapters/datasets/taskonomy_format.py')
+                     'entry to TASKONOMY_FORMATS in mtl_adapters/formats/taskonomy.py')
 
 
 def check_taskonomy_file(task, raw: np.ndarray) -> np.ndarray:
