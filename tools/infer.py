@@ -26,13 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+# Only what parsing needs at module level (no torch): `--help` answers in about a second;
+# the model code loads in the functions that use it.
 from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from mtl_adapters.apis import inference_model, init_model, list_images  # noqa: E402
-from mtl_adapters.utils import (DataFileError, atomic_write_bytes, read_image,  # noqa: E402
-                                trust_checkpoint, write_png)
-from mtl_adapters.visualization import make_side_by_side, save_predictions  # noqa: E402
+from mtl_adapters.utils.io import DataFileError, atomic_write_bytes, read_image  # noqa: E402
+from mtl_adapters.utils.io import write_png  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -95,6 +95,8 @@ def save_outputs(sample, img, model, out_dir: Path, name: str, save_raw: bool) -
     """Per-task files, the overview picture and (``save_raw``) the float arrays of one image."""
     import numpy as np
     import torch
+
+    from mtl_adapters.visualization import make_side_by_side, save_predictions
     preds = {task: sample.get_pred(task) for task in model.tasks}
     files = save_predictions(preds, model.tasks, out_dir / name)
     overview = out_dir / f'{name}_overview.png'
@@ -117,6 +119,8 @@ def save_outputs(sample, img, model, out_dir: Path, name: str, save_raw: bool) -
 def main(argv=None):
     """Run inference on every input; returns ``{image path: {task: output path}}``."""
     args = parse_args(argv)
+    from mtl_adapters.apis import inference_model, init_model, list_images
+    from mtl_adapters.utils import trust_checkpoint
     paths = list_images(args.images)
     if not paths:
         raise SystemExit(f'no images found in {args.images}')

@@ -16,12 +16,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+# Only what parsing needs at module level (no torch): `--help` answers in about a second.
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mtl_adapters.evaluation import metrics_for_json  # noqa: E402
-from mtl_adapters.set_env import register_all_modules  # noqa: E402
-from mtl_adapters.utils import load_config, trust_checkpoint, write_json  # noqa: E402
 
 VIS_HOOK = 'MultiTaskVisualizationHook'
 
@@ -54,6 +50,7 @@ def parse_args(argv=None):
 
 def build_cfg(args) -> Config:
     """Config from file + command line: checkpoint, baseline, output hooks."""
+    from mtl_adapters.utils import load_config, trust_checkpoint
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = None        # loaded strictly in main(), not by the Runner (non-strict)
     if args.trust_checkpoint:
@@ -92,6 +89,11 @@ def show_visualizer(cfg: Config, show_dir: str) -> None:
 def main(argv=None):
     """Evaluate; write the metrics JSON; return the metrics."""
     args = parse_args(argv)
+    from mmengine.runner import Runner
+
+    from mtl_adapters.evaluation import metrics_for_json
+    from mtl_adapters.set_env import register_all_modules
+    from mtl_adapters.utils import write_json
     register_all_modules()
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')

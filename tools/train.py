@@ -6,6 +6,8 @@
     python tools/train.py CONFIG --resume --resume-lr 1e-4    # ... with a new learning rate
     torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch
 """
+from __future__ import annotations
+
 import argparse
 import gc
 import os
@@ -14,14 +16,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+# Only what parsing needs at module level (mmengine.config does not import torch): `--help` and
+# a usage error answer in about a second; torch, the Runner and the package load in `main`.
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mtl_adapters.engine.fsdp import check_fsdp, is_fsdp  # noqa: E402
-from mtl_adapters.set_env import register_all_modules  # noqa: E402
-from mtl_adapters.utils import (load_config, newest_loadable_checkpoint,  # noqa: E402
-                                trust_checkpoint, unwrap_model)
-from mtl_adapters.utils.workdir import claim_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,6 +46,9 @@ def parse_args(argv=None):
                         'load (runs any code inside it: only for files you wrote or trust)')
     parser.add_argument('--amp', action='store_true', help='bf16 mixed precision '
                         '(AmpOptimWrapper on a GPU, BF16OptimWrapper on the CPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the total batch (GPUs x batch per '
+                        'GPU) / auto_scale_lr.base_batch_size of the config (linear rule)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. train_cfg.max_iters=100 '
                         'model.encoder.pretrained=weights/swinv2.safetensors')
@@ -62,6 +62,7 @@ def parse_args(argv=None):
 
 def build_cfg(args) -> Config:
     """Config from file + command line."""
+    from mtl_adapters.utils import load_config, newest_loadable_checkpoint, trust_checkpoint
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.resume == 'auto':
         if args.trust_checkpoint:
@@ -89,7 +90,25 @@ def build_cfg(args) -> Config:
         trust_checkpoint(cfg.load_from)
     if args.amp:
         enable_amp(cfg)
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg)
     return cfg
+
+
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """``--auto-scale-lr``: mmengine's Runner scales the learning rate by (GPUs x batch per GPU)
+    / ``auto_scale_lr.base_batch_size`` (the linear scaling rule, as mmseg's ``--auto-scale-lr``);
+    the base batch is the one the config's name states (``1xb8``: 8)."""
+    scale = cfg.get('auto_scale_lr')
+    if not scale or 'base_batch_size' not in scale:
+        raise ValueError(f'--auto-scale-lr: {cfg.filename} sets no auto_scale_lr.base_batch_size '
+                         '(the total batch its learning rate was chosen for); add '
+                         'auto_scale_lr = dict(enable=False, base_batch_size=N) to the config')
+    if cfg.get('runner_type'):
+        raise ValueError(f'--auto-scale-lr: {cfg.filename} uses runner_type='
+                         f'{cfg.runner_type!r}, which does not apply auto_scale_lr; scale '
+                         'optim_wrapper.optimizer.lr yourself with --cfg-options')
+    cfg.auto_scale_lr.enable = True
 
 
 def set_resume_lr(cfg: Config, lr: float, resume: bool) -> None:
@@ -137,6 +156,8 @@ def init_cpu_distributed(cfg: Config) -> None:
     """
     import torch
     import torch.distributed as dist
+
+    from mtl_adapters.engine.fsdp import is_fsdp
     if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
         return
     dist.init_process_group(backend='gloo')
@@ -155,11 +176,16 @@ def build_runner(cfg: Config):
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)
+    from mmengine.runner import Runner
     return Runner.from_cfg(cfg)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from mtl_adapters.engine.fsdp import check_fsdp
+    from mtl_adapters.set_env import register_all_modules
+    from mtl_adapters.utils import unwrap_model
+    from mtl_adapters.utils.workdir import claim_work_dir
     register_all_modules()
     cfg = build_cfg(args)
     check_fsdp(cfg)

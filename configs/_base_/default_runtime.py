@@ -21,3 +21,6 @@ custom_hooks = [
     # backends: <work_dir>/<timestamp>/vis_data/vis_image/ and TensorBoard
     dict(type='MultiTaskVisualizationHook', interval=50, max_samples=8),
 ]
+# `tools/train.py --auto-scale-lr` scales the learning rate by (GPUs x batch per GPU) / this base
+# batch: the total batch the configs' learning rates were chosen for (their names say 1xb8)
+auto_scale_lr = dict(enable=False, base_batch_size=8)
