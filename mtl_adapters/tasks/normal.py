@@ -23,7 +23,8 @@ class NormalTask(BaseTask):
 
     Convention (project-wide): x to the right of the image, y down, z away from the camera
     (OpenCV camera frame); a surface facing the camera has n_z < 0. A horizontal flip negates
-    n_x. Pictures map n to RGB as ``(n + 1) / 2 * 255``.
+    n_x, a vertical one n_y; a quarter turn or transposition of the image turns (n_x, n_y)
+    with it (``reorient_values``). Pictures map n to RGB as ``(n + 1) / 2 * 255``.
     """
 
     name = 'normal'
@@ -41,9 +42,13 @@ class NormalTask(BaseTask):
     def gt_channels(self) -> int:
         return 3
 
-    def hflip_values(self, value: np.ndarray) -> np.ndarray:
+    def reorient_values(self, value: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The (n_x, n_y) of every pixel go through ``matrix`` as the pixel offsets did (a
+        quarter turn of the image is the camera turned about its optical axis, a mirrored
+        image the mirrored scene); n_z is unchanged."""
+        matrix = np.asarray(matrix)
         value = value.copy()
-        value[..., 0] *= -1
+        value[..., :2] = value[..., :2] @ matrix.T.astype(value.dtype)
         return value
 
     def clean_resampled(self, value: np.ndarray, valid: np.ndarray) -> np.ndarray:
