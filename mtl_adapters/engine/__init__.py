@@ -1,10 +1,10 @@
-"""Engine: hooks, training loops, optimizer wrappers and constructors."""
+"""Engine: hooks, training and validation loops, optimizer wrappers and constructors."""
 from .hooks import (MeanTeacherHook, MultiTaskVisualizationHook, ParamReportHook,
                     SafeCheckpointHook, SavePredictionsHook, TROAHook)
-from .loops import UDAIterBasedTrainLoop
+from .loops import UDAIterBasedTrainLoop, ValLoop
 from .optimizers import (BF16OptimWrapper, FrozenTrunkOptimWrapperConstructor,
                          UDAOptimWrapperConstructor)
 
 __all__ = ['MeanTeacherHook', 'MultiTaskVisualizationHook', 'ParamReportHook',
            'SafeCheckpointHook', 'SavePredictionsHook', 'TROAHook', 'UDAIterBasedTrainLoop',
-           'BF16OptimWrapper', 'FrozenTrunkOptimWrapperConstructor', 'UDAOptimWrapperConstructor']
+           'ValLoop', 'BF16OptimWrapper', 'FrozenTrunkOptimWrapperConstructor', 'UDAOptimWrapperConstructor']
