@@ -7,4 +7,5 @@ from .optimizers import (BF16OptimWrapper, FrozenTrunkOptimWrapperConstructor,
 
 __all__ = ['MeanTeacherHook', 'MultiTaskVisualizationHook', 'ParamReportHook',
            'SafeCheckpointHook', 'SavePredictionsHook', 'TROAHook', 'UDAIterBasedTrainLoop',
-           'ValLoop', 'BF16OptimWrapper', 'FrozenTrunkOptimWrapperConstructor', 'UDAOptimWrapperConstructor']
+           'ValLoop', 'BF16OptimWrapper', 'FrozenTrunkOptimWrapperConstructor',
+           'UDAOptimWrapperConstructor']
