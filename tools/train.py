@@ -20,7 +20,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mtl_adapters.engine.fsdp import check_fsdp, is_fsdp  # noqa: E402
 from mtl_adapters.registry import register_all_modules  # noqa: E402
 from mtl_adapters.utils import (load_config, newest_loadable_checkpoint,  # noqa: E402
-                                trust_checkpoint, unwrap_model)
+                                set_cpu_threads, trust_checkpoint, unwrap_model)
 
 
 def parse_args(argv=None):
@@ -44,6 +44,9 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher for distributed training')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads of each training process (default: OMP_NUM_THREADS '
+                        'if set, else the available cores less the data workers)')
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -124,6 +127,7 @@ def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
     cfg = build_cfg(args)
+    set_cpu_threads((cfg.get('train_dataloader') or {}).get('num_workers', 0), args.threads)
     check_fsdp(cfg)
     init_cpu_distributed(cfg)
     runner = build_runner(cfg)

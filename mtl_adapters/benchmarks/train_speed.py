@@ -52,6 +52,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from mtl_adapters.utils import set_cpu_threads
+
 from .common import random_samples, write_json
 
 TASK_CFGS = [dict(type='SemanticTask', num_classes=17), dict(type='DepthTask'),
@@ -92,7 +94,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--task-weighting', choices=['uniform', 'troa'], default='uniform',
                    help="'troa': a TROA update (params mode) on every step")
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (default: OMP_NUM_THREADS if set, else the available '
+                   'cores)')
     p.add_argument('--seg-classes', type=int, default=17)
     p.add_argument('--strategy', nargs='+', choices=['batched', 'per-task'],
                    default=['batched', 'per-task'],
@@ -298,8 +302,7 @@ def main(argv=None) -> List[Dict]:
     args = parse_args(argv)
     from mtl_adapters.registry import register_all_modules
     register_all_modules()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_cpu_threads(0, args.threads)               # no data workers here
     size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size[:2]
     variants = list(VARIANTS) if 'all' in args.variants else args.variants
     rows = []
