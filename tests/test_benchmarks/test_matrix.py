@@ -186,7 +186,8 @@ def test_delta_m_needs_the_seeds_baseline():
                dict(method=matrix.SINGLE, tasks=['depth'], seed=0, status='failed'),
                dict(method='uniform', tasks=['seg', 'depth'], seed=0, status='done',
                     metrics={'seg/mIoU': 22.0, 'depth/rmse': 1.0, 'depth/abs_rel': 0.3})]
-    matrix_report.add_delta_m(records, {'seg/mIoU': True, 'depth/rmse': False, 'depth/abs_rel': False})
+    matrix_report.add_delta_m(records, {'seg/mIoU': True, 'depth/rmse': False,
+                                        'depth/abs_rel': False})
     assert records[0]['metrics']['mtl/delta_m'] == 0.0
     assert 'mtl/delta_m' not in records[2]['metrics'] and records[2]['delta_m_missing'] == [
         'depth']
