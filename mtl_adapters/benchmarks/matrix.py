@@ -323,6 +323,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     directions['mtl/delta_m'] = True
     records = execute(cells, run_cell, count_params)
     settings = dict(max_iters=args.max_iters, seeds=args.seeds, combos=args.tasks,
+                    data_root=osp.abspath(args.data_root),
                     methods=methods, launcher=args.launcher, gpus=gpus)
     return report(records, args.work_dir, args.max_iters,
                   base.train_dataloader.batch_size * gpus, directions, settings)
