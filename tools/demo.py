@@ -31,6 +31,9 @@ def parse_args(argv=None):
     parser.add_argument('--max-iters', type=int, default=250,
                         help='training iterations (about 1 s each on 2 CPU cores at batch 8)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads of the training process (default: OMP_NUM_THREADS if '
+                        'set, else the available cores less the data workers)')
     return parser.parse_args(argv)
 
 
@@ -119,7 +122,7 @@ def main(argv=None):
     from mtl_adapters.data_generation.synthetic import generate
     from mtl_adapters.evaluation import metrics_for_json
     from mtl_adapters.set_env import register_all_modules
-    from mtl_adapters.utils import newest_loadable_checkpoint, write_json
+    from mtl_adapters.utils import newest_loadable_checkpoint, set_cpu_threads, write_json
     register_all_modules()
     t0 = time.time()
 
@@ -141,6 +144,7 @@ def main(argv=None):
         start_iter = int(found.group(1)) if found else 0
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data_root
+    set_cpu_threads(cfg.train_dataloader.get('num_workers', 0), args.threads)
     cfg.train_cfg.max_iters = args.max_iters
     cfg.train_cfg.val_interval = args.max_iters
     cfg.default_hooks.checkpoint.interval = max(args.max_iters // 2, 1)

@@ -55,6 +55,9 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher for distributed training')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads of each training process (default: OMP_NUM_THREADS '
+                        'if set, else the available cores less the data workers)')
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -184,10 +187,11 @@ def main(argv=None):
     args = parse_args(argv)
     from mtl_adapters.engine.fsdp import check_fsdp
     from mtl_adapters.set_env import register_all_modules
-    from mtl_adapters.utils import unwrap_model
+    from mtl_adapters.utils import set_cpu_threads, unwrap_model
     from mtl_adapters.utils.workdir import claim_work_dir
     register_all_modules()
     cfg = build_cfg(args)
+    set_cpu_threads((cfg.get('train_dataloader') or {}).get('num_workers', 0), args.threads)
     check_fsdp(cfg)
     # one training per work dir, and none over a previous run unless it resumes/overwrites it
     lock = claim_work_dir(cfg.work_dir, bool(cfg.get('resume')) or args.resume is not None,

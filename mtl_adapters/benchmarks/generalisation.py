@@ -21,9 +21,11 @@ The source domain is ``data/synthetic`` ('default' style), the target ``data/syn
   (``zeroshot_*_s-to-sdn``, ``--max-iters`` more iterations; D and N get no target label).
 
 Every run is ``tools/train.py`` + ``tools/test.py`` in fresh processes (``weighting_comparison
-.run``) with ``randomness.seed`` set, all data roots absolute; finished runs are skipped, so an
-interrupted benchmark resumes; a failed run is listed under the tables and the others go on.
-Each setting's table gives the target's headline metrics as
+.run``) with ``randomness.seed`` set, all data roots absolute, in ``<work-dir>/seed<s>/<run>-<key>``
+named by everything that defines the run (``common.define_cell``); finished runs of the same
+definition are skipped, so an interrupted benchmark resumes and another budget reruns; a
+failed run is listed under the tables and the others go on. Each setting's table gives the
+target's headline metrics as
 mean ± std over the seeds and Δm (%) against the setting's baseline, per seed. Writes
 ``<work-dir>/generalisation.{json,md}``.
 """
@@ -32,8 +34,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mtl_adapters.benchmarks.common import write_json
-from mtl_adapters.benchmarks.weighting_comparison import (BASE, COLUMNS, REPO, derived_config,
+from mtl_adapters.benchmarks.common import CellPaths, write_json, write_text
+from mtl_adapters.benchmarks.weighting_comparison import (BASE, COLUMNS, REPO, derived_cell,
                                                           fmt, markdown, run, test_command)
 
 DEFAULT_WORK_DIR = 'work_dirs/generalisation'
@@ -82,14 +84,13 @@ def seed_runs(seed: int, args, source: str, target: str,
     fails is None and is listed in ``failures`` (so are the runs that needed it); the others
     go on."""
     root = osp.abspath(osp.join(args.work_dir, f'seed{seed}'))
-    cfgs = osp.join(root, 'configs')
     iters, write = args.max_iters, not args.report_only
     on_target = ('val_dataloader = dict(dataset=dict(data_root={t!r}))\n'
                  'test_dataloader = dict(dataset=dict(data_root={t!r}))\n').format(t=target)
 
-    def derived(name: str, base: str, train_root: str, extra: str = '') -> str:
-        return derived_config(osp.join(cfgs, f'{name}.py'), base, train_root, iters, seed,
-                              extra, write=write)
+    def derived(name: str, base: str, train_root: str, extra: str = '', **how) -> CellPaths:
+        return derived_cell(root, name, base, train_root, iters, seed, extra, write=write,
+                            **how)
 
     def attempt(name: str, step, *step_args) -> Optional[dict]:
         try:
@@ -99,27 +100,33 @@ def seed_runs(seed: int, args, source: str, target: str,
             print(f'  FAILED: {exc}', flush=True)
             return None
 
-    def train(name: str, config: str) -> Optional[dict]:
-        return attempt(name, run, config, osp.join(root, name), iters)
+    def train(name: str, cell: CellPaths) -> Optional[dict]:
+        return attempt(name, run, cell.config, cell.work_dir, iters)
+
+    def last_checkpoint(cell: CellPaths) -> str:
+        return osp.join(cell.work_dir, f'iter_{iters}.pth')
 
     out: Dict[str, Optional[dict]] = {}
-    out['source'] = train('source', derived('source', CONFIGS['source'], source, on_target))
-    checkpoint = osp.join(root, 'source', f'iter_{iters}.pth')
+    source_cell = derived('source', CONFIGS['source'], source, on_target)
+    out['source'] = train('source', source_cell)
+    # a test-only cell is defined by the checkpoint it tests too (whose path holds the key of
+    # the run that trained it)
+    checkpoint = last_checkpoint(source_cell)
+    dg_cell = derived('source_dg', CONFIGS['dg'], source,
+                      f'test_dataloader = dict(dataset=dict(data_root={target!r}))\n',
+                      checkpoint=checkpoint)
     out['source_dg'] = None if out['source'] is None else attempt(
-        'source_dg', test_only,
-        derived('source_dg', CONFIGS['dg'], source,
-                f'test_dataloader = dict(dataset=dict(data_root={target!r}))\n'),
-        checkpoint, osp.join(root, 'source_dg'))
+        'source_dg', test_only, dg_cell.config, checkpoint, dg_cell.work_dir)
     out['oracle'] = train('oracle', derived('oracle', CONFIGS['oracle'], target))
     uda_loop = (f'train_cfg = dict(max_iters={iters}, val_interval={iters}, '
                 f'target_dataloader=dict(dataset=dict(data_root={target!r})))\n')
     for name in ('uda_adversarial', 'uda_mean_teacher'):
         out[name] = train(name, derived(name, CONFIGS[name], source, on_target + uda_loop))
-    out['zs_source'] = train('zs_source', derived('zs_source', CONFIGS['zs_source'], source,
-                                                  on_target))
-    source_ckpt = osp.join(root, 'zs_source', f'iter_{iters}.pth')
+    zs_source = derived('zs_source', CONFIGS['zs_source'], source, on_target)
+    out['zs_source'] = train('zs_source', zs_source)
     out['zs_s'] = None if out['zs_source'] is None else train(
-        'zs_s', derived('zs_s', CONFIGS['zs_s'], target, f'load_from = {source_ckpt!r}\n'))
+        'zs_s', derived('zs_s', CONFIGS['zs_s'], target,
+                        f'load_from = {last_checkpoint(zs_source)!r}\n'))
     return out
 
 
@@ -185,8 +192,7 @@ def main(argv=None) -> dict:
     os.makedirs(args.work_dir, exist_ok=True)
     summary = dict(max_iters=args.max_iters, seeds=args.seeds, runs=results, failures=failures)
     write_json(osp.join(args.work_dir, 'generalisation.json'), summary)
-    with open(osp.join(args.work_dir, 'generalisation.md'), 'w') as f:
-        f.write(table + '\n')
+    write_text(osp.join(args.work_dir, 'generalisation.md'), table + '\n')
     return summary
 
 

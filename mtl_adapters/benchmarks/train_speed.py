@@ -15,7 +15,8 @@ cut (``torch.cuda.synchronize`` on a GPU):
   decoders' part; autograd runs the later-built decoder nodes first);
 * ``losses``: the task losses' forward;
 * ``weighting``: the weighting method's step work (``--task-weighting troa``: a TROA update on every
-  step, the worst case of ``TROAHook(interval=1)``; run outside autocast, in fp32);
+  step, the worst case of ``TROAHook(interval=1)``; run outside autocast, in fp32: its gradients
+  after the losses, its write to W after the optimizer step);
 * ``optimizer``: AdamW's step.
 
 Speed options, one row each (``--variants``; ``all`` for every one): ``base`` (fp32, timm's
@@ -50,6 +51,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
+
+from mtl_adapters.utils import set_cpu_threads
 
 from .common import random_samples, write_json
 
@@ -91,7 +94,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--task-weighting', choices=['uniform', 'troa'], default='uniform',
                    help="'troa': a TROA update (params mode) on every step")
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (default: OMP_NUM_THREADS if set, else the available '
+                   'cores)')
     p.add_argument('--seg-classes', type=int, default=17)
     p.add_argument('--strategy', nargs='+', choices=['batched', 'per-task'],
                    default=['batched', 'per-task'],
@@ -223,7 +228,7 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched',
         losses = model.task_losses({t: o.float() for t, o in outs.items()}, samples)
         t4 = now()
         train_step.outputs, train_step.losses = outs, losses
-        weighting.after_losses(train_step)           # a TROA update (fp32, outside autocast)
+        weighting.after_losses(train_step)           # TROA's gradients (fp32, no autocast)
         result = weighting(torch.stack([losses[t] for t in names]))
         t5 = now()
         loss = sum(model.task_weights[i] * result.weights[i] * losses[t]
@@ -240,9 +245,11 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched',
         else:
             optim.step()
         t7 = now()
+        weighting.after_backward()                   # the update is written to W here
+        t8 = now()
         return dict(trunk=t1 - t0, adapters=(t2 - t1) + (t6 - t_dec_bwd),
-                    decoders=(t3 - t2) + (t_dec_bwd - t5), losses=t4 - t3, weighting=t5 - t4,
-                    optimizer=t7 - t6, step=t7 - t0)
+                    decoders=(t3 - t2) + (t_dec_bwd - t5), losses=t4 - t3,
+                    weighting=(t5 - t4) + (t8 - t7), optimizer=t7 - t6, step=t8 - t0)
 
     for _ in range(args.warmup):
         step()
@@ -295,8 +302,7 @@ def main(argv=None) -> List[Dict]:
     args = parse_args(argv)
     from mtl_adapters.set_env import register_all_modules
     register_all_modules()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_cpu_threads(0, args.threads)               # no data workers here
     size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size[:2]
     variants = list(VARIANTS) if 'all' in args.variants else args.variants
     rows = []

@@ -12,12 +12,14 @@ the images it saw) to the table.
 
 Each run is ``tools/train.py`` then ``tools/test.py`` (test split) in a fresh process, with a
 config derived from ``configs/troa/*`` (methods) or the S-D-N-E adapter config narrowed to one
-task (baselines), and ``randomness.seed`` set to the run's seed. Δm is computed per seed against
-that seed's single-task runs; the table reports mean ± std (sample std) over the seeds, so a
-difference can be read against the noise. Finished runs are skipped, so an interrupted
-comparison resumes. Writes ``<work-dir>/weighting_comparison.{json,md}`` and prints the table;
-the TROA runs' affinity heatmaps stay in their work dirs (``troa/``), and the JSON holds every
-seed's W and its mean.
+task (baselines), and ``randomness.seed`` set to the run's seed; its config and work dir
+(``<work-dir>/seed<s>/<name>-<key>``) are named by everything that defines the run
+(``common.define_cell``), so finished runs are reused only by the same budget. Δm is computed
+per seed against that seed's single-task runs; the table reports mean ± std (sample std)
+over the seeds, so a difference can be read against the noise. Finished runs are skipped, so
+an interrupted comparison resumes. Writes ``<work-dir>/weighting_comparison.{json,md}`` and
+prints the table; the TROA runs' affinity heatmaps stay in their work dirs (``troa/``), and
+the JSON holds every seed's W and its mean.
 """
 import argparse
 import glob
@@ -30,7 +32,7 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from mtl_adapters.benchmarks.common import write_json
+from .common import CellPaths, define_cell, write_json, write_text
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = 'configs/vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
@@ -100,18 +102,21 @@ def trainable_millions(config: str) -> float:
     return parameter_counts(config)['trainable'] / 1e6
 
 
-def derived_config(path: str, base: str, root: str, iters: int, seed: int,
-                   extra: str = '', write: bool = True) -> str:
-    """Write a config inheriting ``base`` with this comparison's budget, data and seed (only
-    its path with ``write=False``: a report must not rewrite the configs of running runs)."""
-    if not write:
-        return path
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(OVERRIDES.format(base=osp.join(REPO, base), root=osp.abspath(root),
-                                 iters=iters, warmup=max(iters // 10, 1))
-                + f'randomness = dict(seed={seed})\n' + extra)
-    return path
+def derived_text(base: str, root: str, iters: int, seed: int, extra: str = '') -> str:
+    """A config inheriting ``base`` with this comparison's budget, data and seed, and
+    ``extra`` lines."""
+    return (OVERRIDES.format(base=osp.join(REPO, base), root=osp.abspath(root), iters=iters,
+                             warmup=max(iters // 10, 1))
+            + f'randomness = dict(seed={seed})\n' + extra)
+
+
+def derived_cell(parent: str, name: str, base: str, root: str, iters: int, seed: int,
+                 extra: str = '', write: bool = True, **how) -> CellPaths:
+    """The cell ``name`` under ``parent`` training ``derived_text(base, ...)``, named by its
+    definition (``common.define_cell``: budget, seed, data, overrides, ``how`` it runs), its
+    config written unless ``write=False`` (a report writes nothing)."""
+    return define_cell(parent, name, derived_text(base, root, iters, seed, extra), write=write,
+                       **how)
 
 
 def mean_std(values: List[float]) -> tuple:
@@ -230,17 +235,15 @@ def main(argv=None) -> dict:
     affinity: Dict[str, Dict[int, list]] = {}
     for seed in args.seeds:
         root = osp.join(args.work_dir, f'seed{seed}')
-        cfg_dir = osp.abspath(osp.join(root, 'configs'))
         print(f'seed {seed}: single-task baselines', flush=True)
         baseline[seed] = {}
         complete = True
         for i, name in enumerate(tasks):
-            cfg = derived_config(osp.join(cfg_dir, f'single_{name}.py'), BASE, args.data_root,
-                                 args.max_iters, seed,
-                                 f'model = dict(tasks=[_base_.tasks[{i}]])\n',
-                                 write=not args.report_only)
-            metrics = run(f'single-{name}', cfg, osp.join(root, f'single_{name}'),
-                          args.max_iters, args.report_only)
+            cell = derived_cell(root, f'single_{name}', BASE, args.data_root, args.max_iters,
+                                seed, f'model = dict(tasks=[_base_.tasks[{i}]])\n',
+                                write=not args.report_only)
+            metrics = run(f'single-{name}', cell.config, cell.work_dir, args.max_iters,
+                          args.report_only)
             if metrics is None:
                 complete = False
                 break
@@ -252,16 +255,16 @@ def main(argv=None) -> dict:
         print(f'seed {seed}: {args.family} methods (S-D-N-E)', flush=True)
         keys = [k for k in COLUMNS if k in baseline[seed]]
         for method, path in methods.items():
-            cfg = derived_config(osp.join(cfg_dir, f'{method}.py'), path, args.data_root,
-                                 args.max_iters, seed, write=not args.report_only)
-            metrics = run(method, cfg, osp.join(root, method), args.max_iters,
+            cell = derived_cell(root, method, path, args.data_root, args.max_iters, seed,
+                                write=not args.report_only)
+            metrics = run(method, cell.config, cell.work_dir, args.max_iters,
                           args.report_only)
             if metrics is None:
                 continue
             metrics['mtl/delta_m'] = delta_m(metrics, {k: baseline[seed][k] for k in keys},
                                              directions)
             results[method][seed] = metrics
-            final = osp.join(root, method, 'troa', 'troa_final.json')
+            final = osp.join(cell.work_dir, 'troa', 'troa_final.json')
             if osp.isfile(final):
                 with open(final) as f:
                     affinity.setdefault(method, {})[seed] = json.load(f)['W']
@@ -308,8 +311,7 @@ def main(argv=None) -> dict:
                                                                'troa*', 'troa', '*.png'))))
     os.makedirs(args.work_dir, exist_ok=True)
     write_json(osp.join(args.work_dir, f'{args.family}_comparison.json'), summary)
-    with open(osp.join(args.work_dir, f'{args.family}_comparison.md'), 'w') as f:
-        f.write(table + '\n')
+    write_text(osp.join(args.work_dir, f'{args.family}_comparison.md'), table + '\n')
     return summary
 
 

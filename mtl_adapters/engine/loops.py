@@ -1,4 +1,11 @@
-"""Training loops: the unsupervised-domain-adaptation loop over two dataloaders.
+"""Loops: validation that leaves training alone; the unsupervised-domain-adaptation loop.
+
+``ValLoop`` (this scope's, which every config of the package gets with
+``val_cfg = dict(type='ValLoop')`` and ``default_scope = 'mtl_adapters'``) is mmengine's run
+under :func:`~mtl_adapters.utils.isolated_rng`: the global generators that training draws from
+(augmentation seeds from numpy, dropout and the loaders' base seeds from torch, Python's
+``random``) continue after a validation exactly where they were before it. So a run's training
+is the same bit for bit whether and how often it validates.
 
 ``UDAIterBasedTrainLoop`` is mmengine's ``IterBasedTrainLoop`` whose batches are
 ``dict(source=<labelled source batch>, target=<unlabelled target batch>)``: the source
@@ -20,13 +27,26 @@ rank r with ``seed + r * num_workers + w``).
 from typing import Dict, List, Optional, Tuple, Union
 
 from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import ValLoop as MMEngineValLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 from torch.utils.data import DataLoader
 
 from mtl_adapters.registry import LOOPS
+from mtl_adapters.utils import isolated_rng
 
 #: added to the run's seed for the target dataloader (far above num_workers * world size)
 TARGET_SEED_OFFSET = 100003
+
+
+@LOOPS.register_module()
+class ValLoop(MMEngineValLoop):
+    """mmengine's ``ValLoop`` that leaves the global random generators as it found them
+    (module docstring): validating never changes what training draws next."""
+
+    def run(self) -> dict:
+        """Validate on copies of the global generators; returns the metrics."""
+        with isolated_rng():
+            return super().run()
 
 
 class PairedIterator:

@@ -19,6 +19,9 @@ from torch import Tensor
 
 from mtl_adapters.registry import MODELS
 
+#: the in-plane matrix of a horizontal flip (see ``BaseTask.reorient_values``)
+HFLIP = np.array([[-1, 0], [0, 1]])
+
 
 class BaseTask:
     """Base class of a dense prediction task; subclasses fill in the class attributes."""
@@ -83,9 +86,20 @@ class BaseTask:
         return 1
 
     # ------------------------------------------------------------ ground truth
+    def reorient_values(self, value: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Fix the values of a map whose pixels were just moved by an in-plane orthogonal map.
+
+        ``matrix`` (2x2, in image axes: x to the right, y down) takes a pixel's offset from the
+        image centre before the transform to its offset after it (a horizontal flip is
+        ``diag(-1, 1)``, a counter-clockwise quarter turn ``[[0, 1], [-1, 0]]``). Maps whose
+        values carry no image-plane direction (labels, depth, edges) keep their values: the
+        default. A task whose values are directions (normals) overrides this.
+        """
+        return value
+
     def hflip_values(self, value: np.ndarray) -> np.ndarray:
         """Fix the values of a map whose pixels were just mirrored horizontally."""
-        return value
+        return self.reorient_values(value, HFLIP)
 
     def to_tensor(self, value: np.ndarray) -> Tensor:
         """Canonical HxW[xC] numpy ground truth -> (C, H, W) tensor."""

@@ -29,7 +29,8 @@ class NormalTask(BaseTask):
     side the camera sees, so ``n . X < 0`` at the surface point X and n_z < 0 for a surface
     seen head-on; the zero vector = no normal. A floor seen by a level camera is (0, -1, 0), a
     ceiling (0, 1, 0), a wall on the left of the picture (1, 0, 0), a wall facing the camera
-    (0, 0, -1). A horizontal flip negates n_x.
+    (0, 0, -1). A horizontal flip negates n_x, a vertical one n_y; a quarter turn or
+    transposition of the image turns (n_x, n_y) with it (``reorient_values``).
 
     Pictures (``colorize``) and saved predictions map n to RGB as ``(n + 1) / 2 * 255``, which
     is Taskonomy's published normal encoding as it is: a wall facing the camera is
@@ -52,9 +53,13 @@ class NormalTask(BaseTask):
     def gt_channels(self) -> int:
         return 3
 
-    def hflip_values(self, value: np.ndarray) -> np.ndarray:
+    def reorient_values(self, value: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The (n_x, n_y) of every pixel go through ``matrix`` as the pixel offsets did (a
+        quarter turn of the image is the camera turned about its optical axis, a mirrored
+        image the mirrored scene); n_z is unchanged."""
+        matrix = np.asarray(matrix)
         value = value.copy()
-        value[..., 0] *= -1
+        value[..., :2] = value[..., :2] @ matrix.T.astype(value.dtype)
         return value
 
     def clean_resampled(self, value: np.ndarray, valid: np.ndarray) -> np.ndarray:

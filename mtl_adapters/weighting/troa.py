@@ -28,10 +28,15 @@ encoder reads it by reference at every forward (``task_affinity``;
 ``theta_hat_t = sum_j W[t, j] theta_j``) and, with ``loss_weighting=True``, the loss weights are
 ``lambda_s = N mean_t W[t, s]`` (they sum to N).
 
+One rule in both gradient modes: a step's gradients are taken from its own graph, and the
+update they make is written to W in ``after_backward``, after that step's backward and
+optimizer step. So within a step the adapters' conditioning and the loss weights lambda read
+the same W (the one before the step's update), and the next step reads the updated W.
+
 The two gradient modes, at the model's fixed points:
 
 - ``'params'``: in ``after_losses``, each task's gradient on the adapter parameters on each
-  half (2T ``autograd.grad`` calls on the step's graph).
+  half (2T ``autograd.grad`` calls on the step's graph), kept until ``after_backward``.
 - ``'representation'``: ``before_forward`` asks for the (T*B, ...) adapter input;
   ``after_losses`` hooks its gradient, which the training backward fills, and ``after_backward``
   runs the update. ``g_t(half) = d L_t(half) / d x_half`` is needed up to a positive factor per
@@ -143,6 +148,8 @@ class TROAWeighting(BaseWeighting):
         self._step_due = False                    # this step takes task gradients
         self._branch_grad: Optional[Tensor] = None
         self._exact_rows: Dict[str, Tuple[Tensor, Tensor]] = {}
+        #: 'params' mode: the step's half gradients and their dimension, until after_backward
+        self._pending_rows: Optional[Tuple[Dict[str, Tuple[Tensor, Tensor]], int]] = None
         #: the tasks of the branch input's (T*B) chunks, in order (the step's trained tasks)
         self._branch_tasks: List[str] = []
 
@@ -178,23 +185,28 @@ class TROAWeighting(BaseWeighting):
             step.want_branch_input = True
 
     def after_losses(self, step: TrainingStep) -> None:
-        """On a due step: 'params' mode updates W now; 'representation' mode hooks the
-        branch input's gradient (the update runs in ``after_backward``)."""
+        """On a due step: 'params' mode takes the task gradients now, 'representation' mode
+        hooks the branch input's gradient; in both the update is written to W in
+        ``after_backward`` (this step's loss weights read the W its forward read)."""
         if not self._step_due:
             return
         self._step_due = False
         if self.gradient_mode == 'params':
-            self._params_update(step)
+            self._pending_rows = self._params_rows(step)
         else:
             self._branch_tasks = list(step.outputs)
             step.branch_input.register_hook(self._capture_branch_grad)
             self._exact_representation_rows(step)
 
     def after_backward(self) -> Optional[Tensor]:
-        """'representation' mode: the update from task t's gradient on chunk t of the
+        """Write the pending update of a due step to W: 'params' mode from the gradients taken
+        in ``after_losses``; 'representation' mode from task t's gradient on chunk t of the
         (T*B, ...) adapter input, summed over each half of the batch (exact rows for the
         non-separable losses). No-op if nothing is pending. A collective under DDP: every rank
         calls it at the same point (``TROAHook.after_train_iter``, else the next step)."""
+        pending, self._pending_rows = self._pending_rows, None
+        if pending is not None:
+            return self._update_from_rows(*pending)
         grad, self._branch_grad = self._branch_grad, None
         exact, self._exact_rows = self._exact_rows, {}
         if grad is None:
@@ -237,9 +249,9 @@ class TROAWeighting(BaseWeighting):
         batch = next(iter(step.outputs.values())).shape[0]
         return batch, batch // 2
 
-    def _params_update(self, step: TrainingStep) -> Tensor:
+    def _params_rows(self, step: TrainingStep) -> Tuple[Dict[str, Tuple[Tensor, Tensor]], int]:
         """'params' mode: each task's gradient on the shared (adapter) parameters, separately
-        on halves A and B of the batch, from this step's graph."""
+        on halves A and B of the batch, from this step's graph -> (rows, dimension)."""
         shared = step.model.shared_parameters()
         batch, half = self._halves(step)
         rows = {}
@@ -250,8 +262,9 @@ class TROAWeighting(BaseWeighting):
             per_half = [step.model.task_losses({t: o[part] for t, o in step.outputs.items()},
                                                step.data_samples[part]) for part in parts]
             grads = [per_task_gradients(list(h.values()), shared) for h in per_half]
-            rows = {t: (grads[0][i], grads[1][i]) for i, t in enumerate(step.outputs)}
-        return self._update_from_rows(rows, sum(p.numel() for p in shared))
+            rows = {t: (grads[0][i].detach(), grads[1][i].detach())
+                    for i, t in enumerate(step.outputs)}
+        return rows, sum(p.numel() for p in shared)
 
     def _exact_representation_rows(self, step: TrainingStep) -> None:
         """Per-half adapter-input gradients of the tasks whose loss is not batch-separable,

@@ -74,9 +74,13 @@ def test_configs_and_table(tmp_path, fake_runs):
     dg = Config.fromfile(dg_config)
     assert dg.test_dataloader.dataset.data_root == tgt
     assert dg.test_dataloader.dataset.class_map == 'synthetic_to_merged-furniture.json'
-    assert checkpoint == str(out / 'seed1' / 'source' / 'iter_7.pth')
+    # a cell's work dir is named as its config: <name>-<key>
+    source_dir = osp.basename(fake_runs[(1, 'source')])[:-len('.py')]
+    assert source_dir.startswith('source-')
+    assert checkpoint == str(out / 'seed1' / source_dir / 'iter_7.pth')
     zs = cfg('zs_s', 2)
-    assert zs.load_from == str(out / 'seed2' / 'zs_source' / 'iter_7.pth')
+    zs_dir = osp.basename(fake_runs[(2, 'zs_source')])[:-len('.py')]
+    assert zs.load_from == str(out / 'seed2' / zs_dir / 'iter_7.pth')
     assert zs.model.train_tasks == ['seg'] and zs.train_dataloader.dataset.data_root == tgt
     assert [t['type'] for t in zs.train_dataloader.dataset.tasks] == ['SemanticTask']
 

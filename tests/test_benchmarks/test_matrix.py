@@ -10,7 +10,7 @@ import pytest
 from conftest import load_tool
 from mmengine.config import Config
 
-from mtl_adapters.benchmarks import matrix
+from mtl_adapters.benchmarks import matrix, matrix_report
 from mtl_adapters.benchmarks import weighting_comparison as wc
 
 HEADLINE_GAIN = {'uniform': 1.1, 'troa': 1.2}
@@ -70,9 +70,8 @@ def test_plan_of_a_small_matrix(tmp_path, capsys, monkeypatch):
     single_d = cells[1]
     assert single_d.method_config == wc.BASE and single_d.task_index == (1,)
     # the derived config trains the method's model on the combination's tasks
-    troa = cells[2]
-    wc.derived_config(troa.config, troa.method_config, 'data/synthetic', 5, troa.seed,
-                      troa.config_text())
+    troa = matrix.plan(['S-D'], ['troa'], [0], str(tmp_path), iters=5)[2]
+    troa.define(write=True)
     cfg = Config.fromfile(troa.config)
     assert [t['type'] for t in cfg.model.tasks] == ['SemanticTask', 'DepthTask']
     assert cfg.model.weighting.type == 'TROAWeighting'
@@ -115,8 +114,35 @@ def test_resume_runs_only_unfinished_cells(tmp_path):
     third = FakeRunner()
     run_main(tmp_path, args, third)
     assert third.calls == []
-    params = json.loads((tmp_path / 'wd' / 'S-D' / 'troa' / 'params.json').read_text())
-    assert params == dict(total=1_200_000, trainable=200_000)
+    (params,) = (tmp_path / 'wd' / 'S-D' / 'troa').glob('params-*.json')
+    assert json.loads(params.read_text()) == dict(total=1_200_000, trainable=200_000)
+
+
+def test_a_cell_is_reused_only_by_its_own_definition(tmp_path):
+    """Another budget (iterations, or any override of the config) is another cell: nothing of
+    the old budget is read back or labelled with the new one; the old cells stay usable."""
+    args = ['--tasks', 'S', '--seeds', '0']
+    first = FakeRunner()
+    run_main(tmp_path, args, first)
+    assert first.calls == ['S single-task seed 0']
+    longer = FakeRunner()
+    summary = matrix.main(['--work-dir', str(tmp_path / 'wd'), '--max-iters', '6'] + args,
+                          run_cell=longer, count_params=fake_count)
+    assert longer.calls == ['S single-task seed 0']              # run again, not reused
+    assert summary['max_iters'] == 6 and '6 iterations per cell' in (
+        tmp_path / 'wd' / 'matrix.md').read_text()
+    dirs = sorted(p.name for p in (tmp_path / 'wd' / 'S' / 'single-task').glob('seed0-*'))
+    assert len(dirs) == 2                                          # the 5-iteration cell kept
+    again = FakeRunner()
+    run_main(tmp_path, args, again)                                # back to 5: reused
+    assert again.calls == []
+    # the key covers the resolved config: another data root, another launcher, another cell
+    cell = matrix.plan(['S'], [], [0], str(tmp_path), iters=5)[0]
+    other_data = matrix.plan(['S'], [], [0], str(tmp_path), iters=5, data_root='elsewhere')[0]
+    other_launch = matrix.plan(['S'], [], [0], str(tmp_path), iters=5, launcher='pytorch',
+                               gpus=2)[0]
+    assert len({cell.work_dir, other_data.work_dir, other_launch.work_dir}) == 3
+    assert cell.work_dir == matrix.plan(['S'], [], [0], str(tmp_path), iters=5)[0].work_dir
 
 
 def test_delta_m_against_the_single_task_rows(tmp_path):
@@ -160,7 +186,8 @@ def test_delta_m_needs_the_seeds_baseline():
                dict(method=matrix.SINGLE, tasks=['depth'], seed=0, status='failed'),
                dict(method='uniform', tasks=['seg', 'depth'], seed=0, status='done',
                     metrics={'seg/mIoU': 22.0, 'depth/rmse': 1.0, 'depth/abs_rel': 0.3})]
-    matrix.add_delta_m(records, {'seg/mIoU': True, 'depth/rmse': False, 'depth/abs_rel': False})
+    matrix_report.add_delta_m(records, {'seg/mIoU': True, 'depth/rmse': False,
+                                        'depth/abs_rel': False})
     assert records[0]['metrics']['mtl/delta_m'] == 0.0
     assert 'mtl/delta_m' not in records[2]['metrics'] and records[2]['delta_m_missing'] == [
         'depth']

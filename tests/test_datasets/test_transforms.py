@@ -9,13 +9,13 @@ from mtl_adapters.models import MultiTaskDataPreprocessor
 from mtl_adapters.tasks import build_tasks
 
 
-def sphere_scene(h, w, cx_world, f=40.0, radius=1.0, z0=3.0):
-    """Analytic depth and normals of a sphere at (cx_world, 0, z0) seen by a pinhole camera
-    with the principal point at the image centre; background = a fronto-parallel wall."""
+def sphere_scene(h, w, cx_world, f=40.0, radius=1.0, z0=3.0, cy_world=0.0):
+    """Analytic depth and normals of a sphere at (cx_world, cy_world, z0) seen by a pinhole
+    camera with the principal point at the image centre; background = a fronto-parallel wall."""
     u, v = np.meshgrid(np.arange(w) + 0.5 - w / 2, np.arange(h) + 0.5 - h / 2)
     d = np.stack([u / f, v / f, np.ones_like(u)], -1)
     d /= np.linalg.norm(d, axis=-1, keepdims=True)
-    c = np.array([cx_world, 0.0, z0])
+    c = np.array([cx_world, cy_world, z0])
     b = (d @ c)
     disc = b ** 2 - (c @ c - radius ** 2)
     t = np.where(disc > 0, b - np.sqrt(np.maximum(disc, 0)), np.inf)
@@ -64,6 +64,50 @@ def test_rotation_with_normals_is_refused():
         MultiTaskAlbu(tasks=TEST_TASKS, geometric=[dict(type='Rotate', limit=30)])
     with pytest.raises(KeyError, match='NoSuchAug'):
         MultiTaskAlbu(tasks=TEST_TASKS, geometric=[dict(type='NoSuchAug')])
+
+
+@pytest.mark.parametrize('where,cfg', [
+    ('photometric', dict(type='HorizontalFlip', p=1.0)),       # moves the image only
+    ('photometric', dict(type='RandomResizedCrop', size=(8, 8))),
+    ('geometric', dict(type='ColorJitter')),                  # would jitter depth and normals
+    ('geometric', dict(type='Affine', rotate=10)),             # normals not rotated
+    ('geometric', dict(type='ElasticTransform'))])
+def test_each_list_refuses_transforms_of_unknown_effect_by_name(where, cfg):
+    name = cfg['type']
+    for tasks in (TEST_TASKS, ['DepthTask']):                 # whatever the tasks
+        with pytest.raises(ValueError, match=rf'{where}\[0\]: {name} .*HorizontalFlip'):
+            MultiTaskAlbu(tasks=tasks, **{where: [cfg]})
+
+
+@pytest.mark.parametrize('transform', ['SquareSymmetry', 'D4', 'RandomRotate90', 'Transpose',
+                                       'VerticalFlip', 'HorizontalFlip'])
+def test_flips_turns_and_transpositions_move_normals_with_the_scene(transform):
+    """Every D4 element the transform draws gives the maps of the correspondingly moved scene
+    (the sphere's centre moves with the pixel offsets; n_z and depth stay)."""
+    from mtl_adapters.datasets.transforms.albu import _D4
+    size, centre = 40, np.array([0.7, 0.3])
+    depth, normal, label = sphere_scene(size, size, *centre[:1], cy_world=centre[1])
+    albu = MultiTaskAlbu(tasks=TEST_TASKS, geometric=[dict(type=transform, p=1.0)])
+    seen = set()
+    for seed in range(40):
+        np.random.seed(seed)
+        res = albu.transform(dict(img=np.zeros((size, size, 3), np.uint8),
+                                  gt=dict(seg=label, depth=depth, normal=normal)))
+        moved = None
+        for key, matrix in _D4.items():
+            m = np.array(matrix)
+            m_depth, m_normal, m_label = sphere_scene(size, size, (m @ centre)[0],
+                                                      cy_world=(m @ centre)[1])
+            if np.array_equal(res['gt']['seg'], m_label):
+                assert moved is None, 'the test scene must tell the 8 elements apart'
+                moved = key
+                np.testing.assert_allclose(res['gt']['depth'], m_depth, atol=1e-5)
+                np.testing.assert_allclose(res['gt']['normal'], m_normal, atol=1e-5)
+                assert res['flip'] is bool(np.linalg.det(m) < 0)
+        assert moved is not None
+        seen.add(moved)
+    expected = {'SquareSymmetry': 8, 'D4': 8, 'RandomRotate90': 4}.get(transform, 1)
+    assert len(seen) == expected, seen
 
 
 def test_each_task_padded_with_its_own_value():

@@ -149,6 +149,7 @@ def test_task_missing_from_batch_is_skipped():
     model.weighting.due = True
     with pytest.warns(UserWarning, match="task 'depth'"):
         model.loss(inputs, samples)
+        model.weighting.after_backward()
     W = model.weighting.affinity
     assert torch.equal(W[1], w0[1])
     torch.testing.assert_close(W[:, 1], w0[:, 1], atol=1e-7, rtol=1e-6)
@@ -162,6 +163,7 @@ def test_w_feeds_encoder_and_loss_weights():
     inputs, samples = make_batch()
     model.weighting.due = True
     sum(model.loss(inputs, samples).values()).backward()
+    model.weighting.after_backward()
     W = model.weighting.affinity
     assert not torch.equal(W, init_affinity(3, 0.1))                      # W moved
     seen = []
@@ -185,6 +187,32 @@ def test_w_feeds_encoder_and_loss_weights():
         plain = model.forward_tasks(inputs)['depth']
         W.copy_(saved)
     assert not torch.allclose(mixed, plain)
+
+
+@pytest.mark.parametrize('mode', ['params', 'representation'])
+def test_update_step_weights_losses_with_the_w_its_forward_read(mode):
+    """One rule in both modes: on an update step the loss weights lambda come from the W the
+    adapters were conditioned on; the update reaches W after the step's backward."""
+    model = build_model(dict(type='TROAWeighting', gradient_mode=mode, eta=1.0, rho=0.0,
+                             loss_weighting=True))
+    model.train()
+    inputs, samples = make_batch(batch=4)
+    seen, read = [], model.weighting.task_affinity       # the W each forward conditions on
+    model.weighting.task_affinity = lambda: (seen.append(read().clone()), read())[1]
+    for _ in range(2):                                  # the second step starts from a moved W
+        model.weighting.due = True
+        out = model.loss(inputs, samples)
+        lam = 3 * seen[-1].mean(0)
+        with torch.no_grad():                           # the step's unweighted losses again
+            raw = model.task_losses(model.forward_tasks(inputs), samples)
+        torch.testing.assert_close(seen.pop(), seen[-1], atol=0, rtol=0)   # same W read
+        for i, (name, value) in enumerate(raw.items()):
+            key = next(k for k in out if k.startswith(name + '.'))
+            torch.testing.assert_close(out[key].detach(), lam[i] * value)
+        sum(out.values()).backward()
+        model.weighting.after_backward()
+        assert not torch.equal(model.weighting.affinity, seen[-1])    # the update landed
+    assert int(model.weighting.num_updates) == 2
 
 
 def test_representation_mode_needs_adapter_encoder():

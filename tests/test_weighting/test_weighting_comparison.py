@@ -2,10 +2,15 @@
 seed against that seed's single-task runs, mean ± std over seeds, W averaged, seeds in the
 derived configs."""
 import json
+import os
+import os.path as osp
+from pathlib import Path
 
 import pytest
 
 from mtl_adapters.benchmarks import weighting_comparison as wc
+
+TASKS = ('seg', 'depth', 'normal', 'edge')
 
 
 def fake_metrics(name: str, seed: int) -> dict:
@@ -23,16 +28,16 @@ def test_seeds_aggregate_to_mean_and_std(tmp_path, monkeypatch, capsys):
     def fake_run(name, config, work_dir, iters, report_only=False):
         seed = int(work_dir.split('seed')[-1].split('/')[0])
         calls.append((name, seed, open(config).read()))
+        if name == 'troa':        # the TROA run leaves its final W where the real hook does
+            w = {0: 0.6, 1: 0.8}[seed]
+            eye = [[w if i == j else (1 - w) / 3 for j in range(4)] for i in range(4)]
+            os.makedirs(osp.join(work_dir, 'troa'))
+            with open(osp.join(work_dir, 'troa', 'troa_final.json'), 'w') as f:
+                json.dump({'W': eye}, f)
         return fake_metrics(name, seed)
 
     monkeypatch.setattr(wc, 'run', fake_run)
     monkeypatch.setattr('mtl_adapters.data_generation.synthetic.generate', lambda *a, **k: None)
-    # one TROA run leaves its final W where the real hook writes it
-    for seed, w in ((0, 0.6), (1, 0.8)):
-        folder = tmp_path / f'seed{seed}' / 'troa' / 'troa'
-        folder.mkdir(parents=True)
-        eye = [[w if i == j else (1 - w) / 3 for j in range(4)] for i in range(4)]
-        (folder / 'troa_final.json').write_text(json.dumps({'W': eye}))
     summary = wc.main(['--work-dir', str(tmp_path), '--max-iters', '3', '--seeds', '0', '1',
                        '--methods', 'uniform', 'troa'])
     assert {(n, s) for n, s, _ in calls} == {
@@ -69,8 +74,13 @@ def test_report_only_tabulates_finished_runs(tmp_path, monkeypatch):
                              'uniform', 'troa')} | {(1, n) for n in ('single_seg', 'single_depth',
                                                                      'single_normal',
                                                                      'single_edge', 'uniform')}
-    for seed, name in done:
-        folder = tmp_path / f'seed{seed}' / name
+    for seed, name in done:      # where a run of the default budget (200 iterations) is
+        base = dict(troa=wc.weighting_methods()['troa'], uniform=wc.weighting_methods()[
+            'uniform']).get(name, wc.BASE)
+        extra = ('' if name in ('troa', 'uniform') else
+                 f'model = dict(tasks=[_base_.tasks[{list(TASKS).index(name[7:])}]])\n')
+        folder = Path(wc.derived_cell(str(tmp_path / f'seed{seed}'), name, base,
+                                      'data/synthetic', 200, seed, extra, write=False).work_dir)
         folder.mkdir(parents=True)
         metrics = fake_metrics(name.replace('_', '-'), seed)
         (folder / 'test_metrics.json').write_text(json.dumps(metrics))
@@ -81,6 +91,10 @@ def test_report_only_tabulates_finished_runs(tmp_path, monkeypatch):
     assert not list(tmp_path.glob('seed*/configs'))    # a report rewrites no run's config
     table = (tmp_path / 'weighting_comparison.md').read_text()
     assert '| single-task | 2 |' in table and '| troa | 1 |' in table
+    # the same runs are not those of another budget
+    other = wc.main(['--work-dir', str(tmp_path), '--seeds', '0', '1', '2', '--report-only',
+                     '--methods', 'uniform', 'troa', '--max-iters', '50'])
+    assert other['methods'] == {'uniform': {}, 'troa': {}} and other['baseline'] == {}
 
 
 def test_encoder_family_adds_cost_columns(tmp_path, monkeypatch):

@@ -2,8 +2,12 @@
 
 Geometric transforms are applied to the image and every task map together (labels with
 nearest interpolation as albumentations masks, continuous maps bilinear as extra images);
-photometric transforms touch the RGB image only. After a horizontal flip each task fixes its
-values (``task.hflip_values``: the normal's x-component changes sign).
+photometric transforms touch the RGB image only. Each list takes only transforms whose effect
+on every task is known, and refuses the others by name: ``photometric`` pixel-level ones
+(albumentations ``ImageOnlyTransform``), ``geometric`` those of ``GEOMETRIC_ALLOWED``. After a
+flip, quarter turn or transposition each task fixes its values with the transform's in-plane
+matrix (``task.reorient_values``: the normal's (x, y) components turn or mirror with the
+image).
 
 Every task map travels with its validity mask (same interpolation): a pixel whose resampling
 touched an invalid or padded pixel becomes the task's ignore value afterwards
@@ -19,22 +23,74 @@ import numpy as np
 from mtl_adapters.registry import TRANSFORMS
 from .base import TaskTransform
 
-#: transforms after which pixel values that encode directions must be mirrored
-_HFLIPS = ('HorizontalFlip',)
-#: transforms that rotate directions; the normal vectors would need rotating too
-_ROTATIONS = ('Rotate', 'SafeRotate', 'Affine', 'ShiftScaleRotate', 'RandomRotate90',
-              'Transpose', 'VerticalFlip', 'D4', 'Perspective', 'ElasticTransform')
+#: in-plane matrices (image axes: x right, y down; old pixel offset -> new) of the D4 elements,
+#: by albumentations' names: identity, counter-clockwise quarter turns, flips, transpositions
+_D4 = {'e': ((1, 0), (0, 1)), 'r90': ((0, 1), (-1, 0)), 'r180': ((-1, 0), (0, -1)),
+       'r270': ((0, -1), (1, 0)), 'v': ((1, 0), (0, -1)), 'h': ((-1, 0), (0, 1)),
+       't': ((0, 1), (1, 0)), 'hvt': ((0, -1), (-1, 0))}
+#: geometric transforms that move pixels by a known orthogonal map, and that map from the
+#: parameters albumentations applied; each task fixes its values with ``task.reorient_values``
+_REORIENTING = {
+    'HorizontalFlip': lambda p: _D4['h'],
+    'VerticalFlip': lambda p: _D4['v'],
+    'Transpose': lambda p: _D4['t'],
+    'RandomRotate90': lambda p: np.linalg.matrix_power(np.array(_D4['r90']), int(p['factor'])),
+    'D4': lambda p: _D4[str(p['group_element'])],
+    'SquareSymmetry': lambda p: _D4[str(p['group_element'])],
+}
+#: geometric transforms that only crop, pad or rescale: no task value changes
+_RESAMPLING = ('Resize', 'RandomScale', 'LongestMaxSize', 'SmallestMaxSize', 'RandomCrop',
+               'CenterCrop', 'Crop', 'RandomResizedCrop', 'RandomSizedCrop', 'PadIfNeeded',
+               'Pad')
+#: what the ``geometric`` list accepts: every transform whose effect on each task is known
+GEOMETRIC_ALLOWED = tuple(_RESAMPLING) + tuple(_REORIENTING)
 
 
-def _build(cfgs: Optional[Sequence[dict]]) -> List[A.BasicTransform]:
+def _build(cfgs: Optional[Sequence[dict]], where: str) -> List[A.BasicTransform]:
+    """Build the albumentations transforms of one list, refusing those the list cannot take.
+
+    ``photometric`` takes pixel-level transforms only (albumentations ``ImageOnlyTransform``:
+    they change the image and nothing else, so no task map needs to follow); ``geometric``
+    takes the transforms of ``GEOMETRIC_ALLOWED`` (crops, pads, rescales, and flips, quarter
+    turns and transpositions, whose effect on direction values the tasks implement).
+    """
     transforms = []
-    for cfg in cfgs or []:
+    for i, cfg in enumerate(cfgs or []):
         cfg = dict(cfg)
         name = cfg.pop('type')
         if not hasattr(A, name):
-            raise KeyError(f'albumentations has no transform {name!r} (config key `type`)')
-        transforms.append(getattr(A, name)(**cfg))
+            raise KeyError(f'albumentations has no transform {name!r} '
+                           f'(MultiTaskAlbu {where}[{i}].type)')
+        cls = getattr(A, name)
+        if where == 'photometric' and not (isinstance(cls, type)
+                                           and issubclass(cls, A.ImageOnlyTransform)):
+            raise ValueError(
+                f'MultiTaskAlbu photometric[{i}]: {name} is not a pixel-level transform '
+                '(albumentations ImageOnlyTransform): it would move the image but not the task '
+                'maps. The photometric list takes only ImageOnlyTransforms (ColorJitter, '
+                f'GaussianBlur, ...); for a geometric one use `geometric` (allowed there: '
+                f'{", ".join(GEOMETRIC_ALLOWED)}).')
+        if where == 'geometric' and name not in GEOMETRIC_ALLOWED:
+            raise ValueError(
+                f'MultiTaskAlbu geometric[{i}]: {name} is not allowed: its effect on the task '
+                'values (e.g. the direction of surface normals) is not implemented, or it is '
+                'not geometric. The geometric list takes only '
+                f'{", ".join(GEOMETRIC_ALLOWED)}; pixel-level transforms go to `photometric`.')
+        transforms.append(cls(**cfg))
     return transforms
+
+
+def orientation_of(applied: Sequence) -> np.ndarray:
+    """The 2x2 in-plane matrix (old pixel offset -> new) of albumentations'
+    ``applied_transforms`` list, composed in the order they ran."""
+    matrix = np.eye(2, dtype=np.int64)
+    for name, params in applied:
+        if name in _REORIENTING:
+            matrix = np.asarray(_REORIENTING[name](params), np.int64) @ matrix
+        elif name not in _RESAMPLING:
+            raise ValueError(f'MultiTaskAlbu: applied transform {name} has no known effect on '
+                             f'the task values (allowed: {", ".join(GEOMETRIC_ALLOWED)})')
+    return matrix
 
 
 @TRANSFORMS.register_module()
@@ -55,8 +111,8 @@ class MultiTaskAlbu(TaskTransform):
                  photometric: Optional[Sequence[dict]] = None, tasks: Optional[Sequence] = None):
         super().__init__(tasks)
         self.geometric_cfg, self.photometric_cfg = geometric, photometric
-        _build(geometric)                                  # unknown names fail at build time
-        self.photometric = A.Compose(_build(photometric))
+        _build(geometric, 'geometric')              # refused names fail at build time
+        self.photometric = A.Compose(_build(photometric, 'photometric'))
         self._geometric: Dict[Tuple[str, ...], A.Compose] = {}
         if self.own_tasks is not None:
             self.geometric_for(self.own_tasks)
@@ -66,15 +122,7 @@ class MultiTaskAlbu(TaskTransform):
         key = tuple(tasks)
         if key in self._geometric:
             return self._geometric[key]
-        geo = _build(self.geometric_cfg)
-        directional = [t for t in tasks.values()
-                       if not np.array_equal(t.hflip_values(np.ones((1, 1, 3), np.float32)),
-                                             np.ones((1, 1, 3), np.float32))]
-        for t in geo:
-            if directional and type(t).__name__ in _ROTATIONS:
-                raise ValueError(f'{type(t).__name__} rotates the image but not the vectors of '
-                                 f'{[d.name for d in directional]}: use crops, scales and '
-                                 'HorizontalFlip for these tasks')
+        geo = _build(self.geometric_cfg, 'geometric')
         targets = {}
         for n, t in tasks.items():
             kind = 'mask' if t.interpolation == 'nearest' else 'image'
@@ -108,12 +156,14 @@ class MultiTaskAlbu(TaskTransform):
             dtype = np.uint8 if task.interpolation == 'nearest' else np.float32
             maps[f'valid_{name}'] = task.valid_mask_np(value).astype(dtype)
         out = geometric(image=results['img'], **maps)
-        flipped = sum(name in _HFLIPS for name, _ in out['applied_transforms']) % 2 == 1
+        orientation = orientation_of(out['applied_transforms'])
+        moved = not np.array_equal(orientation, np.eye(2))
+        flipped = bool(np.linalg.det(orientation) < 0)           # a mirror image
         new_gt = {}
         for name in gts:
             task = tasks[name]
             value = task.clean_resampled(out[f'gt_{name}'], out[f'valid_{name}'] > 1 - 1e-3)
-            new_gt[name] = task.hflip_values(value) if flipped else value
+            new_gt[name] = task.reorient_values(value, orientation) if moved else value
         img = self.photometric(image=out['image'])['image']
         results.update(img=img, gt=new_gt, img_shape=img.shape[:2],
                        flip=bool(results.get('flip', False)) ^ flipped)

@@ -1,14 +1,17 @@
-"""Schedule TROA updates, log W and C, and write their heatmaps and a JSON at the end.
+"""Schedule TROA updates, log W and C, plot their heatmaps on update steps, a JSON at the end.
 
 TROA itself lives in ``TROAWeighting`` (``mtl_adapters/weighting/troa.py``); the model calls it at
 the fixed points of its step. This hook only says *when*: ``before_train_iter`` marks the
 iteration due every ``interval`` iterations, and ``after_train_iter`` calls the weighting's
-``after_backward`` on every rank (a 'representation'-mode update needs the training backward,
-and under DDP nothing runs between backward and step). After an update it logs every entry as a
-scalar (``troa/W/<target>-><source>``, ``troa/C/<target>-><source>``: row t is the target task,
-column s the source) and, at the end of training, writes ``<work_dir>/troa/W_iter<k>.png``,
-``C_iter<k>.png`` and ``troa_final.json``. The encoder reads W by reference, so validation and
-checkpoints see it without any copy.
+``after_backward`` on every rank: the step's update is written to W there, in both gradient
+modes, after the training backward and optimizer step (under DDP nothing runs between the
+two), so a step's conditioning and loss weights read the same W. After an update it logs
+every entry as a scalar (``troa/W/<target>-><source>``, ``troa/C/<target>-><source>``: row t
+is the target task, column s the source); with ``plot_every`` it writes the heatmaps
+``<work_dir>/troa/W_iter<k>.png`` and ``C_iter<k>.png`` after every ``plot_every``-th update
+(k: iterations completed), and at the end of training those of the final W and C and
+``troa_final.json``. The encoder reads W by reference, so validation and checkpoints see it
+without any copy.
 """
 import os.path as osp
 from typing import Optional
@@ -29,19 +32,23 @@ class TROAHook(Hook):
     Args:
         interval: iterations between updates (the first update is at ``start_iter``).
         start_iter: first iteration with an update.
-        plot_interval: also write heatmaps every this many iterations (None: only at the end).
+        plot_every: also write heatmaps after every this-many-th update (1: after each update;
+            None: only at the end). Counted in updates, so plots always fall on update steps.
         out_dir: folder under ``work_dir`` for the PNGs and the JSON.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, interval: int = 10, start_iter: int = 0,
-                 plot_interval: Optional[int] = None, out_dir: str = 'troa'):
+                 plot_every: Optional[int] = None, out_dir: str = 'troa'):
         if interval < 1:
             raise ValueError(f'TROAHook.interval must be >= 1, got {interval}')
+        if plot_every is not None and int(plot_every) < 1:
+            raise ValueError(f'TROAHook.plot_every must be >= 1 (updates) or None, got '
+                             f'{plot_every}')
         self.interval = int(interval)
         self.start_iter = int(start_iter)
-        self.plot_interval = plot_interval
+        self.plot_every = None if plot_every is None else int(plot_every)
         self.out_dir = out_dir
         self._updates_seen = 0
 
@@ -82,7 +89,7 @@ class TROAHook(Hook):
                 for s, source in enumerate(names):
                     scalars[f'troa/{key}/{target}->{source}'] = float(matrix[t, s])
         runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
-        if self.plot_interval and (runner.iter + 1) % self.plot_interval == 0:
+        if self.plot_every and self._updates_seen % self.plot_every == 0:
             self.save_plots(runner, runner.iter + 1)
 
     def save_plots(self, runner, k: int) -> None:
