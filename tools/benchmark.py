@@ -40,8 +40,9 @@ def main(argv=None):
     if args.mode is None:
         parser.print_help()
         parser.exit(0 if {'-h', '--help'} & set(rest) else 2)  # a mode is required
-    from mtl_adapters.set_env import register_all_modules
-    register_all_modules()
+    if not {'-h', '--help'} & set(rest):     # the mode's --help needs no registry
+        from mtl_adapters.set_env import register_all_modules
+        register_all_modules()
     return importlib.import_module(MODES[args.mode]).main(rest)
 
 

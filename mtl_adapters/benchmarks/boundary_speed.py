@@ -77,7 +77,8 @@ def time_counts(pairs, workers: int, **kwargs) -> Tuple[float, list]:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     """Time the per-image counts for each worker count; print a table, write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--num-images', type=int, default=8,
                         help=f'pairs to evaluate ({NYUD_TEST_IMAGES} = the NYUD test split)')
     parser.add_argument('--height', type=int, default=480)

@@ -155,7 +155,8 @@ def tabulate(results: Dict[int, Dict[str, Optional[dict]]], directions: Dict[str
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--source-root', default='data/synthetic',
                         help="source domain ('default' style; rendered if missing)")
     parser.add_argument('--target-root', default='data/synthetic_alt',

@@ -41,7 +41,8 @@ def time_mode(model, images, mode: str, batch_size: int, crop, stride) -> float:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     """Time whole and slide inference; print a table, write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', default=DEMO_CONFIG)
     parser.add_argument('--size', type=int, nargs=2, default=(480, 640), metavar=('H', 'W'))
     parser.add_argument('--num-images', type=int, default=8)

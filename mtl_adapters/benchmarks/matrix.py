@@ -276,7 +276,8 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     """Plan, run what has not finished, and report (``--dry-run``: print the plan only).
     ``run_cell`` replaces the train + test subprocesses (tests); the real runner also makes
     the demo's synthetic scenes when ``--data-root`` has none."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-root', default='data/synthetic',
                         help='the scenes (the demo\'s are generated here if absent)')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR,

@@ -50,7 +50,8 @@ def time_generate(num_images: int, size: int, workers: int,
 
 def main(argv: Optional[List[str]] = None) -> dict:
     """Time both stages for 1 and all available workers; print a table, write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--size', type=int, default=128, help='square image size')
     parser.add_argument('--num-images', type=int, default=96,
                         help='images per measurement (generate: whole scenes of 8 views)')

@@ -43,7 +43,8 @@ def time_step(model, optim, inputs, samples, mode: str, due: bool) -> float:
 
 def main(argv=None) -> dict:
     """Run the benchmark; print the table and write the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', default=CONFIG)
     parser.add_argument('--iters', type=int, default=10, help='timed steps per variant')
     parser.add_argument('--warmup', type=int, default=2)

@@ -200,7 +200,8 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
 def main(argv=None) -> dict:
     """Run the single-task baselines and every weighting method for each seed; print and
     write the mean ± std table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--max-iters', type=int, default=200)
