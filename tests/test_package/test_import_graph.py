@@ -282,3 +282,14 @@ def test_no_import_cycles_through_function_level_imports():
     cycles = find_cycles(edges)
     assert not cycles, f'{len(cycles)} import cycle(s):\n' + '\n'.join(
         f'  {" -> ".join(c)}\n    {describe(c, edges)}' for c in cycles)
+
+
+def test_no_module_over_450_lines():
+    """One concern per module: none of the package, the tools or the preparers passes 450
+    lines (split it by concern when it grows)."""
+    files = [p for root in ('mtl_adapters', 'tools', 'data_prep')
+             for p in (REPO / root).rglob('*.py')]
+    assert len(files) > 50
+    long = {str(p.relative_to(REPO)): n for p in files
+            if (n := len(p.read_text().splitlines())) > 450}
+    assert not long, long
