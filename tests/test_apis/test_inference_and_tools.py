@@ -169,8 +169,8 @@ def test_test_tool_refuses_what_it_cannot_evaluate(config_and_checkpoint, tmp_pa
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, sd_ckpt)
     empty = tmp_path / 'empty.pth'
     torch.save({'state_dict': {}, 'meta': {}}, empty)
-    for path, pattern in ((sd_ckpt, r'(?s)missing keys.*decoders\.normal'),
-                          (empty, r'(?s)missing keys.*decoders\.seg')):
+    for path, pattern in ((sd_ckpt, r'(?s)not in the checkpoint.*decoders\.normal'),
+                          (empty, r'(?s)not in the checkpoint.*decoders\.seg')):
         with pytest.raises(RuntimeError, match=pattern):
             test_tool.main([config, str(path), '--work-dir', str(tmp_path / 'w')])
     state = torch.load(ckpt, weights_only=True)['state_dict']

@@ -134,11 +134,14 @@ class SafeCheckpointHook(Hook):
                                    'checkpoint: ' + ('; '.join(lines) or 'unchanged'))
         partial = bool(cfg.get('load_from_partial', False)) and not resume
         if shapes and not partial:
+            own = model.state_dict()        # name every difference, not only the shapes
+            keys = checks.key_differences([k for k in own if k not in state],
+                                          [k for k in state if k not in own])
             raise checks.CheckpointMismatchError(
                 f'{source} does not fit the model the config builds: tensor shapes differ: '
-                f'{shapes[:6]}. Fix: load a checkpoint of this model (same tasks and class '
-                'counts), or set load_from_partial = True (--load-partial) to load only the '
-                'tensors that match.')
+                f'{shapes[:6]}' + ''.join(f'; {line}' for line in keys) + '. Fix: load a '
+                'checkpoint of this model (same tasks and class counts), or set '
+                'load_from_partial = True (--load-partial) to load only the tensors that match.')
         if partial and shapes:
             runner.logger.warning(f'load_from_partial: skipped (shape differs): {shapes}')
         if not sharded:
