@@ -8,6 +8,7 @@
     python tools/benchmark.py --infer [args]       # inference on photos, whole and slide
     python tools/benchmark.py --matrix [args]      # task combinations x methods x seeds table
     python tools/benchmark.py --generalisation     # DG, UDA, zero-shot vs their baselines
+    python tools/benchmark.py --study [args]       # every paper claim: paired diffs, 95 % CIs
 
 Arguments after the mode go to that benchmark (``--speed --help`` lists them).
 """
@@ -25,7 +26,8 @@ MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
          'weighting': 'mtl_adapters.benchmarks.weighting_comparison',
          'boundary': 'mtl_adapters.benchmarks.boundary_speed',
          'matrix': 'mtl_adapters.benchmarks.matrix',
-         'generalisation': 'mtl_adapters.benchmarks.generalisation'}
+         'generalisation': 'mtl_adapters.benchmarks.generalisation',
+         'study': 'mtl_adapters.benchmarks.study'}
 
 
 def main(argv=None):

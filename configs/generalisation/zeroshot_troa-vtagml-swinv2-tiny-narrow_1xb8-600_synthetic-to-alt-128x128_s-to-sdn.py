@@ -7,7 +7,9 @@
 # * model.train_tasks: the tasks labelled on the target (here S). D and N are evaluated only:
 #   their decoders and heads keep the source's values (frozen), they get no loss, and TROA
 #   updates W only among the trained tasks (D's and N's rows and columns stay the source's).
-#   The shared adapters and task embeddings adapt through S.
+#   The shared adapters and S's task embedding adapt through S; D's and N's task embeddings
+#   keep the source's values (model.freeze_eval_only_embeddings=True, the default; False
+#   lets them move).
 # * the training dataset lists only the labelled tasks, so the target's D and N labels are
 #   never read; validation and test list every task and report S, D and N on the target.
 _base_ = ['./zeroshot-source_troa-vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdn.py']

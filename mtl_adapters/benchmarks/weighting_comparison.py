@@ -169,7 +169,8 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
     """Train + test one configuration (skipped if its metrics exist); returns test metrics
     (None for a run that has not finished when ``report_only``). A failed step raises
     ``RuntimeError`` naming its log. ``steps`` replaces the train + test commands (e.g. a
-    test of another run's checkpoint: ``[('test', test_command(...))]``)."""
+    test of another run's checkpoint: ``[('test', test_command(...))]``); a step's argv may be
+    a callable, called when the step starts (a test of a checkpoint chosen after training)."""
     out = osp.join(osp.abspath(work_dir), 'test_metrics.json')
     if osp.isfile(out):
         with open(out) as f:
@@ -183,6 +184,7 @@ def run(name: str, config: str, work_dir: str, iters: int, report_only: bool = F
     seconds = {}
     for step, cmd in steps or commands(config, work_dir, iters, out, launcher, gpus):
         t0 = time.time()
+        cmd = cmd() if callable(cmd) else cmd
         with open(osp.join(work_dir, 'run.log'), 'a') as log:
             res = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         if res.returncode:

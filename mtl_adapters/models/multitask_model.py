@@ -27,6 +27,15 @@ changes no trained output, and no trainable parameter is left unused (DDP needs 
 Prediction runs every task. The weighting method gets the trained subset at build
 (``bind_train_tasks``) and still sees (T,) losses in task order: an evaluated-only task's entry
 is a constant 0 with a zero gradient row (TROA keeps its row and column of W as loaded).
+The task embeddings are one (T, d) tensor shared by all tasks, and a trained task's
+conditioning mixes in the evaluated-only rows (``W[t, j] > 0``): their gradient is tiny but
+AdamW normalises it, so they would move at the full step size. With
+``freeze_eval_only_embeddings=True`` (default) a gradient hook on the tensor zeroes those rows
+(in training and in the weighting methods' ``autograd.grad``), so they stay the loaded values
+bit for bit: AdamW with a zero gradient and no weight decay leaves a value exactly as it is
+(the schedules exclude ``task_embeddings`` from decay; ``FrozenTrunkOptimWrapperConstructor``
+refuses decay on such a tensor). ``False`` lets them move (the study's alternative). A copy of
+the model (``copy.deepcopy``: the mean teacher) does not carry the hook; it is not trained.
 """
 import warnings
 from typing import Dict, List, Optional, Sequence
@@ -85,6 +94,8 @@ class MultiTaskModel(BaseModel):
         train_tasks: the tasks trained (with a loss); None: all. The others are evaluated
             only, their decoders and heads frozen (module docstring; zero-shot task transfer,
             ``configs/generalisation/zeroshot_*``).
+        freeze_eval_only_embeddings: keep the evaluated-only tasks' rows of the encoder's task
+            embeddings exactly as loaded (module docstring); False lets them move.
     """
 
     TEST_MODES = ('whole', 'slide')
@@ -93,7 +104,8 @@ class MultiTaskModel(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  task_weights: Optional[Dict[str, float]] = None,
                  weighting: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 train_tasks: Optional[Sequence[str]] = None, init_cfg=None):
+                 train_tasks: Optional[Sequence[str]] = None,
+                 freeze_eval_only_embeddings: bool = True, init_cfg=None):
         self.tasks = build_tasks(tasks)
         data_preprocessor = dict(data_preprocessor or dict(type='MultiTaskDataPreprocessor'))
         data_preprocessor.setdefault('tasks', list(self.tasks.values()))
@@ -127,7 +139,8 @@ class MultiTaskModel(BaseModel):
         self.weighting.bind_tasks(self.tasks)
         self.train_task_names: List[str] = self._check_train_tasks(train_tasks)
         self.weighting.bind_train_tasks(self.train_task_names)
-        self._freeze_eval_only_tasks()
+        self.frozen_embedding_rows: Dict[str, tuple] = {}
+        self._freeze_eval_only_tasks(freeze_eval_only_embeddings)
         self._warned = set()
         self.register_load_state_dict_pre_hook(self._upgrade_legacy_state)
         self.test_cfg = dict(test_cfg or dict(mode='whole'))
@@ -150,14 +163,26 @@ class MultiTaskModel(BaseModel):
                            f'{self.task_names}; got unknown {unknown} in {list(train_tasks)}')
         return [t for t in self.task_names if t in set(train_tasks)]
 
-    def _freeze_eval_only_tasks(self) -> None:
+    def _freeze_eval_only_tasks(self, embeddings: bool) -> None:
         """Evaluated-only tasks: decoder, head and the encoder parameters only they use get
-        ``requires_grad=False`` (no gradient, no optimizer state, values kept exactly)."""
+        ``requires_grad=False`` (no gradient, no optimizer state, values kept exactly); with
+        ``embeddings``, their rows of the encoder's (T, d) task embeddings get a zero gradient
+        (``frozen_embedding_rows``: ``{name: (parameter, rows)}``)."""
         for name in self.eval_only_task_names:
             self.decoders[name].requires_grad_(False)
             if hasattr(self.encoder, 'task_named_parameters'):
                 for _, param in self.encoder.task_named_parameters(name):
                     param.requires_grad_(False)
+        if not isinstance(embeddings, bool):
+            raise TypeError(f'model.freeze_eval_only_embeddings must be True or False, got '
+                            f'{embeddings!r}')
+        table = getattr(self.encoder, 'task_embeddings', None)
+        if not (embeddings and self.eval_only_task_names and isinstance(table, nn.Parameter)):
+            return
+        rows = [self.encoder.task_names.index(t) for t in self.eval_only_task_names]
+        table.register_hook(lambda grad: grad.index_fill(
+            0, torch.tensor(rows, device=grad.device), 0.0))
+        self.frozen_embedding_rows['encoder.task_embeddings'] = (table, rows)
 
     def check_test_cfg(self) -> None:
         """``test_cfg`` is whole or slide with a crop size and stride, or an error naming it."""

@@ -28,6 +28,12 @@ encoder reads it by reference at every forward (``task_affinity``;
 ``theta_hat_t = sum_j W[t, j] theta_j``) and, with ``loss_weighting=True``, the loss weights are
 ``lambda_s = N mean_t W[t, s]`` (they sum to N).
 
+The counterfactual ``zero_cosines=True`` (``configs/troa/troa-zero-cosines_*``) runs everything
+above (the same gradients, the same skipped rows, the same cost) but uses ``C = 0`` in step 3,
+so W moves only through its prior: ``W[t] <- normalise(W[t]^(1 - eta rho))``, towards uniform
+rows for rho > 0 (with rho = 0 W never moves). It tells what the measured cosines add over the
+regulariser's drift alone; ``cosine`` then holds the zeros that were used.
+
 One rule in both gradient modes: a step's gradients are taken from its own graph, and the
 update they make is written to W in ``after_backward``, after that step's backward and
 optimizer step. So within a step the adapters' conditioning and the loss weights lambda read
@@ -118,6 +124,9 @@ class TROAWeighting(BaseWeighting):
         gradient_mode: ``'params'`` (task gradients on the adapter parameters) or
             ``'representation'`` (on the tensor entering the first adapter block; cheaper).
         loss_weighting: also weight the losses by ``lambda_s = N mean_t W[t, s]``.
+        zero_cosines: the counterfactual: every update uses ``C = 0`` (W moves only by the
+            regulariser, ``W[t] <- normalise(W[t]^(1 - eta rho))``); gradients are still taken
+            (same cost, same skipped tasks). False: the measured cosines (TROA itself).
 
     ``due`` is set by ``TROAHook`` before an iteration that runs an update; ``scheduled`` when
     training starts (without a hook W never changes, which is warned about).
@@ -126,7 +135,8 @@ class TROAWeighting(BaseWeighting):
     GRADIENT_MODES = ('params', 'representation')
 
     def __init__(self, task_names: Sequence[str], eta: float = 0.1, rho: float = 0.5,
-                 eps: float = 0.1, gradient_mode: str = 'params', loss_weighting: bool = False):
+                 eps: float = 0.1, gradient_mode: str = 'params', loss_weighting: bool = False,
+                 zero_cosines: bool = False):
         super().__init__(task_names)
         if gradient_mode not in self.GRADIENT_MODES:
             raise ValueError(f'TROAWeighting.gradient_mode must be one of {self.GRADIENT_MODES}, '
@@ -137,6 +147,10 @@ class TROAWeighting(BaseWeighting):
         self.eta, self.rho, self.eps = float(eta), float(rho), float(eps)
         self.gradient_mode = gradient_mode
         self.loss_weighting = bool(loss_weighting)
+        if not isinstance(zero_cosines, bool):
+            raise TypeError(f'TROAWeighting.zero_cosines must be True or False, '
+                            f'got {zero_cosines!r}')
+        self.zero_cosines = zero_cosines
         self.register_buffer('affinity', init_affinity(self.num_tasks, eps))
         self.register_buffer('cosine', torch.zeros(self.num_tasks, self.num_tasks))
         self.register_buffer('num_updates', torch.tensor(0, dtype=torch.long))
@@ -313,6 +327,8 @@ class TROAWeighting(BaseWeighting):
                               'gradient (no labels in the batch?); its row and column of W are '
                               'skipped on such steps (warned once)')
         cos = cosine_matrix(torch.nan_to_num(g_a), torch.nan_to_num(g_b))
+        if self.zero_cosines:                              # the counterfactual: C = 0
+            cos = torch.zeros_like(cos)
         pair = valid[:, None] & valid[None, :]
         self.cosine.copy_(torch.where(pair, cos, self.cosine))
         self.affinity.copy_(mirror_descent_update(self.affinity, self.cosine, self.eta,

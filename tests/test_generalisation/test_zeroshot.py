@@ -5,6 +5,7 @@ mmengine's Runner: a source S-D-N model with TROA on one tiny Taskonomy-format d
 S-D adaptation on another domain whose training buildings have no normal files at all, loading
 the source checkpoint; it checks what the issue asks for against that checkpoint.
 """
+import copy
 import glob
 import json
 import os.path as osp
@@ -154,6 +155,76 @@ def test_troa_keeps_eval_only_rows_and_columns(mode):
     torch.testing.assert_close(W.sum(1), torch.ones(3))
 
 
+DEMO_OPTIM = Config.fromfile(str(REPO / 'configs/_base_/schedules/schedule_demo.py')).optim_wrapper
+
+
+def _adapt(freeze: bool, steps: int = 3):
+    """A tiny S-D-N TROA model trained on S only (D and N evaluated only) with the demo
+    schedule's optimiser wrapper (AdamW, no decay on the task embeddings), W off the identity
+    so S's conditioning mixes in D's and N's embeddings; (model, embeddings before, optim)."""
+    from mmengine.optim import build_optim_wrapper
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type='MultiTaskModel', tasks=TASKS3,
+                              encoder=dict(type='AdaptedSwinV2Encoder', **TINY_SWIN),
+                              decoder=dict(type='LightHead', channels=8),
+                              weighting=dict(type='TROAWeighting', eta=0.5, rho=0.2),
+                              train_tasks=['seg'], freeze_eval_only_embeddings=freeze))
+    with torch.no_grad():
+        for p in model.shared_parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        model.weighting.affinity.copy_(torch.tensor([[0.5, 0.3, 0.2], [0.2, 0.6, 0.2],
+                                                     [0.1, 0.2, 0.7]]))
+    before = model.encoder.task_embeddings.detach().clone()
+    optim = build_optim_wrapper(model, copy.deepcopy(DEMO_OPTIM))
+    inputs, samples = batch(('seg',))
+    model.train()
+    for _ in range(steps):
+        model.weighting.due = True
+        loss, _ = model.parse_losses(model.loss(inputs, samples))
+        optim.update_params(loss)
+        model.weighting.after_backward()
+    return model, before, optim
+
+
+@pytest.mark.filterwarnings('ignore:TROAWeighting is configured')
+def test_eval_only_task_embeddings_stay_bit_identical_unless_allowed_to_move():
+    """The evaluated-only tasks' rows of the (T, d) task embeddings: exactly the loaded values
+    after AdamW steps (their gradient rows are exactly zero, so is AdamW's state there);
+    with ``freeze_eval_only_embeddings=False`` they move (a tiny gradient, a full AdamW step)."""
+    model, before, optim = _adapt(freeze=True)
+    emb = model.encoder.task_embeddings
+    assert model.frozen_embedding_rows == {'encoder.task_embeddings': (emb, [1, 2])}
+    assert torch.equal(emb[1:].detach(), before[1:])                # D, N: bit-identical
+    assert not torch.equal(emb[0].detach(), before[0])              # S learns
+    state = optim.optimizer.state[emb]
+    assert state['exp_avg'][1:].abs().sum() == 0 and state['exp_avg_sq'][1:].abs().sum() == 0
+    moving, before, _ = _adapt(freeze=False)
+    assert moving.frozen_embedding_rows == {}
+    moved = (moving.encoder.task_embeddings[1:].detach() - before[1:]).abs().amax(dim=1)
+    assert (moved > 1e-4).all(), moved                              # near a full AdamW step
+    with pytest.raises(TypeError, match='freeze_eval_only_embeddings'):
+        MODELS.build(dict(type='MultiTaskModel', tasks=TASKS3, train_tasks=['seg'],
+                          encoder=dict(type='AdaptedSwinV2Encoder', **TINY_SWIN),
+                          decoder=dict(type='LightHead', channels=8),
+                          freeze_eval_only_embeddings='yes'))
+
+
+def test_weight_decay_on_frozen_embedding_rows_is_refused():
+    """Decay would move the zero-gradient rows: the optimiser constructor names the tensor
+    and the fix; the shipped schedule (no decay on task_embeddings) builds."""
+    from mmengine.optim import build_optim_wrapper
+    model = tiny_model(train_tasks=['seg'])
+    decayed = copy.deepcopy(DEMO_OPTIM)
+    decayed.paramwise_cfg.custom_keys.pop('task_embeddings')
+    with pytest.raises(ValueError, match=r"encoder\.task_embeddings: rows \[1, 2\].*decay_mult"):
+        build_optim_wrapper(model, decayed)
+    build_optim_wrapper(model, copy.deepcopy(DEMO_OPTIM))
+    build_optim_wrapper(MODELS.build(dict(type='MultiTaskModel', tasks=TASKS3,
+                                          train_tasks=['seg'], freeze_eval_only_embeddings=False,
+                                          encoder=dict(type='AdaptedSwinV2Encoder', **TINY_SWIN),
+                                          decoder=dict(type='LightHead', channels=8))), decayed)
+
+
 # ----------------------------------------------------------------------------- the configs
 def _configs():
     return sorted(Path(p) for p in glob.glob(str(GEN / 'zeroshot_*.py')))
@@ -290,6 +361,10 @@ def test_zeroshot_adaptation_end_to_end(tmp_path):
                .splitlines()]
     val = [s for s in scalars if 'seg/mIoU' in s]
     assert len(val) == 1 and all(k in val[0] for k in ('depth/rmse', 'normal/mean'))
+    # N's task embedding row: exactly the source's (S's and D's rows adapted)
+    emb = model.encoder.task_embeddings.detach()
+    assert torch.equal(emb[2], source_state['encoder.task_embeddings'][2])
+    assert not torch.equal(emb[:2], source_state['encoder.task_embeddings'][:2])
     # the adapted checkpoint still holds the source's N decoder
     adapted = load_checkpoint_file(str(tmp_path / 'adapt' / 'iter_3.pth'),
                                    map_location='cpu')['state_dict']

@@ -158,6 +158,12 @@ def check_learning(model, initial, has_grad):
     assert not dead_second, f'no gradient on the second step: {dead_second}'
     unmoved = [n for n, p0 in initial.items() if torch.equal(params[n].detach(), p0)]
     assert not unmoved, f'not moved after two steps: {unmoved}'
+    # zero-shot: the evaluated-only tasks' rows of the task embeddings are meant to stay as
+    # loaded (a zero gradient; the rest of the tensor learns), bit for bit under the
+    # config's own optimiser
+    for name, (_, rows) in getattr(model, 'frozen_embedding_rows', {}).items():
+        assert torch.equal(params[name][rows].detach(), initial[name][rows]), name
+        assert not torch.equal(params[name].detach(), initial[name]), name
     dead_first = [n for n, ok in has_grad[0].items() if not ok]
     assert all(any(k in n for k in SECOND_FACTOR) for n in dead_first), dead_first
     adapters = [n for n in initial if any(k in n for k in FIRST_STEP)]

@@ -221,3 +221,33 @@ def test_representation_mode_needs_adapter_encoder():
     model.weighting.due = True
     with pytest.raises(TypeError, match='gradient_mode'):
         model.loss(*make_batch())
+
+
+def test_zero_cosines_counterfactual_is_the_regulariser_only_update():
+    """``zero_cosines=True``: every update is ``W[t] <- normalise(W[t]^(1 - eta rho))``,
+    computed here independently (float64, by hand), whatever the gradients; the same
+    gradients with the measured cosines give another W. A skipped task keeps its row."""
+    g = torch.Generator().manual_seed(3)
+    g_a, g_b = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
+    eta, rho = 0.7, 0.4
+    zero = TROAWeighting(['a', 'b', 'c'], eta=eta, rho=rho, zero_cosines=True)
+    real = TROAWeighting(['a', 'b', 'c'], eta=eta, rho=rho)
+    W = zero.affinity.double().clone()
+    for step in range(3):
+        zero.update(g_a * (step + 1), g_b - step)
+        real.update(g_a * (step + 1), g_b - step)
+        W = W ** (1.0 - eta * rho)
+        W = W / W.sum(dim=1, keepdim=True)
+        torch.testing.assert_close(zero.affinity.double(), W, atol=1e-7, rtol=0)
+    assert torch.equal(zero.cosine, torch.zeros(3, 3))           # the C that was used
+    assert real.cosine.abs().min() > 0                           # real cosines are non-zero
+    assert (real.affinity - zero.affinity).abs().max() > 1e-3
+    # a task with a zero gradient is skipped as in TROA: its row is kept exactly
+    w0 = zero.affinity.clone()
+    bad = g_a.clone()
+    bad[1] = 0.0
+    with pytest.warns(UserWarning, match="task 'b'"):
+        zero.update(bad, g_b)
+    assert torch.equal(zero.affinity[1], w0[1]) and not torch.equal(zero.affinity[0], w0[0])
+    with pytest.raises(TypeError, match='zero_cosines'):
+        TROAWeighting(['a', 'b'], zero_cosines='yes')

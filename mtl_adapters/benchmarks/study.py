@@ -1,0 +1,367 @@
+"""The claims study: every claim of the paper as a paired comparison A vs B over seeds, with a
+95 % confidence interval and a verdict (holds / does not hold / within noise).
+
+    python tools/benchmark.py --study                      # every claim, 5 seeds
+    python tools/benchmark.py --study --dry-run            # the plan and its cell count
+    python tools/benchmark.py --study --claims weighting peft --seeds 0 1 2 --iters 100
+    python tools/benchmark.py --study --publish            # also copy md/json/png to docs
+
+Families (``--claims``): ``tasks`` (S-D-N-E and S-D vs single-task on S and D), ``weighting``
+(TROA vs uniform, uncertainty, GradNorm, PCGrad and TROA with zero cosines), ``peft`` (adapters
+vs ``configs/peft/*``, with trainable parameters), ``zeroshot`` (the adapted model's unlabelled
+tasks vs the source model's on the target; frozen vs moving unlabelled task embeddings),
+``uda`` (adversarial, mean teacher, both vs source-only; the target-trained oracle above UDA),
+``dg`` (adapters vs decoder-only and full fine-tuning on the unseen style).
+
+An arm is a config (narrowed to some tasks, on a domain) trained and tested in fresh
+processes (``weighting_comparison.run``), one cell per seed under ``<work-dir>/<arm>/seed<s>-
+<key>`` named by its definition (``common.define_cell``), run by ``matrix.execute``: finished
+cells are reused (resumable), a failed cell is reported and the others go on. Model selection:
+validation on the training domain's val split every ``iters / --val-points`` iterations, every
+checkpoint kept; the test split (the target's for the generalisation arms) is evaluated once,
+at the checkpoint with the best val score (Δm of that evaluation against the run's first one,
+over the trained tasks' headline metrics). Statistics and report: ``study_report.py``.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from mtl_adapters.benchmarks import matrix
+from mtl_adapters.benchmarks import study_report
+from mtl_adapters.benchmarks import weighting_comparison as wc
+from mtl_adapters.benchmarks.common import CellPaths, define_cell, write_json
+from mtl_adapters.benchmarks.generalisation import CONFIGS as GEN
+from mtl_adapters.benchmarks.train_speed import LIGHT_DEPTHS
+from mtl_adapters.utils import atomic_write_bytes
+
+DEFAULT_WORK_DIR = 'work_dirs/study'
+PUBLISH_DIR = 'docs/results/study'
+TROA = 'configs/troa/troa_vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
+UDA_BOTH = ('configs/generalisation/uda_adversarial-mean-teacher_vtagml-swinv2-tiny-narrow_'
+            '1xb8-600_synthetic-to-alt-128x128_sdne.py')
+ALL = ('seg', 'depth', 'normal', 'edge')
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: ``config`` narrowed to ``tasks`` (indices into its
+    ``model.tasks``; None: all), trained on ``train`` and tested on ``test`` ('source' or
+    'target'); ``needs``: the arm whose last checkpoint it loads; ``select``: the tasks whose
+    val metrics choose the checkpoint (None: all); ``model``: extra ``model = dict(...)``
+    keys; ``test_class_map``: read the test split under the DG target's label protocol."""
+    name: str
+    config: str
+    tasks: Optional[Tuple[int, ...]] = None
+    train: str = 'source'
+    test: str = 'source'
+    needs: Optional[str] = None
+    select: Optional[Tuple[str, ...]] = None
+    model: str = ''
+    test_class_map: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``A`` beats ``B`` (``direction=-1``: B beats A) on the headline metrics of ``tasks``."""
+    family: str
+    text: str
+    a: str
+    b: str
+    tasks: Tuple[str, ...] = ALL
+    direction: int = 1
+
+
+def catalogue() -> Tuple[Dict[str, Arm], List[Claim]]:
+    """Every arm and every claim of the study."""
+    arms = [Arm('troa', TROA), Arm('troa-S-D', TROA, (0, 1)),
+            Arm('single-S', wc.BASE, (0,)), Arm('single-D', wc.BASE, (1,))]
+    claims = [Claim('tasks', 'S-D-N-E beats single-task on S', 'troa', 'single-S', ('seg',)),
+              Claim('tasks', 'S-D-N-E beats single-task on D', 'troa', 'single-D', ('depth',)),
+              Claim('tasks', 'S-D beats single-task on S', 'troa-S-D', 'single-S', ('seg',)),
+              Claim('tasks', 'S-D beats single-task on D', 'troa-S-D', 'single-D', ('depth',)),
+              Claim('tasks', 'S-D-N-E beats S-D on S and D', 'troa', 'troa-S-D',
+                    ('seg', 'depth'))]
+    for name, config in wc.weighting_methods().items():
+        if name in ('uniform', 'uncertainty', 'gradnorm', 'pcgrad', 'troa-zero-cosines'):
+            arms.append(Arm(name, config))
+            claims.append(Claim('weighting', f'TROA beats {name}', 'troa', name))
+    for name, config in wc.encoder_methods().items():
+        arms.append(Arm(name, config))
+        if name != 'adapters':
+            claims.append(Claim('peft', f'adapters beat {name}', 'adapters', name))
+    zs = dict(train='target', test='target', needs='zs-source', select=('seg',))
+    arms += [Arm('zs-source', GEN['zs_source'], test='target'),
+             Arm('zs-adapted', GEN['zs_s'], **zs),
+             Arm('zs-adapted-moving', GEN['zs_s'], model='freeze_eval_only_embeddings=False',
+                 **zs)]
+    claims += [Claim('zeroshot', 'adapting with S labels improves the unlabelled D and N',
+                     'zs-adapted', 'zs-source', ('depth', 'normal')),
+               Claim('zeroshot', 'letting the unlabelled task embeddings move helps',
+                     'zs-adapted-moving', 'zs-adapted', ('depth', 'normal'))]
+    uda = {'uda-adversarial': GEN['uda_adversarial'],
+           'uda-mean-teacher': GEN['uda_mean_teacher'], 'uda-both': UDA_BOTH}
+    arms += [Arm('uda-source-only', GEN['source'], test='target'),
+             Arm('oracle', GEN['oracle'], train='target', test='target')]
+    arms += [Arm(name, config, test='target') for name, config in uda.items()]
+    claims += [Claim('uda', f'{name[4:]} beats source-only on the target', name,
+                     'uda-source-only') for name in uda]
+    claims.append(Claim('uda', 'the target-trained oracle stays above UDA (both)', 'oracle',
+                        'uda-both'))
+    encoders = wc.encoder_methods()
+    for name in ('adapters', 'decoder-only', 'full-ft'):
+        arms.append(Arm(f'dg-{name}', encoders[name], test='target', test_class_map=True))
+        if name != 'adapters':
+            claims.append(Claim('dg', f'adapters generalise better than {name} to the unseen '
+                                'style', 'dg-adapters', f'dg-{name}'))
+    return {a.name: a for a in arms}, claims
+
+
+@dataclass(frozen=True)
+class StudyCell:
+    """One arm and seed under a budget; what ``matrix.execute`` needs of a cell."""
+    arm: Arm
+    seed: int
+    root: str
+    iters: int
+    val_every: int
+    domains: Tuple[str, str]           # (source root, target root), absolute
+    class_map: str = ''
+    light: bool = False
+    load_from: Optional[str] = None    # the needed arm's last checkpoint
+    needs_metrics: Optional[str] = None
+
+    combo = property(lambda self: self.arm.name)
+    method = property(lambda self: self.arm.name)
+    tasks = property(lambda self: self.arm.select or ALL)
+    name = property(lambda self: f'{self.arm.name} seed {self.seed}')
+    row_dir = property(lambda self: osp.join(self.root, self.arm.name))
+
+    def root_of(self, domain: str) -> str:
+        return self.domains[domain == 'target']
+
+    def config_text(self) -> str:
+        """The arm's config with the study's budget, data, seed and model selection."""
+        arm = self.arm
+        model = [arm.model] if arm.model else []
+        if arm.tasks is not None:
+            picked = ', '.join(f'_base_.model.tasks[{i}]' for i in arm.tasks)
+            model.append(f'tasks=[{picked}]')
+        if self.light:
+            model.append(f'decoder=dict(depths={tuple(LIGHT_DEPTHS)})')
+        test = f'data_root={self.root_of(arm.test)!r}'
+        if arm.test_class_map:
+            test += f', class_map={self.class_map!r}'
+        loop = f'max_iters={self.iters}, val_interval={self.val_every}'
+        if 'uda_' in arm.config:
+            loop += f', target_dataloader=dict(dataset=dict(data_root={self.domains[1]!r}))'
+        keep = self.iters // self.val_every + 1
+        extra = (f'train_cfg = dict({loop})\n'
+                 f'default_hooks = dict(checkpoint=dict(interval={self.val_every}, '
+                 f'max_keep_ckpts={keep}))\n'
+                 f'test_dataloader = dict(dataset=dict({test}))\n')
+        if model:
+            extra += f'model = dict({", ".join(model)})\n'
+        if self.load_from:
+            extra += f'load_from = {self.load_from!r}\n'
+        return wc.derived_text(arm.config, self.root_of(arm.train), self.iters, self.seed,
+                               extra)
+
+    def define(self, write: bool = False) -> CellPaths:
+        return define_cell(self.row_dir, f'seed{self.seed}', self.config_text(), write=write)
+
+    @cached_property
+    def paths(self) -> CellPaths:
+        return self.define()
+
+    work_dir = property(lambda self: self.paths.work_dir)
+    config = property(lambda self: self.paths.config)
+    metrics_path = property(lambda self: self.paths.metrics_path)
+
+
+def plan(families: Sequence[str], seeds: Sequence[int], work_dir: str, iters: int,
+         val_points: int, domains: Tuple[str, str], class_map: str = '',
+         light: bool = False) -> Tuple[List[StudyCell], List[Claim]]:
+    """The cells the chosen claim families need (a needed arm before the one loading it),
+    seed by seed, and those claims."""
+    arms, claims = catalogue()
+    unknown = sorted(set(families) - {c.family for c in claims})
+    if unknown:
+        raise ValueError(f'--claims: unknown {unknown}; families: '
+                         f'{list(dict.fromkeys(c.family for c in claims))}')
+    claims = [c for c in claims if c.family in families]
+    names: List[str] = []
+    for c in claims:
+        for name in (c.a, c.b):
+            for n in ([arms[name].needs] if arms[name].needs else []) + [name]:
+                if n not in names:
+                    names.append(n)
+    root, every = osp.abspath(work_dir), max(iters // max(val_points, 1), 1)
+    cells = []
+    for seed in seeds:
+        made: Dict[str, StudyCell] = {}
+        for name in names:
+            need = made.get(arms[name].needs)
+            made[name] = StudyCell(
+                arms[name], seed, root, iters, every, domains, class_map, light,
+                osp.join(need.work_dir, f'iter_{iters}.pth') if need else None,
+                need.metrics_path if need else None)
+        cells += list(made.values())
+    return cells, claims
+
+
+# --------------------------------------------------------------------------------- running
+def val_history(work_dir: str) -> Dict[int, dict]:
+    """``{iteration: val metrics}`` from the run's ``vis_data/scalars.json`` logs (a resumed
+    run has several; the latest evaluation of an iteration wins)."""
+    history: Dict[int, dict] = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if any(k in record for k in wc.COLUMNS) and 'loss' not in record:
+                    history[int(record['step'])] = record
+    return history
+
+
+def select_iteration(history: Dict[int, dict], tasks: Sequence[str],
+                     directions: Dict[str, bool], checkpoints: Sequence[int]) -> int:
+    """The checkpointed iteration whose val metrics are best: Δm against the first
+    evaluation over ``tasks``' headline metrics (the latest among equals; the last
+    checkpoint if none was evaluated)."""
+    from mtl_adapters.evaluation.delta_m import delta_m
+    evaluated = sorted(i for i in history if i in checkpoints)
+    if not evaluated:
+        return max(checkpoints)
+    first = history[evaluated[0]]
+    keys = [k for k in wc.COLUMNS if k.split('/')[0] in tasks and k in first]
+    if not keys:
+        return evaluated[-1]
+    score = {i: delta_m(history[i], {k: first[k] for k in keys}, directions)
+             for i in evaluated}
+    return max(evaluated, key=lambda i: (score[i], i))
+
+
+def run_in_subprocesses(cell: StudyCell, directions: Dict[str, bool]) -> dict:
+    """Train (``tools/train.py``), choose the checkpoint on val, test it (``tools/test.py``);
+    the chosen iteration is kept in the metrics as ``select/iter``."""
+    if cell.needs_metrics and not osp.isfile(cell.needs_metrics):
+        raise RuntimeError(f'{cell.name} loads the arm {cell.arm.needs!r}, which has not '
+                           'finished for this seed (see its failure)')
+    chosen = {}
+
+    def test_best() -> List[str]:
+        points = range(cell.val_every, cell.iters + 1, cell.val_every)
+        chosen['iter'] = select_iteration(val_history(cell.work_dir), cell.tasks, directions,
+                                          [i for i in points if osp.isfile(osp.join(
+                                              cell.work_dir, f'iter_{i}.pth'))] or [cell.iters])
+        return wc.test_command(cell.config, osp.join(cell.work_dir, f'iter_{chosen["iter"]}.pth'),
+                               cell.work_dir, cell.metrics_path)
+
+    train = wc.commands(cell.config, cell.work_dir, cell.iters, cell.metrics_path)[0]
+    metrics = wc.run(cell.name, cell.config, cell.work_dir, cell.iters,
+                     steps=[train, ('test', test_best)])
+    metrics['select/iter'] = chosen.get('iter', cell.iters)
+    write_json(cell.metrics_path, metrics)
+    return metrics
+
+
+def timed(run_cell: Callable, todo: int, log=print) -> Callable:
+    """``run_cell`` that, after the first cell it runs, prints that cell's wall time and the
+    extrapolated time of the ``todo`` cells to run."""
+    state = dict(first=True)
+
+    def wrapped(cell):
+        start = time.time()
+        try:
+            return run_cell(cell)
+        finally:
+            if state.pop('first', False):
+                took = time.time() - start
+                log(f'estimate: one cell took {took:.0f} s; {todo} cells to run -> about '
+                    f'{took * todo / 3600:.1f} h in all', flush=True)
+    return wrapped
+
+
+def publish(work_dir: str, dest: str = PUBLISH_DIR) -> List[str]:
+    """Copy ``study.{md,json,png}`` to ``dest`` (each atomically); returns the paths."""
+    out = []
+    for ext in ('md', 'json', 'png'):
+        with open(osp.join(work_dir, f'study.{ext}'), 'rb') as f:
+            data = f.read()
+        path = osp.join(wc.REPO, dest, f'study.{ext}')
+        atomic_write_bytes(path, data)
+        out.append(path)
+    print('published: ' + ', '.join(out))
+    return out
+
+
+def main(argv=None, run_cell: Optional[Callable] = None,
+         count_params: Callable = matrix.count_parameters) -> dict:
+    """Plan, estimate, run what has not finished, and report (``--dry-run``: the plan only).
+    ``run_cell`` replaces the train + select + test subprocesses (tests)."""
+    families = list(dict.fromkeys(c.family for c in catalogue()[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--claims', nargs='+', default=families, choices=families,
+                        help='claim families to run (default: all)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4],
+                        help='paired seeds: every arm runs once per seed')
+    parser.add_argument('--iters', type=int, default=200, help='training iterations per cell')
+    parser.add_argument('--val-points', type=int, default=4,
+                        help='val evaluations per run (model selection); every checkpoint kept')
+    parser.add_argument('--size', type=int, default=30,
+                        help='scenes rendered per domain (80/10/10 train/val/test split; more '
+                             'scenes: more test images, less test noise)')
+    parser.add_argument('--light', action='store_true',
+                        help=f'decoders without blocks at 1/32 (depths {LIGHT_DEPTHS}): '
+                             'cheaper cells')
+    parser.add_argument('--source-root', help='default: data/study/synthetic-<size>')
+    parser.add_argument('--target-root', help='default: data/study/synthetic_alt-<size>')
+    parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
+    parser.add_argument('--dry-run', action='store_true', help='print the plan, run nothing')
+    parser.add_argument('--publish', action='store_true',
+                        help='copy study.md/json/png to --publish-dir')
+    parser.add_argument('--publish-dir', default=PUBLISH_DIR,
+                        help='where --publish copies to (relative: to the repository)')
+    args = parser.parse_args(argv)
+    from mmengine.config import Config
+
+    from mtl_adapters.tasks import build_tasks
+    source = osp.abspath(args.source_root or f'data/study/synthetic-{args.size}')
+    target = osp.abspath(args.target_root or f'data/study/synthetic_alt-{args.size}')
+    class_map = Config.fromfile(osp.join(wc.REPO, GEN['dg'])).target_class_map
+    cells, claims = plan(args.claims, args.seeds, args.work_dir, args.iters, args.val_points,
+                         (source, target), class_map, args.light)
+    todo = [c for c in cells if not osp.isfile(c.metrics_path)]
+    print(f'{len(cells)} cells ({len(todo)} to run) for {len(claims)} claims, '
+          f'{len(args.seeds)} seeds, {args.iters} iterations each', flush=True)
+    if args.dry_run:
+        for cell in cells:
+            print(f'  {cell.name}: {cell.arm.config} ({cell.work_dir})')
+        return dict(cells=cells, claims=claims)
+    tasks = build_tasks(Config.fromfile(osp.join(wc.REPO, wc.BASE)).model.tasks)
+    directions = {f'{n}/{k}': v for n, t in tasks.items() for k, v in t.metric_directions.items()}
+    if run_cell is None:
+        from mtl_adapters.data_generation.synthetic import generate
+        held = max(3, args.size // 10)
+        for root, style, seed in ((source, 'default', 0), (target, 'alt', 1000)):
+            if not osp.isfile(osp.join(root, 'splits.csv')):
+                generate(root, num_scenes=args.size, views_per_scene=10, size=(128, 128),
+                         seed=seed, style=style, splits=(args.size - 2 * held, held, held))
+        run_cell = (lambda cell: run_in_subprocesses(cell, directions))
+    records = matrix.execute(cells, timed(run_cell, len(todo)), count_params)
+    settings = dict(iters=args.iters, seeds=args.seeds, claims_run=args.claims,
+                    size=args.size, light=args.light, val_points=args.val_points,
+                    source_root=source, target_root=target)
+    summary = study_report.report(claims, records, args.work_dir, directions, settings)
+    if args.publish:
+        publish(args.work_dir, args.publish_dir)
+    return summary
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,189 @@
+"""The claims study's statistics and report (``study.py`` runs the cells).
+
+Per claim (A vs B) and seed, the paired difference is Δm of A against B (``delta_m``: the mean
+relative improvement, %, over the claim's headline metrics; > 0: A better), so a seed's
+noise common to both arms (its data order, its initialisation) cancels. Over the n seeds with
+both arms finished: mean ± ``t_{0.975, n-1} sd / sqrt(n)`` (the 95 % confidence interval of
+the mean paired difference, Student's t). Verdict: the interval excludes 0 on the claimed
+side -> ``holds``; on the other side -> ``does not hold``; it contains 0 -> ``within noise``
+(fewer than 2 seeds: ``n/a``).
+"""
+import csv
+import io
+import math
+import os
+import os.path as osp
+import statistics
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+from mtl_adapters.benchmarks import weighting_comparison as wc
+from mtl_adapters.benchmarks.common import write_json, write_text
+
+HOLDS, FAILS, NOISE, NA = 'holds', 'does not hold', 'within noise', 'n/a'
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with ``df`` degrees of freedom (scipy)."""
+    from scipy.stats import t
+    return float(t.ppf(p, df))
+
+
+def paired_ci(diffs: Sequence[float], level: float = 0.95) -> Optional[dict]:
+    """``{'mean', 'half', 'low', 'high', 'n', 'sd'}`` of the paired differences: mean ±
+    ``t_{(1+level)/2, n-1} sd / sqrt(n)``; None for fewer than 2 values."""
+    n = len(diffs)
+    if n < 2:
+        return None
+    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+    half = t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
+    return dict(mean=mean, half=half, low=mean - half, high=mean + half, n=n, sd=sd)
+
+
+def verdict(ci: Optional[dict], direction: int = 1) -> str:
+    """``holds`` / ``does not hold`` / ``within noise`` for a claim that A beats B
+    (``direction=1``; -1: that B beats A) given the interval of A - B; ``n/a`` without one."""
+    if ci is None:
+        return NA
+    if ci['low'] > 0 or ci['high'] < 0:
+        a_better = ci['low'] > 0
+        return HOLDS if a_better == (direction > 0) else FAILS
+    return NOISE
+
+
+def claim_keys(tasks: Sequence[str], a: dict, b: dict) -> List[str]:
+    """The headline metrics (``wc.COLUMNS``) of ``tasks`` that both arms report."""
+    return [k for k in wc.COLUMNS if k.split('/')[0] in tasks and k in a and k in b]
+
+
+def evaluate(claims: Sequence, metrics: Dict[str, Dict[int, dict]],
+             directions: Dict[str, bool], params: Dict[str, dict]) -> List[dict]:
+    """One row per claim: per-seed paired differences, their CI and the verdict.
+    ``metrics[arm][seed]``: the finished cells' test metrics; ``params[arm]``: counts."""
+    from mtl_adapters.evaluation.delta_m import delta_m
+    out = []
+    for c in claims:
+        per_a, per_b = metrics.get(c.a, {}), metrics.get(c.b, {})
+        seeds = sorted(set(per_a) & set(per_b))
+        diffs, keys = {}, []
+        for s in seeds:
+            keys = claim_keys(c.tasks, per_a[s], per_b[s])
+            if keys:
+                diffs[s] = delta_m(per_a[s], {k: per_b[s][k] for k in keys}, directions)
+        ci = paired_ci(list(diffs.values()))
+        out.append(dict(family=c.family, claim=c.text, a=c.a, b=c.b, tasks=list(c.tasks),
+                        direction=c.direction, keys=keys, diffs=diffs, ci=ci,
+                        verdict=verdict(ci, c.direction),
+                        trainable=[(params.get(arm) or {}).get('trainable') for arm in
+                                   (c.a, c.b)]))
+    return out
+
+
+def _ci_text(row: dict) -> List[str]:
+    ci = row['ci']
+    if ci is None:
+        return ['n/a', 'n/a']
+    return [f"{ci['mean']:+.2f} ± {ci['half']:.2f}", f"[{ci['low']:+.2f}, {ci['high']:+.2f}]"]
+
+
+def _params_text(row: dict) -> str:
+    a, b = row['trainable']
+    return f'{a / 1e6:.3f} / {b / 1e6:.3f}' if a is not None and b is not None else ''
+
+
+HEADER = ['claim', 'A', 'B', 'metrics', 'seeds', 'paired Δ (%, A vs B)', '95 % CI', 'verdict',
+          'trainable M (A / B)']
+
+
+def table(rows: List[dict], settings: dict, failures: List[str]) -> str:
+    """The Markdown report: one table per claim family, then the failed cells."""
+    text = [f"**Claims study**: {settings['iters']} iterations per cell, seeds "
+            f"{settings['seeds']}, paired differences (Δm of A against B, %; > 0: A better) "
+            'with 95 % t-intervals over the seeds; model selection on val, numbers on test.']
+    for family in dict.fromkeys(r['family'] for r in rows):
+        lines = [[r['claim'], r['a'], r['b'], ' '.join(r['keys']), str(len(r['diffs']))]
+                 + _ci_text(r) + [r['verdict'], _params_text(r)]
+                 for r in rows if r['family'] == family]
+        text.append(f'**{family}**\n\n' + wc.markdown(HEADER, lines))
+    if failures:
+        text.append('Failed cells:\n\n' + '\n'.join(f'- {f}' for f in failures))
+    return '\n\n'.join(text)
+
+
+def write_csv(path: str, rows: List[dict]) -> None:
+    """One line per claim: the paired statistics and each seed's difference."""
+    seeds = sorted({s for r in rows for s in r['diffs']})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(['family', 'claim', 'a', 'b', 'metrics', 'n', 'mean', 'low', 'high',
+                     'verdict', 'trainable_a', 'trainable_b'] + [f'seed{s}' for s in seeds])
+    for r in rows:
+        ci = r['ci'] or {}
+        writer.writerow([r['family'], r['claim'], r['a'], r['b'], ' '.join(r['keys']),
+                         len(r['diffs']), ci.get('mean', ''), ci.get('low', ''),
+                         ci.get('high', ''), r['verdict']] + list(r['trainable'])
+                        + [r['diffs'].get(s, '') for s in seeds])
+    write_text(path, buf.getvalue())
+
+
+def plot(path: str, rows: List[dict]) -> None:
+    """One panel per claim family: each claim's mean paired difference with its 95 % CI as
+    an error bar (0 dashed); written atomically."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    families = list(dict.fromkeys(r['family'] for r in rows))
+    fig, axes = plt.subplots(len(families), 1, squeeze=False, dpi=100,
+                             figsize=(8, 1.2 + sum(0.45 * sum(r['family'] == f for r in rows)
+                                                   + 0.6 for f in families)))
+    for ax, family in zip(axes[:, 0], families):
+        mine = [r for r in rows if r['family'] == family]
+        ys = list(range(len(mine)))[::-1]
+        for y, r in zip(ys, mine):
+            if r['ci'] is not None:
+                colour = {HOLDS: 'tab:green', FAILS: 'tab:red'}.get(r['verdict'], 'tab:gray')
+                ax.errorbar(r['ci']['mean'], y, xerr=r['ci']['half'], fmt='o', capsize=3,
+                            color=colour)
+        ax.axvline(0, color='k', linestyle='--', linewidth=0.8)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([f"{r['a']} vs {r['b']}" for r in mine], fontsize=8)
+        ax.set_title(family, fontsize=9)
+        ax.grid(alpha=0.3, axis='x')
+    axes[-1, 0].set_xlabel('paired Δm of A against B (%), 95 % CI (green: holds, red: does '
+                           'not hold, grey: within noise)', fontsize=8)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(suffix='.png', dir=osp.dirname(osp.abspath(path)))
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def report(claims: Sequence, records: List[dict], work_dir: str, directions: Dict[str, bool],
+           settings: dict) -> dict:
+    """The claims' rows from the cells' records; ``study.{md,csv,json,png}`` in
+    ``work_dir``; returns the JSON's content."""
+    metrics: Dict[str, Dict[int, dict]] = {}
+    params: Dict[str, dict] = {}
+    failures = []
+    for r in records:
+        if r.get('status') == 'done':
+            metrics.setdefault(r['method'], {})[r['seed']] = r['metrics']
+        elif r.get('status') == 'failed':
+            failures.append(f"{r['method']} seed {r['seed']}: {r['error']} ({r['work_dir']})")
+        if r.get('params') and 'trainable' in r['params']:
+            params[r['method']] = r['params']
+    rows = evaluate(claims, metrics, directions, params)
+    text = table(rows, settings, failures)
+    print(text)
+    os.makedirs(work_dir, exist_ok=True)
+    write_text(osp.join(work_dir, 'study.md'), text + '\n')
+    write_csv(osp.join(work_dir, 'study.csv'), rows)
+    summary = dict(settings, claims=rows, failures=failures, cells=records)
+    write_json(osp.join(work_dir, 'study.json'), summary)
+    plot(osp.join(work_dir, 'study.png'), rows)
+    return summary

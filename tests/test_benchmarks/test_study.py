@@ -1,0 +1,148 @@
+"""The claims study (``tools/benchmark.py --study``): the paired-difference CI and verdict on
+hand-made numbers, checkpoint selection on val, and the study end to end with a stub cell
+runner (tables, plot, resume, a failed cell reported, --publish)."""
+import csv
+import json
+import os
+
+import pytest
+from conftest import load_tool
+
+from mtl_adapters.benchmarks import study, study_report
+from mtl_adapters.benchmarks.study_report import FAILS, HOLDS, NA, NOISE
+
+DIRECTIONS = {'seg/mIoU': True, 'depth/rmse': False, 'depth/abs_rel': False,
+              'normal/mean': False, 'normal/11.25': True, 'edge/l1': False}
+
+
+def test_t_quantiles_and_paired_ci_on_hand_made_numbers():
+    # Student's t table: t_{0.975, df}
+    for df, value in ((1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622)):
+        assert study_report.t_quantile(0.975, df) == pytest.approx(value, abs=1e-4)
+    ci = study_report.paired_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    # mean 3, sd sqrt(2.5), half = 2.7764 * 1.5811 / sqrt(5) = 1.9632
+    assert ci['mean'] == pytest.approx(3.0) and ci['half'] == pytest.approx(1.9632, abs=1e-3)
+    assert ci['low'] == pytest.approx(1.0368, abs=1e-3)
+    assert study_report.verdict(ci) == HOLDS
+    assert study_report.verdict(ci, direction=-1) == FAILS     # claimed B better: refuted
+    # mean 1 > 0 but the interval (sd 2, n 3: half 4.97) contains 0: within noise
+    noisy = study_report.paired_ci([-1.0, 1.0, 3.0])
+    assert noisy['low'] < 0 < noisy['high'] and study_report.verdict(noisy) == NOISE
+    # clearly the other way: does not hold
+    worse = study_report.paired_ci([-2.0, -2.5, -1.5, -2.2])
+    assert worse['high'] < 0 and study_report.verdict(worse) == FAILS
+    assert study_report.paired_ci([1.0]) is None and study_report.verdict(None) == NA
+
+
+def test_selection_picks_the_best_val_checkpoint(tmp_path):
+    run = tmp_path / '20250101_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    lines = [dict(loss=1.0, step=5), {'seg/mIoU': 10.0, 'depth/rmse': 1.0, 'step': 5},
+             {'seg/mIoU': 14.0, 'depth/rmse': 0.9, 'step': 10},
+             {'seg/mIoU': 12.0, 'depth/rmse': 0.95, 'step': 15},
+             {'seg/mIoU': 11.0, 'depth/rmse': 0.5, 'step': 20}]
+    (run / 'scalars.json').write_text('\n'.join(json.dumps(x) for x in lines))
+    history = study.val_history(str(tmp_path))
+    assert sorted(history) == [5, 10, 15, 20]
+    checkpoints = [5, 10, 15, 20]
+    assert study.select_iteration(history, ['seg'], DIRECTIONS, checkpoints) == 10
+    # depth counts too: iteration 20's rmse wins the mean relative improvement
+    assert study.select_iteration(history, ['seg', 'depth'], DIRECTIONS, checkpoints) == 20
+    assert study.select_iteration(history, ['seg'], DIRECTIONS, [15, 20]) == 15
+    assert study.select_iteration({}, ['seg'], DIRECTIONS, [20]) == 20
+
+
+#: per arm, a multiplicative gain on every metric (better when > 1) and its seed noise
+GAIN = {'troa': 1.10, 'uniform': 1.00, 'troa-zero-cosines': 1.10}
+
+
+def fake_metrics(cell) -> dict:
+    """troa beats uniform by 10 % every seed (holds); troa-zero-cosines equals troa up to a
+    seed-alternating +-5 % (within noise); everything else a gain of 1."""
+    gain = GAIN.get(cell.arm.name, 1.0)
+    if cell.arm.name == 'troa-zero-cosines':
+        gain *= 1.05 if cell.seed % 2 else 0.95
+    level = 1.0 + 0.1 * cell.seed          # common to both arms of a seed: cancels in pairs
+    values = {'seg/mIoU': 20 * level * gain, 'depth/rmse': level / gain,
+              'depth/abs_rel': 0.4 * level / gain, 'normal/mean': 30 * level / gain,
+              'normal/11.25': 25 * level * gain, 'edge/l1': 0.015 * level / gain}
+    return dict(values, **{'time/train_s': 1.0})
+
+
+class StubRunner:
+    """Writes the cell's metrics where tools/test.py would; fails the cells in ``fail``."""
+
+    def __init__(self, fail=()):
+        self.calls, self.fail = [], set(fail)
+
+    def __call__(self, cell):
+        self.calls.append(cell.name)
+        if cell.name in self.fail:
+            raise RuntimeError(f'{cell.name}: tools/train.py failed; see run.log')
+        os.makedirs(cell.work_dir, exist_ok=True)
+        metrics = fake_metrics(cell)
+        with open(cell.metrics_path, 'w') as f:
+            json.dump(metrics, f)
+        return metrics
+
+
+def fake_count(cell):
+    return dict(total=1000, trainable=100 if cell.arm.name != 'full-ft' else 1000)
+
+
+def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, capsys):
+    work = tmp_path / 'study'
+    args = ['--work-dir', str(work), '--claims', 'weighting', '--seeds', '0', '1', '2', '3',
+            '--iters', '4', '--source-root', str(tmp_path / 'src'),
+            '--target-root', str(tmp_path / 'tgt')]
+    runner = StubRunner(fail={'gradnorm seed 1'})
+    summary = study.main(args, run_cell=runner, count_params=fake_count)
+    assert len(runner.calls) == 6 * 4                    # troa + 5 weighting arms, 4 seeds
+    rows = {r['b']: r for r in summary['claims']}
+    assert rows['uniform']['verdict'] == HOLDS
+    # Δm of a 10 % gain: +10 % on the 2 higher-better metrics, +9.09 % on the 4 others
+    assert rows['uniform']['ci']['mean'] == pytest.approx((2 * 10 + 4 * 100 / 11) / 6)
+    assert rows['uniform']['ci']['half'] == pytest.approx(0.0, abs=1e-9)
+    assert rows['troa-zero-cosines']['verdict'] == NOISE
+    assert len(rows['gradnorm']['diffs']) == 3           # seed 1 failed: 3 pairs
+    assert any('gradnorm seed 1' in f and 'RuntimeError' in f for f in summary['failures'])
+    for ext in ('md', 'csv', 'json', 'png'):
+        assert (work / f'study.{ext}').stat().st_size > 0
+    text = (work / 'study.md').read_text()
+    assert 'TROA beats uniform' in text and 'holds' in text and 'gradnorm seed 1' in text
+    with open(work / 'study.csv') as f:
+        lines = list(csv.DictReader(f))
+    assert {r['b'] for r in lines} == set(rows) and 'seed3' in lines[0]
+    assert 'estimate: one cell took' in capsys.readouterr().out
+    # the rerun resumes: only the failed cell runs again
+    again = StubRunner()
+    summary = study.main(args + ['--publish', '--publish-dir', str(tmp_path / 'docs')],
+                         run_cell=again, count_params=fake_count)
+    assert again.calls == ['gradnorm seed 1'] and not summary['failures']
+    for ext in ('md', 'json', 'png'):
+        assert (tmp_path / 'docs' / f'study.{ext}').read_bytes() == \
+            (work / f'study.{ext}').read_bytes()
+    assert not (tmp_path / 'docs' / 'study.csv').exists()
+
+
+def test_plan_covers_every_claim_and_the_tool_dispatches(tmp_path, capsys):
+    cells, claims = study.plan(['tasks', 'weighting', 'peft', 'zeroshot', 'uda', 'dg'], [0],
+                               str(tmp_path), 8, 2, ('/src', '/tgt'), 'map.json')
+    names = [c.arm.name for c in cells]
+    assert len(set(names)) == len(names) == 27
+    assert names.index('zs-source') < names.index('zs-adapted')
+    for claim in claims:
+        assert claim.a in names and claim.b in names
+    text = {c.arm.name: c.config_text() for c in cells}
+    assert 'freeze_eval_only_embeddings=False' in text['zs-adapted-moving']
+    assert 'load_from' in text['zs-adapted'] and "class_map='map.json'" in text['dg-full-ft']
+    assert 'val_interval=4' in text['troa'] and 'max_keep_ckpts=3' in text['troa']
+    assert "target_dataloader=dict(dataset=dict(data_root='/tgt'))" in text['uda-both']
+    with pytest.raises(ValueError, match='families'):
+        study.plan(['nope'], [0], str(tmp_path), 8, 2, ('/s', '/t'))
+    summary = load_tool('benchmark').main(['--study', '--dry-run', '--claims', 'zeroshot',
+                                           '--seeds', '0', '1', '--work-dir',
+                                           str(tmp_path / 'dry')])
+    assert len(summary['cells']) == 6 and '6 cells (6 to run) for 2 claims' in \
+        capsys.readouterr().out
+    assert not (tmp_path / 'dry').exists()
