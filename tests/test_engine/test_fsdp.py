@@ -16,6 +16,7 @@ from conftest import load_tool, write_taskonomy_fixture
 from mmengine.hooks import Hook
 from mmengine.runner import FlexibleRunner
 
+from mtl_adapters.engine.fsdp import check_fsdp, is_fsdp
 from mtl_adapters.registry import HOOKS, MODELS
 from mtl_adapters.utils import load_checkpoint_file
 from mtl_adapters.utils.checkpoint import unsafe_globals
@@ -146,8 +147,8 @@ def test_config_switch_builds_a_flexible_runner_with_fsdp(tmp_path):
     built = train.build_cfg(train.parse_args([str(cfg), '--launcher', 'pytorch', '--work-dir',
                                               str(tmp_path / 'work'), '--cfg-options', CROP]))
     assert built.runner_type == 'FlexibleRunner'
-    assert train.is_fsdp(built)
-    train.check_fsdp(built)                                   # uniform weighting: accepted
+    assert is_fsdp(built)
+    check_fsdp(built)                                   # uniform weighting: accepted
     built.launcher = 'none'
     runner = train.build_runner(built)
     assert isinstance(runner, FlexibleRunner)
@@ -163,7 +164,7 @@ def test_fsdp_needs_a_launcher(tmp_path):
     cfg, _ = write_tiny_config(tmp_path)
     built = train.build_cfg(train.parse_args([str(cfg), '--work-dir', str(tmp_path / 'w')]))
     with pytest.raises(ValueError, match=r'torchrun .*--launcher pytorch'):
-        train.check_fsdp(built)
+        check_fsdp(built)
 
 
 @pytest.mark.parametrize('weighting, refused', [
@@ -182,14 +183,14 @@ def test_gradient_weighting_is_refused_at_build(tmp_path, weighting, refused):
     built = train.build_cfg(train.parse_args([str(cfg), '--launcher', 'pytorch',
                                               '--work-dir', str(tmp_path / 'w')]))
     if refused is None:
-        train.check_fsdp(built)
+        check_fsdp(built)
         return
     with pytest.raises(ValueError, match=rf"model\.weighting\.type='{refused}' needs the full "
                        r'shared parameters.*use DDP'):
-        train.check_fsdp(built)
+        check_fsdp(built)
     built.pop('runner_type')              # without the switch (DDP) the same method is fine
     built.pop('strategy')
-    train.check_fsdp(built)
+    check_fsdp(built)
 
 
 def test_two_rank_fsdp_training_matches_ddp(tmp_path):

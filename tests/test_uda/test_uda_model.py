@@ -236,8 +236,7 @@ def test_discriminators_get_the_full_source_batch_under_troa(mode):
     before = model.weighting.num_updates.item()
     model.train_step(dict(source=batch(model, 0, True), target=batch(model, 1, False)),
                      wrappers)
-    if mode == 'representation':
-        model.weighting.after_backward()               # TROAHook's after_train_iter
+    model.weighting.after_backward()       # TROAHook's after_train_iter: both modes update here
     assert model.weighting.num_updates.item() == before + 1          # TROA did update
     assert len(seen) == 1 and set(seen[0]) == {'seg', 'depth'}
     for name, out in seen[0].items():

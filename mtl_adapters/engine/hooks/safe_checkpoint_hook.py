@@ -151,6 +151,10 @@ class SafeCheckpointHook(Hook):
         """A resume needs the same model and optimiser; warn on another dataset."""
         problems = list(shapes)
         if 'optimizer' in checkpoint and not hasattr(runner, 'strategy'):   # see above
+            if isinstance(runner.optim_wrapper, dict):
+                # resumed before training built it (``load_or_resume`` alone): build it now, as
+                # mmengine's ``resume`` does next anyway (it keeps a built wrapper as it is)
+                runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
             problems += checks.optimizer_differences(runner.optim_wrapper,
                                                      checkpoint['optimizer'])
         if problems:        # (keys alone: the post-hook, after the model's legacy upgrades)
