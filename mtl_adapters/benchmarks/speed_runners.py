@@ -6,6 +6,7 @@ Every runner holds its model, optimizer and a fixed random batch, and offers ``t
 ``infer_step``; the suite interleaves the runners' steps (round-robin, the order rotated every
 round), so drift of a shared or throttling machine spreads over all of them.
 """
+import math
 import statistics
 import time
 from typing import Callable, Dict, List, Optional
@@ -146,9 +147,11 @@ def timed(fn: Callable[[], None], device: torch.device) -> float:
 
 
 def interleaved(runners: Dict[str, Runner], mode: str, warmup: int, iters: int,
-                device: torch.device) -> Dict[str, List[float]]:
+                device: torch.device, log: Optional[Callable[[str], None]] = None
+                ) -> Dict[str, List[float]]:
     """Step times (s) of every runner, ``warmup`` untimed then ``iters`` timed rounds; each
-    round runs every runner once, the order rotated by one each round."""
+    round runs every runner once, the order rotated by one each round. ``log`` gets a line per
+    step (a run stopped early still shows what it measured)."""
     names = list(runners)
     times = {n: [] for n in names}
     for r in range(warmup + iters):
@@ -157,6 +160,9 @@ def interleaved(runners: Dict[str, Runner], mode: str, warmup: int, iters: int,
             seconds = timed(run.train_step if mode == 'train' else run.infer_step, device)
             if r >= warmup:
                 times[n].append(seconds)
+            if log is not None:
+                log(f'{mode} round {r}{" (warm-up)" if r < warmup else ""} {n}: '
+                    f'{seconds * 1e3:.1f} ms')
     return times
 
 
@@ -184,10 +190,12 @@ def step_peak_bytes(runner: Runner, mode: str, device: torch.device) -> float:
 def summarise(runner: Runner, times: List[float], peak_step: float) -> dict:
     """Speed and memory numbers of one runner's timed steps."""
     median = statistics.median(times)
+    peak = (runner.static_bytes + peak_step) / 2 ** 20
+    static = runner.static_bytes / 2 ** 20
     return dict(images_per_s=runner.images_per_step / median, step_ms=median * 1e3,
                 best_step_ms=min(times) * 1e3, steps=len(times),
-                peak_mem_mb=(runner.static_bytes + peak_step) / 2 ** 20,
-                static_mem_mb=runner.static_bytes / 2 ** 20)
+                peak_mem_mb=peak if math.isfinite(peak) else None,
+                static_mem_mb=static if math.isfinite(static) else None)
 
 
 def compile_regions(model: torch.nn.Module, backend: str = 'inductor',

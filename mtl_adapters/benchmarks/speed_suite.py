@@ -72,8 +72,8 @@ SUITES = {
     'cpu': dict(size='narrow', device='cpu', amp='none', batch=2, tasks=(1, 2, 4),
                 warmup=1, iters=3, compile_tasks=4),
     'cpu-release': dict(size='release', device='cpu', amp='none', batch=2, tasks=(4,),
-                        warmup=1, iters=2, compile_tasks=4, sections=('train',),
-                        attn=('explicit',)),
+                        warmup=0, iters=1, compile_tasks=4, sections=('train',),
+                        attn=('explicit',), memory_step=False),
     'toy': dict(size='toy', device='cpu', amp='none', batch=2, tasks=(1, 2, 4),
                 warmup=0, iters=2, compile_tasks=2),
 }
@@ -88,8 +88,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--attn', nargs='+', choices=['explicit', 'sdpa'], default=None,
                    help='attention implementations of our rows (default both)')
     p.add_argument('--batch-size', type=int, default=None)
-    p.add_argument('--warmup', type=int, default=None)
+    p.add_argument('--warmup', type=int, default=None,
+                   help='untimed rounds after the build, which runs one untimed step already')
     p.add_argument('--iters', type=int, default=None, help='timed steps per model')
+    p.add_argument('--no-memory-step', dest='memory_step', action='store_false',
+                   default=None, help='skip the extra step per model that measures memory')
     p.add_argument('--device', default=None)
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--compile-tasks', type=int, default=None)
@@ -105,7 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     defaults = dict(sections=suite.get('sections', SECTIONS), tasks=suite['tasks'],
                     attn=suite.get('attn', ('explicit', 'sdpa')), batch_size=suite['batch'],
                     warmup=suite['warmup'], iters=suite['iters'], device=suite['device'],
-                    compile_tasks=suite['compile_tasks'])
+                    compile_tasks=suite['compile_tasks'],
+                    memory_step=suite.get('memory_step', True))
     for key, default in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, default)
@@ -153,7 +157,10 @@ def side_by_side(args, section: str, factories: Dict, num_tasks: int, img: int,
         row = dict(base, name=name, compiled=name in compile_names, **fields)
         rows[name] = row
         try:
+            built = time.perf_counter()
             runner = sr.build_runner(factory, device)
+            print(f'[speed_suite] {section} T={num_tasks} {name}: built and stepped once in '
+                  f'{time.perf_counter() - built:.1f} s', flush=True)
             row['trainable_params'] = runner.trainable()
             if name in compile_names:
                 row['compiled_instances'] = sr.compile_regions(
@@ -173,7 +180,9 @@ def side_by_side(args, section: str, factories: Dict, num_tasks: int, img: int,
         for r in live.values():
             r.model.train(mode == 'train')
         try:
-            times = sr.interleaved(live, mode, args.warmup, args.iters, device)
+            times = sr.interleaved(live, mode, args.warmup, args.iters, device, log=(
+                lambda line: print(f'[speed_suite] {section} T={num_tasks} {line}',
+                                   flush=True)))
         except Exception as err:          # noqa: BLE001
             traceback.print_exc()
             times = {}
@@ -182,10 +191,11 @@ def side_by_side(args, section: str, factories: Dict, num_tasks: int, img: int,
         for name, row in rows.items():
             mrow = dict(row, mode=mode)
             if name in times and 'error' not in row:
+                peak = float('nan')
                 try:
-                    peak = sr.step_peak_bytes(runners[name], mode, device)
+                    if args.memory_step:
+                        peak = sr.step_peak_bytes(runners[name], mode, device)
                 except Exception as err:  # noqa: BLE001
-                    peak = float('nan')
                     mrow['error'] = f'memory: {type(err).__name__}: {err}'
                 mrow.update(sr.summarise(runners[name], times[name], peak))
             out.append(mrow)
@@ -212,7 +222,8 @@ def add_ratios(rows: List[dict]) -> None:
         ref = index.get(key + ('release',))
         if r['system'] == 'ours' and ref and 'images_per_s' in ref and 'images_per_s' in r:
             r['vs_release'] = r['images_per_s'] / ref['images_per_s']
-            r['mem_vs_release'] = r['peak_mem_mb'] / ref['peak_mem_mb']
+            if r['peak_mem_mb'] and ref['peak_mem_mb']:
+                r['mem_vs_release'] = r['peak_mem_mb'] / ref['peak_mem_mb']
         twin = index.get(key + (r['name'].replace('-compiled', ''),))
         if r.get('compiled') and twin and 'images_per_s' in twin and 'images_per_s' in r:
             r['vs_eager'] = r['images_per_s'] / twin['images_per_s']
