@@ -2,7 +2,7 @@
 one process, in one command; writes one JSON and one markdown table.
 
     python tools/benchmark.py --speed --suite gpu     # one GPU, about 5-8 minutes on an H100
-    python tools/benchmark.py --speed --suite cpu     # the same rows at a narrow width, on CPU
+    python tools/benchmark.py --speed --suite cpu     # the same rows, small size (128^2), CPU
     python tools/benchmark.py --speed --suite cpu-release   # release size on CPU, 4 tasks only
     python tools/benchmark.py --speed --suite toy     # seconds: the test's size
 
@@ -58,6 +58,15 @@ SIZES = {
                    paper=dict(model_name='swinv2_base_window8_256', window=8,
                               model_kwargs=_NARROW, embed_dim=32, head_channels=16),
                    paper_img=256),
+    # the CPU suite's: Swin-T layout, embed 32, window 4 at 128^2 (conditioned: the last third
+    # of stage 2, as 12-17 of 18 in the release); paper rows: the Swin-B layout at that width
+    'small': dict(ours=dict(model_name='swinv2_tiny_window8_256', window=4,
+                            model_kwargs=_NARROW, embed_dim=32, head_channels=16), img=128,
+                  release=dict(_NARROW, depths=(2, 2, 6, 2), window_size=4, img_size=128,
+                               conditioned={2: (4, 5)}),
+                  paper=dict(model_name='swinv2_base_window8_256', window=4,
+                             model_kwargs=_NARROW, embed_dim=32, head_channels=16),
+                  paper_img=128),
     'toy': dict(ours=dict(model_name='swinv2_tiny_window8_256', window=4, model_kwargs=_TOY,
                           embed_dim=16, head_channels=8), img=64,
                 release=dict(_TOY, window_size=4, img_size=64, conditioned={2: (2, 3)}),
@@ -69,8 +78,8 @@ SECTIONS = ('train', 'infer', 'paper', 'compile')
 SUITES = {
     'gpu': dict(size='release', device='cuda', amp='bf16', batch=32, tasks=(1, 2, 4),
                 warmup=3, iters=10, compile_tasks=4),
-    'cpu': dict(size='narrow', device='cpu', amp='none', batch=2, tasks=(1, 2, 4),
-                warmup=1, iters=3, compile_tasks=4),
+    'cpu': dict(size='small', device='cpu', amp='none', batch=2, tasks=(1, 2, 4),
+                warmup=0, iters=3, compile_tasks=4),
     'cpu-release': dict(size='release', device='cpu', amp='none', batch=2, tasks=(4,),
                         warmup=0, iters=1, compile_tasks=4, sections=('train',),
                         attn=('explicit',), memory_step=False),
@@ -83,6 +92,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options; unset ones come from the suite."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--suite', choices=list(SUITES), required=True)
+    p.add_argument('--size', choices=list(SIZES), default=None,
+                   help="model size (default the suite's): 'release' Swin-S 224^2, 'narrow' "
+                        "its layout at embed 32, 'small' Swin-T layout embed 32 at 128^2")
     p.add_argument('--sections', nargs='+', choices=SECTIONS, default=None)
     p.add_argument('--tasks', type=int, nargs='+', default=None, help='task counts (1-4)')
     p.add_argument('--attn', nargs='+', choices=['explicit', 'sdpa'], default=None,
@@ -105,7 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'table is written next to it as .md')
     args = p.parse_args(argv)
     suite = SUITES[args.suite]
-    defaults = dict(sections=suite.get('sections', SECTIONS), tasks=suite['tasks'],
+    defaults = dict(size=suite['size'], sections=suite.get('sections', SECTIONS), tasks=suite['tasks'],
                     attn=suite.get('attn', ('explicit', 'sdpa')), batch_size=suite['batch'],
                     warmup=suite['warmup'], iters=suite['iters'], device=suite['device'],
                     compile_tasks=suite['compile_tasks'],
@@ -268,7 +280,7 @@ def meta(args) -> dict:
     import timm
     dev = (torch.cuda.get_device_name(args.device) if args.device.startswith('cuda')
            else platform.processor() or platform.machine())
-    return dict(suite=args.suite, size=SUITES[args.suite]['size'], device=args.device,
+    return dict(suite=args.suite, size=args.size, device=args.device,
                 device_name=dev, amp=args.amp, batch_size=args.batch_size, tasks=args.tasks,
                 warmup=args.warmup, iters=args.iters, torch=torch.__version__,
                 timm=timm.__version__, threads=torch.get_num_threads(), cpus=os.cpu_count(),
@@ -300,7 +312,7 @@ def main(argv=None) -> dict:
     register_all_modules()
     if args.threads:
         torch.set_num_threads(args.threads)
-    size = SIZES[SUITES[args.suite]['size']]
+    size = SIZES[args.size]
     result = dict(meta=meta(args), rows=[], section_s={})
     modes = tuple(m for m, s in (('train', 'train'), ('infer', 'infer')) if s in args.sections)
     start = time.perf_counter()
