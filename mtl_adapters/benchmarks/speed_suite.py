@@ -117,8 +117,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'table is written next to it as .md')
     args = p.parse_args(argv)
     suite = SUITES[args.suite]
-    defaults = dict(size=suite['size'], sections=suite.get('sections', SECTIONS), tasks=suite['tasks'],
-                    attn=suite.get('attn', ('explicit', 'sdpa')), batch_size=suite['batch'],
+    defaults = dict(size=suite['size'], sections=suite.get('sections', SECTIONS),
+                    tasks=suite['tasks'], attn=suite.get('attn', ('explicit', 'sdpa')),
+                    batch_size=suite['batch'],
                     warmup=suite['warmup'], iters=suite['iters'], device=suite['device'],
                     compile_tasks=suite['compile_tasks'],
                     memory_step=suite.get('memory_step', True))
