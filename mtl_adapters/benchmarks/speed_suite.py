@@ -283,6 +283,7 @@ def meta(args) -> dict:
            else platform.processor() or platform.machine())
     return dict(suite=args.suite, size=args.size, device=args.device,
                 device_name=dev, amp=args.amp, batch_size=args.batch_size, tasks=args.tasks,
+                sections=args.sections, attn=args.attn,
                 warmup=args.warmup, iters=args.iters, torch=torch.__version__,
                 timm=timm.__version__, threads=torch.get_num_threads(), cpus=os.cpu_count(),
                 load_avg_start=list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,
@@ -314,7 +315,8 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     size = SIZES[args.size]
-    result = dict(meta=meta(args), rows=[], section_s={})
+    # 'complete' stays False in what is written between sections (a run stopped early)
+    result = dict(meta=meta(args), complete=False, rows=[], section_s={})
     modes = tuple(m for m, s in (('train', 'train'), ('infer', 'infer')) if s in args.sections)
     start = time.perf_counter()
     if modes:
@@ -342,6 +344,7 @@ def main(argv=None) -> dict:
         result['section_s']['compile'] = time.perf_counter() - start
     result['meta']['load_avg_end'] = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
     result['meta']['total_s'] = time.perf_counter() - start
+    result['complete'] = True
     write(args, result)
     print(format_table(result['rows']))
     print(f'wrote {args.out} and {args.out.with_suffix(".md")}')

@@ -29,10 +29,12 @@ activations): CUDA max-allocated minus the allocated level on GPU; on CPU the RS
 mark minus the RSS (Linux ``/proc``, after ``malloc_trim``). Prints a table and writes JSON
 (``--out``).
 
-``--strategy per-task`` times the way the authors' release trains instead: the whole encoder
-(trunk and adapter blocks) runs once per task, tasks one after another, on the same model and
-data (its ``adapters`` stage then includes the extra trunk passes); the ratio of the two rows is
-the speed-up of running the trunk once and batching tasks.
+``--strategy per-task`` runs OUR encoder once per task (trunk and adapter blocks, tasks one
+after another, our decoders): it isolates the gain of running the trunk once and batching
+tasks, but it is not the release's step (its adapters after every block, its backward through
+the whole trunk, its decoders and losses), which runs slower: for ours against the release's
+strategy use the speed suite (``--speed --suite gpu|cpu``, ``speed_suite.py`` and
+``release_strategy.py``).
 
 On a GPU (the measurement the README's Speed section leaves open)::
 

@@ -94,6 +94,8 @@ def test_suite_train_infer_paper_rows(tmp_path):
             assert r['vs_release'] > 0 and r['mem_vs_release'] > 0
     meta = result['meta']
     assert meta['suite'] == 'toy' and meta['tasks'] == [1, 2] and meta['commit']
+    assert result['complete'] is True and set(result['section_s']) == {
+        'train T=1', 'train T=2', 'paper'}
     assert 'Speed suite `toy`' in table
 
 
