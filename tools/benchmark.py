@@ -2,6 +2,7 @@
 
     python tools/benchmark.py --render             # synthetic scene rendering, images/s
     python tools/benchmark.py --speed [args...]    # training images/s and memory, 1-4 tasks
+    python tools/benchmark.py --speed --suite gpu  # ours vs the release's strategy, one GPU
     python tools/benchmark.py --troa [args...]     # TROA overhead on step time
     python tools/benchmark.py --weighting [args]   # every weighting method, S-D-N-E, and Δm
     python tools/benchmark.py --boundary [args]    # edge ODS/OIS/AP evaluation, images/s
@@ -28,6 +29,8 @@ MODES = {'render': 'mtl_adapters.benchmarks.render_speed',
          'matrix': 'mtl_adapters.benchmarks.matrix',
          'generalisation': 'mtl_adapters.benchmarks.generalisation',
          'study': 'mtl_adapters.benchmarks.study'}
+#: ``--speed --suite <name>``: the speed suite instead of the single-model benchmark
+SPEED_SUITE = 'mtl_adapters.benchmarks.speed_suite'
 
 
 def main(argv=None):
@@ -45,7 +48,10 @@ def main(argv=None):
     if not {'-h', '--help'} & set(rest):     # the mode's --help needs no registry
         from mtl_adapters.set_env import register_all_modules
         register_all_modules()
-    return importlib.import_module(MODES[args.mode]).main(rest)
+    module = MODES[args.mode]
+    if args.mode == 'speed' and any(a == '--suite' or a.startswith('--suite=') for a in rest):
+        module = SPEED_SUITE                 # the side-by-side suite (one JSON, one table)
+    return importlib.import_module(module).main(rest)
 
 
 if __name__ == '__main__':

@@ -305,7 +305,8 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     """Plan, estimate, run what has not finished, and report (``--dry-run``: the plan only).
     ``run_cell`` replaces the train + select + test subprocesses (tests)."""
     families = list(dict.fromkeys(c.family for c in catalogue()[1]))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--claims', nargs='+', default=families, choices=families,
                         help='claim families to run (default: all)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4],

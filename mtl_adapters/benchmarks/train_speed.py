@@ -30,10 +30,12 @@ activations): CUDA max-allocated minus the allocated level on GPU; on CPU the RS
 mark minus the RSS (Linux ``/proc``, after ``malloc_trim``). Prints a table and writes JSON
 (``--out``).
 
-``--strategy per-task`` times the way the authors' release trains instead: the whole encoder
-(trunk and adapter blocks) runs once per task, tasks one after another, on the same model and
-data (its ``adapters`` stage then includes the extra trunk passes); the ratio of the two rows is
-the speed-up of running the trunk once and batching tasks.
+``--strategy per-task`` runs OUR encoder once per task (trunk and adapter blocks, tasks one
+after another, our decoders): it isolates the gain of running the trunk once and batching
+tasks, but it is not the release's step (its adapters after every block, its backward through
+the whole trunk, its decoders and losses), which runs slower: for ours against the release's
+strategy use the speed suite (``--speed --suite gpu|cpu``, ``speed_suite.py`` and
+``release_strategy.py``).
 
 On a GPU (the measurement the README's Speed section leaves open)::
 
@@ -76,7 +78,8 @@ STAGES = ('trunk', 'adapters', 'decoders', 'losses', 'weighting', 'optimizer')
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', default='swinv2_tiny_window8_256', help='timm swinv2_* name')
     p.add_argument('--narrow', action='store_true', help='the CPU demo width (embed_dim 32)')
     p.add_argument('--img-size', type=int, nargs='+', default=[256], help='H [W]')
@@ -106,7 +109,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _proc_kb(field: str) -> Optional[int]:
+def proc_kb(field: str) -> Optional[int]:
     """A ``/proc/self/status`` field in kB (None off Linux)."""
     try:
         for line in Path('/proc/self/status').read_text().splitlines():
@@ -117,7 +120,7 @@ def _proc_kb(field: str) -> Optional[int]:
     return None
 
 
-def _reset_rss_peak() -> bool:
+def reset_rss_peak() -> bool:
     """Reset the RSS high-water mark (Linux); False if not possible."""
     try:
         Path('/proc/self/clear_refs').write_text('5')
@@ -126,7 +129,7 @@ def _reset_rss_peak() -> bool:
         return False
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Collect garbage and hand freed heap back to the OS (glibc), so RSS deltas are honest."""
     gc.collect()
     try:
@@ -135,30 +138,52 @@ def _trim_heap() -> None:
         pass
 
 
+def build_adapter_model(model_name: str, num_tasks: int, size, *, light: bool = False,
+                        attn_impl: str = 'explicit', with_cp: bool = False,
+                        model_kwargs: Optional[dict] = None, window: Optional[int] = None,
+                        embed_dim: int = 64, head_channels: int = 32, seg_classes: int = 17,
+                        weighting: str = 'uniform'):
+    """Our adapter model (``AdaptedSwinV2Encoder`` + a ``SwinDecoder`` per task) for the first
+    ``num_tasks`` of S-D-N-E, random init; the one builder of every speed benchmark.
+
+    ``window`` (default: the ``windowN`` in ``model_name``, else 8) is the attention window of
+    the trunk (through ``model_kwargs``) and of the decoders; ``light``: the light decoders
+    (:data:`LIGHT_DEPTHS`); ``weighting``: ``'uniform'`` or ``'troa'`` (params mode).
+    """
+    from mtl_adapters.registry import MODELS
+    tasks = [dict(c) for c in TASK_CFGS[:num_tasks]]
+    tasks[0]['num_classes'] = seg_classes
+    kwargs = dict(model_kwargs or {})
+    if window is None:
+        match = re.search(r'window(\d+)', model_name)
+        window = kwargs.get('window_size', int(match.group(1)) if match else 8)
+    else:
+        kwargs['window_size'] = window
+    encoder = dict(type='AdaptedSwinV2Encoder', model_name=model_name, pretrained=None,
+                   img_size=tuple(size), model_kwargs=kwargs or None, embed_dim=embed_dim,
+                   attn_impl=attn_impl)
+    decoder = dict(type='SwinDecoder', window_size=window, img_size=tuple(size),
+                   head_channels=head_channels, attn_impl=attn_impl, with_cp=with_cp)
+    if light:
+        decoder['depths'] = LIGHT_DEPTHS
+    weighting_cfg = dict(type='UniformWeighting')
+    if weighting == 'troa':
+        weighting_cfg = dict(type='TROAWeighting', gradient_mode='params', loss_weighting=True)
+    torch.manual_seed(0)
+    return MODELS.build(dict(type='MultiTaskModel', tasks=tasks, encoder=encoder,
+                             decoder=decoder, weighting=weighting_cfg))
+
+
 def build_model(args, num_tasks: int, size, variant: Optional[dict] = None):
     """The adapter model for the first ``num_tasks`` tasks, with a variant's options."""
     variant = variant or {}
-    from mtl_adapters.registry import MODELS
-    tasks = [dict(c) for c in TASK_CFGS[:num_tasks]]
-    tasks[0]['num_classes'] = args.seg_classes
-    match = re.search(r'window(\d+)', args.model)
-    window = int(match.group(1)) if match else 8
-    encoder = dict(type='AdaptedSwinV2Encoder', model_name=args.model, pretrained=None,
-                   img_size=tuple(size), model_kwargs=dict(NARROW) if args.narrow else None,
-                   embed_dim=32 if args.narrow else 64,
-                   attn_impl=variant.get('attn_impl', 'explicit'))
-    decoder = dict(type='SwinDecoder', window_size=window, img_size=tuple(size),
-                   head_channels=16 if args.narrow else 32,
-                   attn_impl=variant.get('attn_impl', 'explicit'),
-                   with_cp=variant.get('with_cp', False))
-    if variant.get('light'):
-        decoder['depths'] = LIGHT_DEPTHS
-    weighting = dict(type='UniformWeighting')
-    if args.task_weighting == 'troa':
-        weighting = dict(type='TROAWeighting', gradient_mode='params', loss_weighting=True)
-    torch.manual_seed(0)
-    return MODELS.build(dict(type='MultiTaskModel', tasks=tasks, encoder=encoder,
-                             decoder=decoder, weighting=weighting))
+    narrow = args.narrow
+    return build_adapter_model(
+        args.model, num_tasks, size, light=bool(variant.get('light')),
+        attn_impl=variant.get('attn_impl', 'explicit'), with_cp=variant.get('with_cp', False),
+        model_kwargs=dict(NARROW) if narrow else None, embed_dim=32 if narrow else 64,
+        head_channels=16 if narrow else 32, seg_classes=args.seg_classes,
+        weighting=args.task_weighting)
 
 
 def _sync(device: torch.device) -> None:
@@ -173,14 +198,14 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched',
     from mtl_adapters.weighting.base import TrainingStep
     variant = VARIANTS[variant_name]
     device = torch.device(args.device)
-    _trim_heap()
+    trim_heap()
     if device.type == 'cuda':
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     else:
-        base = _proc_kb('VmRSS')
-        can_reset = _reset_rss_peak()
+        base = proc_kb('VmRSS')
+        can_reset = reset_rss_peak()
     model = build_model(args, num_tasks, size, variant).to(device).train()
     enc = model.encoder
     weighting = model.weighting
@@ -258,7 +283,7 @@ def run_one(args, num_tasks: int, size, strategy: str = 'batched',
         peak_mb = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
         mem_kind = 'cuda max allocated - allocated before build'
     else:
-        hwm = _proc_kb('VmHWM')
+        hwm = proc_kb('VmHWM')
         peak_mb = (hwm - base) / 1024 if (hwm and base and can_reset) else float('nan')
         mem_kind = 'RSS high-water - RSS before build'
     median = {k: statistics.median(t[k] for t in times) for k in times[0]}
