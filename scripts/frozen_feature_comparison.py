@@ -1,9 +1,12 @@
-"""Frozen-feature comparison: decoder-only training (configs/peft/decoder-only_...) on the
-synthetic S-D-N-E scenes with the shipped pretrained trunk vs a random one, same budget, several
-seeds; test-split metrics as mean ± sample std per trunk.
+"""Frozen-feature comparison: the decoders alone trained on the frozen trunk, on the synthetic
+S-D-N-E scenes, with the shipped pretrained trunk vs a random one, same budget, several seeds;
+test-split metrics as mean ± sample std per trunk. ``--config light`` (default) trains one light
+FPN head per task (configs/baseline/light_...: a cheap probe of the features), ``--config swin``
+the Swin decoders of configs/peft/decoder-only_....
 
-    python scripts/frozen_feature_comparison.py [--trunks pretrained random] [--seeds 0 1 2]
-        [--max-iters 50] [--data-root data/synthetic] [--work-dir work_dirs/frozen_features]
+    python scripts/frozen_feature_comparison.py [--config light] [--trunks pretrained random]
+        [--seeds 0 1 2] [--max-iters 50] [--data-root data/synthetic]
+        [--work-dir work_dirs/frozen_features]
 
 Each run writes ``<work-dir>/<trunk>_seed<k>.json`` (skipped when present, so an interrupted
 comparison resumes); the table goes to ``<work-dir>/frozen_features.md``.
@@ -22,13 +25,15 @@ from mmengine.runner import Runner  # noqa: E402
 from mtl_adapters.set_env import register_all_modules  # noqa: E402
 from mtl_adapters.utils.io import atomic_write_bytes, json_bytes  # noqa: E402
 
-CONFIG = 'configs/peft/decoder-only_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py'
+CONFIGS = dict(
+    light='configs/baseline/light_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py',
+    swin='configs/peft/decoder-only_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py')
 TRUNKS = {'pretrained': 'embedded://swinv2-tiny-narrow-synthetic', 'random': None}
 
 
 def run(trunk: str, seed: int, args) -> dict:
     """Train the decoders on the frozen ``trunk`` for ``max_iters``; test-split metrics."""
-    cfg = Config.fromfile(CONFIG)
+    cfg = Config.fromfile(CONFIGS[args.config])
     iters, warmup = args.max_iters, max(1, args.max_iters // 10)
     cfg.model.encoder.pretrained = TRUNKS[trunk]
     cfg.randomness = dict(seed=seed)
@@ -54,12 +59,15 @@ def run(trunk: str, seed: int, args) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--config', choices=list(CONFIGS), default='light')
     parser.add_argument('--trunks', nargs='+', choices=list(TRUNKS), default=list(TRUNKS))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--max-iters', type=int, default=50)
     parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--work-dir', default='work_dirs/frozen_features')
+    parser.add_argument('--work-dir', default=None,
+                        help='default: work_dirs/frozen_features_<config>')
     args = parser.parse_args(argv)
+    args.work_dir = args.work_dir or f'work_dirs/frozen_features_{args.config}'
     register_all_modules()
     results = {}
     for trunk in args.trunks:
