@@ -42,7 +42,7 @@ class EmbeddedTrunk(NamedTuple):
 EMBEDDED_TRUNKS: Dict[str, EmbeddedTrunk] = {
     'swinv2-tiny-narrow-synthetic': EmbeddedTrunk(
         'swinv2-tiny-narrow_synthetic-pretrain.safetensors',
-        'PENDING'),
+        'ba1b1f5116601a5304038844f738ba362c291315364a9d4e6daf2c4fb8f24b84'),
 }
 
 
@@ -97,6 +97,12 @@ def verify_sha256(path: Path, expected: str) -> None:
             'for a random trunk.')
 
 
+def _few(items, n: int = 8) -> str:
+    """The first ``n`` of a list or dict, and how many more."""
+    shown = dict(list(items.items())[:n]) if isinstance(items, dict) else list(items)[:n]
+    return f'{shown}' + (f' (and {len(items) - n} more)' if len(items) > n else '')
+
+
 def load_trunk(swin: nn.Module, pretrained: str) -> Path:
     """Load the trunk file named by ``pretrained`` into ``swin``, strictly; returns its path.
 
@@ -108,7 +114,8 @@ def load_trunk(swin: nn.Module, pretrained: str) -> Path:
     if expected is not None:
         verify_sha256(path, expected)
     with safe_open(str(path), framework='pt') as f:
-        if (f.metadata() or {}).get('format') != TRUNK_FORMAT:
+        meta = f.metadata() or {}
+        if meta.get('format') != TRUNK_FORMAT:
             raise ValueError(f'{path} is not a trunk file (metadata format != {TRUNK_FORMAT!r})')
         state = {k: f.get_tensor(k) for k in f.keys()}
     own = swin.state_dict()
@@ -118,9 +125,10 @@ def load_trunk(swin: nn.Module, pretrained: str) -> Path:
               if k in state and state[k].shape != v.shape}
     if missing or unexpected or shapes:
         raise ValueError(
-            f'{path} does not fit the trunk: missing keys {missing}, unexpected keys '
-            f'{unexpected}, shape mismatches (file, trunk) {shapes}. Build the encoder with '
-            'the architecture the file was made for (its metadata: model_name, model_kwargs).')
+            f'{path} does not fit the trunk: missing keys {_few(missing)}, unexpected keys '
+            f'{_few(unexpected)}, shape mismatches (file, trunk) {_few(shapes)}. Build the '
+            f'encoder with the architecture the file was made for (its metadata: {meta}), or '
+            'set model.encoder.pretrained=None for a random trunk.')
     swin.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
     return path
 
