@@ -1,4 +1,4 @@
-# Full fine-tuning on the CPU demo setting: the same narrow random-init Swin-V2-T trunk, data,
+# Full fine-tuning on the CPU demo setting: the same narrow pretrained Swin-V2-T trunk, data,
 # Swin decoders, schedule and budget as the adapter model's S-D-N-E leaf, with every trunk
 # weight trained, with the same optimiser settings as the decoders (FullFineTuneSwinV2Encoder;
 # the trunk runs once, its features shared by all tasks).

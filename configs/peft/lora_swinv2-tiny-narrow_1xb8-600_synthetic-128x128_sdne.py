@@ -1,5 +1,5 @@
 # Task-conditioned LoRA (MTLoRA-style, Agiza et al., CVPR 2024) on the CPU demo setting: the
-# same narrow random-init Swin-V2-T trunk (frozen), data, Swin decoders, schedule and budget as
+# same narrow pretrained Swin-V2-T trunk (frozen), data, Swin decoders, schedule and budget as
 # the adapter model's S-D-N-E leaf; the encoder trains a shared and a per-task low-rank update
 # of qkv, proj, fc1 and fc2 in the blocks the adapter model adapts (LoRASwinV2Encoder; the
 # blocks before them run once for all tasks).

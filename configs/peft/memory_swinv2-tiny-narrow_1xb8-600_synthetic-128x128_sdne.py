@@ -1,5 +1,5 @@
 # Learnable memory (Sandler et al., CVPR 2022) on the CPU demo setting: the same narrow
-# random-init Swin-V2-T trunk (frozen), data, Swin decoders, schedule and budget as the adapter
+# pretrained Swin-V2-T trunk (frozen), data, Swin decoders, schedule and budget as the adapter
 # model's S-D-N-E leaf; the encoder trains only per-task memory tokens, m of them appended to
 # the keys and values of every window of every block, as the paper puts memory in every layer
 # (MemorySwinV2Encoder; only the patch embedding then runs once for all tasks).

@@ -1,4 +1,4 @@
-# VPT-deep (Jia et al., ECCV 2022) on the CPU demo setting: the same narrow random-init Swin-V2-T
+# VPT-deep (Jia et al., ECCV 2022) on the CPU demo setting: the same narrow pretrained Swin-V2-T
 # trunk (frozen), data, Swin decoders, schedule and budget as the adapter model's S-D-N-E leaf;
 # the encoder trains only per-task prompts, p new ones in every block (VPTSwinV2Encoder).
 _base_ = ['../vtagml/vtagml_swinv2-tiny-narrow_1xb8-600_synthetic-128x128_sdne.py']

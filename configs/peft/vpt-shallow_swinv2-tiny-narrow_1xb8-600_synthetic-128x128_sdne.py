@@ -1,4 +1,4 @@
-# VPT-shallow (Jia et al., ECCV 2022) on the CPU demo setting: the same narrow random-init
+# VPT-shallow (Jia et al., ECCV 2022) on the CPU demo setting: the same narrow pretrained
 # Swin-V2-T trunk (frozen), data, Swin decoders, schedule and budget as the adapter model's
 # S-D-N-E leaf; the encoder trains only per-task prompts, p of them at the input of the first
 # block, carried through every block and patch merging (VPTSwinV2Encoder).

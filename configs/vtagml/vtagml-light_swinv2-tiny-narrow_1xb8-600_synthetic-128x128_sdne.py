@@ -8,9 +8,11 @@ _base_ = [
     '../_base_/schedules/schedule_demo.py',
     '../_base_/default_runtime.py',
 ]
+# the trunk: the shipped pretrained narrow Swin-V2-T (mtl_adapters/weights/, made by
+# configs/pretrain/); model.encoder.pretrained=None gives a random trunk instead
 model = dict(
     tasks=_base_.tasks[:4],
-    encoder=dict(img_size=(128, 128),
+    encoder=dict(pretrained='embedded://swinv2-tiny-narrow-synthetic', img_size=(128, 128),
                  model_kwargs=dict(embed_dim=32, num_heads=(1, 2, 4, 8)),
                  embed_dim=32),
     decoder=dict(num_heads=(8, 4, 2, 1), img_size=(128, 128), head_channels=16))

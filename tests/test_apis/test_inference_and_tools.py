@@ -25,7 +25,8 @@ def config_and_checkpoint(tiny_taskonomy, tmp_path_factory):
 
     from mtl_adapters.registry import MODELS
     root = tmp_path_factory.mktemp('tool_cfg')
-    encoder = dict(img_size=NARROW_SWIN['img_size'], model_kwargs=NARROW_SWIN['model_kwargs'])
+    encoder = dict(pretrained=None, img_size=NARROW_SWIN['img_size'],
+                   model_kwargs=NARROW_SWIN['model_kwargs'])
     cfg_path = root / 'tiny_cfg.py'
     cfg_path.write_text(
         f"_base_ = [{str(BASE_CONFIG)!r}]\n"

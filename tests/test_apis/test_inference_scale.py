@@ -21,7 +21,8 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('scale')
     data = root / 'data'
     write_taskonomy_fixture(str(data), size=HW)
-    encoder = dict(img_size=NARROW_SWIN['img_size'], model_kwargs=NARROW_SWIN['model_kwargs'])
+    encoder = dict(pretrained=None, img_size=NARROW_SWIN['img_size'],
+                   model_kwargs=NARROW_SWIN['model_kwargs'])
     cfg = root / 'cfg.py'
     cfg.write_text(
         f"_base_ = [{str(REPO / REPO_CONFIG)!r}]\n"

@@ -31,7 +31,7 @@ _base_ = '{base}'
 data_root = '{root}'
 model = dict(
     tasks=_base_.tasks[:2],
-    encoder=dict(img_size=(64, 64),
+    encoder=dict(pretrained=None, img_size=(64, 64),
                  model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
                                    window_size=4),
                  adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),

@@ -31,7 +31,7 @@ ADAPT_SD = GEN / ('zeroshot_troa-vtagml-swinv2-tiny-narrow_1xb8-600_synthetic-to
                   'sd-to-sdn.py')
 TASKS3 = [dict(type='SemanticTask', num_classes=4), dict(type='DepthTask'),
           dict(type='NormalTask')]
-TINY_SWIN = dict(model_name='swinv2_tiny_window8_256', img_size=(32, 32),
+TINY_SWIN = dict(model_name='swinv2_tiny_window8_256', pretrained=None, img_size=(32, 32),
                  model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
                                    window_size=4),
                  adapter_blocks={2: (-1,), 3: 'all'}, embed_dim=8, reduction=2)

@@ -19,7 +19,7 @@ TINY = """
 _base_ = '{base}'
 data_root = '{root}'
 model = dict(
-    encoder=dict(img_size=(32, 32), attn_impl='sdpa',
+    encoder=dict(pretrained=None, img_size=(32, 32), attn_impl='sdpa',
                  model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
                                    window_size=4),
                  adapter_blocks={{2: (-1,), 3: 'all'}}, embed_dim=8, reduction=2),

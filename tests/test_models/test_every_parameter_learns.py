@@ -1,11 +1,12 @@
 """Every config as shipped builds, and every trainable tensor of its model learns.
 
-On a random trunk (what the CPU demo, the benchmarks and most tests run) and on a trunk loaded
-from a timm state dict, one training step with the config's own optimiser wrapper must give a
-non-zero gradient to the task-adapted attention (A and its FiLM) and to both halves of every
-task-scaled norm: these are the tensors that a zero-initialised res-post norm kept at exactly
-zero gradient forever. Two steps must give every trainable tensor (adapters, task embeddings,
-skip projections, decoders, heads, weighting parameters) a non-zero gradient and move it.
+On a random trunk (what most tests run), on the shipped pretrained trunk (the CPU demo's
+default) and on a trunk loaded from a timm state dict, one training step with the config's own
+optimiser wrapper must give a non-zero gradient to the task-adapted attention (A and its FiLM)
+and to both halves of every task-scaled norm: these are the tensors that a zero-initialised
+res-post norm kept at exactly zero gradient forever. Two steps must give every trainable tensor
+(adapters, task embeddings, skip projections, decoders, heads, weighting parameters) a non-zero
+gradient and move it.
 
 Why two steps for the rest: the adapters start as the identity through zero-initialised
 factors of products (FF-up after FF-down, FiLM linears after the task embeddings). At such a
@@ -196,6 +197,21 @@ def test_every_trainable_tensor_learns_loaded_trunk(tmp_path):
     for key in ('layers.2.blocks.2.norm1.weight', 'layers.3.blocks.1.attn.qkv.weight',
                 'patch_embed.proj.weight'):
         assert torch.equal(loaded[key], state[key]), key      # really the file's weights
+    check_learning(model, initial, has_grad)
+
+
+def test_every_trainable_tensor_learns_shipped_trunk():
+    """The demo config as shipped: its trunk is the embedded pretrained one (not random)."""
+    from safetensors.torch import load_file
+
+    from mtl_adapters.models.backbones.embedded_trunk import EMBEDDED_TRUNKS, WEIGHTS_DIR
+    cfg = Config.fromfile(str(REPO / NARROW_SDNE))
+    assert cfg.model.encoder.pretrained == 'embedded://swinv2-tiny-narrow-synthetic'
+    model, initial, has_grad = train_steps(cfg)
+    state = load_file(str(WEIGHTS_DIR / EMBEDDED_TRUNKS['swinv2-tiny-narrow-synthetic'].file))
+    loaded = model.encoder.swin.state_dict()
+    for key in ('layers.2.blocks.2.norm1.weight', 'layers.3.blocks.1.attn.qkv.weight'):
+        assert torch.equal(loaded[key], state[key].float()), key
     check_learning(model, initial, has_grad)
 
 

@@ -22,7 +22,7 @@ TINY = """
 _base_ = '{base}'
 data_root = '{root}'
 model = dict(
-    encoder=dict(img_size=(64, 64), model_kwargs=dict(
+    encoder=dict(pretrained=None, img_size=(64, 64), model_kwargs=dict(
         embed_dim=16, num_heads=(1, 2, 2, 4), depths=(1, 1, 2, 1), window_size=4)),
     decoder=dict(channels=16))
 param_scheduler = []

@@ -3,7 +3,9 @@ kept as built and a frozen trunk kept in eval mode.
 
 Any ``swinv2_*`` timm name works; ``model_kwargs`` override the architecture (the CPU demo and
 the tests use narrow models). Pretrained weights come from a local file (``.safetensors``,
-``.pth`` or ``.bin`` as published for timm); nothing is downloaded.
+``.pth`` or ``.bin`` as published for timm) or a trunk file (``embedded_trunk``: a shipped trunk
+by name, ``'embedded://<name>'``, or a file ``tools/pretrain.py`` wrote, loaded strictly, a
+shipped one sha256-checked); nothing is downloaded.
 
 A trunk built *without* pretrained weights is made a stand-in for a trained one
 (:func:`init_respostnorm_like_trained`): timm starts every res-post-norm LayerNorm at weight 0,
@@ -25,6 +27,8 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from .embedded_trunk import EMBEDDED_PREFIX, is_trunk_file, load_trunk
+
 
 def init_respostnorm_like_trained(swin: torch.nn.Module) -> None:
     """Give every block's res-post-norm LayerNorm (``norm1``, ``norm2``) weight 1 and bias 0.
@@ -41,8 +45,9 @@ def init_respostnorm_like_trained(swin: torch.nn.Module) -> None:
 
 
 def create_swinv2(model_name: str, pretrained: Optional[str], img_size, model_kwargs=None):
-    """Build a timm Swin-V2 without a classifier, weights from the local file ``pretrained``
-    (or random, with its res-post norms made trained-like: ``init_respostnorm_like_trained``).
+    """Build a timm Swin-V2 without a classifier, weights from ``pretrained``: a shipped trunk
+    (``'embedded://<name>'``), a trunk file or a timm checkpoint (local paths), or None: random,
+    with its res-post norms made trained-like (``init_respostnorm_like_trained``).
 
     The trunk accepts any input size (``strict_img_size=False``, so timm builds the shift masks
     from each input's size)."""
@@ -56,6 +61,11 @@ def create_swinv2(model_name: str, pretrained: Optional[str], img_size, model_kw
     if model_name not in choices:
         raise ValueError(f'timm has no model {model_name!r}; choose one of {choices}')
     kwargs = dict(img_size=img_size, num_classes=0, strict_img_size=False, **(model_kwargs or {}))
+    if pretrained and (str(pretrained).startswith(EMBEDDED_PREFIX) or is_trunk_file(
+            Path(pretrained).expanduser())):
+        swin = timm.create_model(model_name, pretrained=False, **kwargs)
+        load_trunk(swin, str(pretrained))
+        return swin
     if pretrained:
         path = Path(pretrained).expanduser()
         if not path.is_file():
@@ -82,7 +92,8 @@ class BaseSwinV2Encoder(BaseModule):
 
     Args:
         model_name: a timm ``swinv2_*`` model name.
-        pretrained: local weights file, or None for a random trunk with trained-like norms.
+        pretrained: ``'embedded://<name>'`` (a shipped trunk), a local weights file (trunk file
+            or timm checkpoint), or None for a random trunk with trained-like norms.
         img_size: the size timm plans the windows for (any input size is accepted).
         model_kwargs: timm architecture overrides (``embed_dim``, ``depths``, ...).
         frozen: the trunk's weights get no gradient and its modules stay in eval mode.
