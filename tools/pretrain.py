@@ -14,12 +14,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+# Only what parsing needs at module level (no torch): `--help` answers in about a second.
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mtl_adapters.data_generation.synthetic import generate  # noqa: E402
-from mtl_adapters.set_env import register_all_modules  # noqa: E402
-from mtl_adapters.utils import load_config, unwrap_model  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -31,6 +27,9 @@ def parse_args(argv=None):
                         'name>)')
     parser.add_argument('--out', help='trunk file to write (default: the config\'s trunk_out, '
                         'relative to the work dir)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='start again in a work dir that holds a previous run (its '
+                        'checkpoints are deleted first; logs kept)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. train_cfg.max_iters=10 '
                         'corpus.num_scenes=2 data_root=/tmp/corpus')
@@ -41,6 +40,7 @@ def prepare_corpus(cfg) -> None:
     """Render the config's ``corpus`` (``generate`` keyword arguments) into the training
     dataset's ``data_root``; existing views are kept, a folder made with other settings is
     refused by ``generate``."""
+    from mtl_adapters.data_generation.synthetic import generate
     if not cfg.get('corpus'):
         return
     root = cfg.train_dataloader.dataset.data_root
@@ -50,6 +50,11 @@ def prepare_corpus(cfg) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmengine.runner import Runner
+
+    from mtl_adapters.set_env import register_all_modules
+    from mtl_adapters.utils import load_config, unwrap_model
+    from mtl_adapters.utils.workdir import claim_work_dir
     register_all_modules()
     cfg = load_config(args.config, args.cfg_options, 'none', args.work_dir)
     out = args.out or cfg.get('trunk_out')
@@ -57,8 +62,14 @@ def main(argv=None):
         raise ValueError(f'{args.config} sets no trunk_out: pass --out PATH')
     out = out if osp.isabs(out) or args.out else osp.join(cfg.work_dir, out)
     prepare_corpus(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # one run per work dir, never over a previous one unless asked (as tools/train.py)
+    lock = claim_work_dir(cfg.work_dir, bool(cfg.get('resume')), args.overwrite)
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    finally:
+        if lock is not None:
+            lock.release()
     model = unwrap_model(runner.model)
     if not hasattr(model, 'export_trunk'):
         raise TypeError(f'model.type={cfg.model.type!r} cannot export a trunk: use a '

@@ -23,6 +23,7 @@ print('TORCH-IMPORTED' if 'torch' in sys.modules else 'NO-TORCH')
     ('tools/train.py', ['--help']), ('tools/test.py', ['--help']),
     ('tools/infer.py', ['--help']), ('tools/param_report.py', ['--help']),
     ('tools/demo.py', ['--help']), ('tools/benchmark.py', ['--help']),
+    ('tools/pretrain.py', ['--help']),
 ])
 def test_help_imports_no_torch(tool, args):
     env = dict(os.environ, HF_HUB_OFFLINE='1', NO_ALBUMENTATIONS_UPDATE='1')
