@@ -144,7 +144,7 @@ def main(argv=None):
         start_iter = int(found.group(1)) if found else 0
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data_root
-    set_cpu_threads(cfg.train_dataloader.get('num_workers', 0), args.threads)
+    set_cpu_threads(args.threads)
     cfg.train_cfg.max_iters = args.max_iters
     cfg.train_cfg.val_interval = args.max_iters
     cfg.default_hooks.checkpoint.interval = max(args.max_iters // 2, 1)

@@ -191,7 +191,7 @@ def main(argv=None):
     from mtl_adapters.utils.workdir import claim_work_dir
     register_all_modules()
     cfg = build_cfg(args)
-    set_cpu_threads((cfg.get('train_dataloader') or {}).get('num_workers', 0), args.threads)
+    set_cpu_threads(args.threads)
     check_fsdp(cfg)
     # one training per work dir, and none over a previous run unless it resumes/overwrites it
     lock = claim_work_dir(cfg.work_dir, bool(cfg.get('resume')) or args.resume is not None,

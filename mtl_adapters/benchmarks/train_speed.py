@@ -327,7 +327,7 @@ def main(argv=None) -> List[Dict]:
     args = parse_args(argv)
     from mtl_adapters.set_env import register_all_modules
     register_all_modules()
-    set_cpu_threads(0, args.threads)               # no data workers here
+    set_cpu_threads(args.threads)
     size = args.img_size * 2 if len(args.img_size) == 1 else args.img_size[:2]
     variants = list(VARIANTS) if 'all' in args.variants else args.variants
     rows = []
