@@ -39,7 +39,7 @@ _albu = dict(type='MultiTaskAlbu',
 _loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
 model = dict(
     encoder=dict(img_size=crop, model_kwargs=dict(embed_dim=16, num_heads=(1, 2, 4, 8)),
-                 embed_dim=16),
+                 embed_dim=16, pretrained=None),  # narrower than the shipped trunk: random
     decoder=dict(depths=(1, 1, 1, 1), num_heads=(4, 2, 1, 1), img_size=crop, head_channels=8),
     uda_cfg={uda_cfg})
 train_dataloader = dict(_loader, dataset=dict(
