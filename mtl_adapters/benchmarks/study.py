@@ -25,10 +25,13 @@ over the trained tasks' headline metrics). Statistics and report: ``study_report
 import argparse
 import glob
 import json
+import os
 import os.path as osp
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mtl_adapters.benchmarks import matrix
@@ -51,9 +54,11 @@ ALL = ('seg', 'depth', 'normal', 'edge')
 class Arm:
     """One side of a comparison: ``config`` narrowed to ``tasks`` (indices into its
     ``model.tasks``; None: all), trained on ``train`` and tested on ``test`` ('source' or
-    'target'); ``needs``: the arm whose last checkpoint it loads; ``select``: the tasks whose
-    val metrics choose the checkpoint (None: all); ``model``: extra ``model = dict(...)``
-    keys; ``test_class_map``: read the test split under the DG target's label protocol."""
+    'target'); ``needs``: the arm whose last checkpoint it loads; ``via``: a test-only arm,
+    testing on ``test`` the checkpoint the arm ``via`` chose on its val split (the same trained
+    model: the DG and source-only rows are the source-trained models tested on the unseen
+    style, not retrained); ``select``: the tasks whose val metrics choose the checkpoint
+    (None: all); ``model``: extra ``model = dict(...)`` keys."""
     name: str
     config: str
     tasks: Optional[Tuple[int, ...]] = None
@@ -62,7 +67,12 @@ class Arm:
     needs: Optional[str] = None
     select: Optional[Tuple[str, ...]] = None
     model: str = ''
-    test_class_map: bool = False
+    via: Optional[str] = None
+
+    @property
+    def after(self) -> Optional[str]:
+        """The arm this one waits for (loads or tests its checkpoint)."""
+        return self.needs or self.via
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,13 @@ def catalogue() -> Tuple[Dict[str, Arm], List[Claim]]:
               Claim('tasks', 'S-D beats single-task on D', 'troa-S-D', 'single-D', ('depth',)),
               Claim('tasks', 'S-D-N-E beats S-D on S and D', 'troa', 'troa-S-D',
                     ('seg', 'depth'))]
+    # the adapters leaf weighs the tasks uniformly: it is the 'uniform' arm (one training)
     for name, config in wc.weighting_methods().items():
-        if name in ('uniform', 'uncertainty', 'gradnorm', 'pcgrad', 'troa-zero-cosines'):
+        if name in ('uncertainty', 'gradnorm', 'pcgrad', 'troa-zero-cosines'):
             arms.append(Arm(name, config))
             claims.append(Claim('weighting', f'TROA beats {name}', 'troa', name))
+    claims.insert(len(claims) - 4, Claim('weighting', 'TROA beats uniform (the adapters leaf)',
+                                         'troa', 'adapters'))
     for name, config in wc.encoder_methods().items():
         arms.append(Arm(name, config))
         if name != 'adapters':
@@ -103,22 +116,59 @@ def catalogue() -> Tuple[Dict[str, Arm], List[Claim]]:
                      'zs-adapted', 'zs-source', ('depth', 'normal')),
                Claim('zeroshot', 'letting the unlabelled task embeddings move helps',
                      'zs-adapted-moving', 'zs-adapted', ('depth', 'normal'))]
+    # source-only: the adapters arm's model tested on the target; the oracle: the same leaf
+    # trained on the target (same classes, labels read): the domain gap is oracle - source-only
     uda = {'uda-adversarial': GEN['uda_adversarial'],
            'uda-mean-teacher': GEN['uda_mean_teacher'], 'uda-both': UDA_BOTH}
-    arms += [Arm('uda-source-only', GEN['source'], test='target'),
-             Arm('oracle', GEN['oracle'], train='target', test='target')]
+    arms += [Arm('source-only', wc.BASE, test='target', via='adapters'),
+             Arm('oracle', wc.BASE, train='target', test='target')]
     arms += [Arm(name, config, test='target') for name, config in uda.items()]
+    claims += [Claim('uda', f'the domain gap: trained on the target beats trained on the '
+                     f'source, on {task}', 'oracle', 'source-only', (task,)) for task in ALL]
     claims += [Claim('uda', f'{name[4:]} beats source-only on the target', name,
-                     'uda-source-only') for name in uda]
+                     'source-only') for name in uda]
     claims.append(Claim('uda', 'the target-trained oracle stays above UDA (both)', 'oracle',
                         'uda-both'))
     encoders = wc.encoder_methods()
-    for name in ('adapters', 'decoder-only', 'full-ft'):
-        arms.append(Arm(f'dg-{name}', encoders[name], test='target', test_class_map=True))
-        if name != 'adapters':
-            claims.append(Claim('dg', f'adapters generalise better than {name} to the unseen '
-                                'style', 'dg-adapters', f'dg-{name}'))
+    for name in ('decoder-only', 'full-ft'):
+        arms.append(Arm(f'dg-{name}', encoders[name], test='target', via=name))
+        claims.append(Claim('dg', f'adapters generalise better than {name} to the unseen '
+                            'style', 'source-only', f'dg-{name}'))
     return {a.name: a for a in arms}, claims
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every cell of a study trains with: ``iters`` iterations of ``batch_size`` crops of
+    ``image_size`` px (the scenes are rendered at that size), val every ``val_every``
+    iterations (every checkpoint kept), light decoders or not."""
+    iters: int
+    val_every: int
+    image_size: int = 128
+    batch_size: int = 8
+    light: bool = False
+
+
+@lru_cache(maxsize=None)
+def train_pipelines(config: str, size: int) -> Tuple[str, str]:
+    """The training pipelines of ``config`` (its own, and its UDA target's; '' if none) as
+    Python literals, every crop of the config's ``crop_size`` made ``size`` px: the study sets
+    its image size without editing the datasets' base files."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(wc.REPO, config))
+    crop = list(cfg.get('crop_size', (128, 128)))
+
+    def resized(node):
+        if isinstance(node, dict):
+            return {k: ([size, size] if k == 'size' and list(v) == crop else resized(v))
+                    for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [resized(v) for v in node]
+        return node
+
+    target = cfg.train_cfg.get('target_dataloader')
+    return (repr(resized(json.loads(json.dumps(cfg.train_dataloader.dataset.pipeline)))),
+            repr(resized(json.loads(json.dumps(target.dataset.pipeline)))) if target else '')
 
 
 @dataclass(frozen=True)
@@ -127,47 +177,49 @@ class StudyCell:
     arm: Arm
     seed: int
     root: str
-    iters: int
-    val_every: int
+    budget: Budget
     domains: Tuple[str, str]           # (source root, target root), absolute
-    class_map: str = ''
-    light: bool = False
-    load_from: Optional[str] = None    # the needed arm's last checkpoint
-    needs_metrics: Optional[str] = None
+    after: Optional['StudyCell'] = None   # the cell whose checkpoint it loads or tests
 
     combo = property(lambda self: self.arm.name)
     method = property(lambda self: self.arm.name)
     tasks = property(lambda self: self.arm.select or ALL)
     name = property(lambda self: f'{self.arm.name} seed {self.seed}')
     row_dir = property(lambda self: osp.join(self.root, self.arm.name))
+    iters = property(lambda self: self.budget.iters)
+    val_every = property(lambda self: self.budget.val_every)
+    test_only = property(lambda self: self.arm.via is not None)
 
     def root_of(self, domain: str) -> str:
         return self.domains[domain == 'target']
 
     def config_text(self) -> str:
         """The arm's config with the study's budget, data, seed and model selection."""
-        arm = self.arm
-        model = [arm.model] if arm.model else []
+        arm, budget = self.arm, self.budget
+        size = (budget.image_size, budget.image_size)
+        model = ([arm.model] if arm.model else []) + [f'encoder=dict(img_size={size})']
         if arm.tasks is not None:
             picked = ', '.join(f'_base_.model.tasks[{i}]' for i in arm.tasks)
             model.append(f'tasks=[{picked}]')
-        if self.light:
-            model.append(f'decoder=dict(depths={tuple(LIGHT_DEPTHS)})')
-        test = f'data_root={self.root_of(arm.test)!r}'
-        if arm.test_class_map:
-            test += f', class_map={self.class_map!r}'
+        depths = f', depths={tuple(LIGHT_DEPTHS)}' if budget.light else ''
+        model.append(f'decoder=dict(img_size={size}{depths})')
+        pipeline, target_pipeline = train_pipelines(arm.config, budget.image_size)
         loop = f'max_iters={self.iters}, val_interval={self.val_every}'
-        if 'uda_' in arm.config:
-            loop += f', target_dataloader=dict(dataset=dict(data_root={self.domains[1]!r}))'
+        if target_pipeline:
+            loop += (f', target_dataloader=dict(batch_size={budget.batch_size}, dataset=dict('
+                     f'data_root={self.domains[1]!r}, pipeline={target_pipeline}))')
         keep = self.iters // self.val_every + 1
-        extra = (f'train_cfg = dict({loop})\n'
+        extra = (f'train_dataloader = dict(batch_size={budget.batch_size}, dataset=dict('
+                 f'data_root=_root, pipeline={pipeline}))\n'
+                 f'train_cfg = dict({loop})\n'
                  f'default_hooks = dict(checkpoint=dict(interval={self.val_every}, '
                  f'max_keep_ckpts={keep}))\n'
-                 f'test_dataloader = dict(dataset=dict({test}))\n')
-        if model:
-            extra += f'model = dict({", ".join(model)})\n'
-        if self.load_from:
-            extra += f'load_from = {self.load_from!r}\n'
+                 f'test_dataloader = dict(dataset=dict(data_root={self.root_of(arm.test)!r}))\n'
+                 f'model = dict({", ".join(model)})\n')
+        if self.after is not None and self.test_only:
+            extra += f'# tests the checkpoint chosen on val in {self.after.work_dir}\n'
+        elif self.after is not None:
+            extra += f"load_from = {osp.join(self.after.work_dir, f'iter_{self.iters}.pth')!r}\n"
         return wc.derived_text(arm.config, self.root_of(arm.train), self.iters, self.seed,
                                extra)
 
@@ -183,10 +235,9 @@ class StudyCell:
     metrics_path = property(lambda self: self.paths.metrics_path)
 
 
-def plan(families: Sequence[str], seeds: Sequence[int], work_dir: str, iters: int,
-         val_points: int, domains: Tuple[str, str], class_map: str = '',
-         light: bool = False) -> Tuple[List[StudyCell], List[Claim]]:
-    """The cells the chosen claim families need (a needed arm before the one loading it),
+def plan(families: Sequence[str], seeds: Sequence[int], work_dir: str, budget: Budget,
+         domains: Tuple[str, str]) -> Tuple[List[StudyCell], List[Claim]]:
+    """The cells the chosen claim families need (an arm after the one it loads or tests),
     seed by seed, and those claims."""
     arms, claims = catalogue()
     unknown = sorted(set(families) - {c.family for c in claims})
@@ -197,19 +248,16 @@ def plan(families: Sequence[str], seeds: Sequence[int], work_dir: str, iters: in
     names: List[str] = []
     for c in claims:
         for name in (c.a, c.b):
-            for n in ([arms[name].needs] if arms[name].needs else []) + [name]:
+            for n in ([arms[name].after] if arms[name].after else []) + [name]:
                 if n not in names:
                     names.append(n)
-    root, every = osp.abspath(work_dir), max(iters // max(val_points, 1), 1)
+    root = osp.abspath(work_dir)
     cells = []
     for seed in seeds:
         made: Dict[str, StudyCell] = {}
         for name in names:
-            need = made.get(arms[name].needs)
-            made[name] = StudyCell(
-                arms[name], seed, root, iters, every, domains, class_map, light,
-                osp.join(need.work_dir, f'iter_{iters}.pth') if need else None,
-                need.metrics_path if need else None)
+            made[name] = StudyCell(arms[name], seed, root, budget, domains,
+                                   made.get(arms[name].after))
         cells += list(made.values())
     return cells, claims
 
@@ -248,31 +296,67 @@ def select_iteration(history: Dict[int, dict], tasks: Sequence[str],
 
 def run_in_subprocesses(cell: StudyCell, directions: Dict[str, bool]) -> dict:
     """Train (``tools/train.py``), choose the checkpoint on val, test it (``tools/test.py``);
-    the chosen iteration is kept in the metrics as ``select/iter``."""
-    if cell.needs_metrics and not osp.isfile(cell.needs_metrics):
-        raise RuntimeError(f'{cell.name} loads the arm {cell.arm.needs!r}, which has not '
+    the chosen iteration is kept in the metrics as ``select/iter``. A test-only cell tests the
+    checkpoint its ``after`` cell chose."""
+    after = cell.after
+    if after is not None and not osp.isfile(after.metrics_path):
+        raise RuntimeError(f'{cell.name} needs the arm {after.arm.name!r}, which has not '
                            'finished for this seed (see its failure)')
     chosen = {}
+    if cell.test_only:
+        with open(after.metrics_path) as f:
+            chosen['iter'] = int(json.load(f)['select/iter'])
+        checkpoint = osp.join(after.work_dir, f'iter_{chosen["iter"]}.pth')
+        steps = [('test', wc.test_command(cell.config, checkpoint, cell.work_dir,
+                                          cell.metrics_path))]
+    else:
+        def test_best() -> List[str]:
+            points = range(cell.val_every, cell.iters + 1, cell.val_every)
+            saved = [i for i in points if osp.isfile(osp.join(cell.work_dir, f'iter_{i}.pth'))]
+            chosen['iter'] = select_iteration(val_history(cell.work_dir), cell.tasks,
+                                              directions, saved or [cell.iters])
+            return wc.test_command(cell.config,
+                                   osp.join(cell.work_dir, f'iter_{chosen["iter"]}.pth'),
+                                   cell.work_dir, cell.metrics_path)
 
-    def test_best() -> List[str]:
-        points = range(cell.val_every, cell.iters + 1, cell.val_every)
-        chosen['iter'] = select_iteration(val_history(cell.work_dir), cell.tasks, directions,
-                                          [i for i in points if osp.isfile(osp.join(
-                                              cell.work_dir, f'iter_{i}.pth'))] or [cell.iters])
-        return wc.test_command(cell.config, osp.join(cell.work_dir, f'iter_{chosen["iter"]}.pth'),
-                               cell.work_dir, cell.metrics_path)
-
-    train = wc.commands(cell.config, cell.work_dir, cell.iters, cell.metrics_path)[0]
-    metrics = wc.run(cell.name, cell.config, cell.work_dir, cell.iters,
-                     steps=[train, ('test', test_best)])
+        train = wc.commands(cell.config, cell.work_dir, cell.iters, cell.metrics_path)[0]
+        steps = [train, ('test', test_best)]
+    metrics = wc.run(cell.name, cell.config, cell.work_dir, cell.iters, steps=steps)
     metrics['select/iter'] = chosen.get('iter', cell.iters)
     write_json(cell.metrics_path, metrics)
     return metrics
 
 
-def timed(run_cell: Callable, todo: int, log=print) -> Callable:
+def execute(cells: Sequence[StudyCell], run_cell: Callable, count_params: Callable,
+            jobs: int = 1) -> List[dict]:
+    """``matrix.execute`` over ``jobs`` threads: the cells form chains (a cell with the cells
+    that load or test its checkpoint, for one seed) and each chain runs in order on one
+    thread; the records come back in the order of ``cells``."""
+    if jobs <= 1:
+        return matrix.execute(cells, run_cell, count_params)
+    chains: Dict[int, List[StudyCell]] = {}
+    head: Dict[int, int] = {}
+    for cell in cells:
+        root = head[id(cell.after)] if cell.after is not None else id(cell)
+        head[id(cell)] = root
+        chains.setdefault(root, []).append(cell)
+    lock = threading.Lock()
+
+    def log(*args, **kwargs):
+        with lock:
+            print(*args, **kwargs)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        done = list(pool.map(lambda chain: matrix.execute(chain, run_cell, count_params, log),
+                             chains.values()))
+    by_cell = {id(c): r for chain, records in zip(chains.values(), done)
+               for c, r in zip(chain, records)}
+    return [by_cell[id(c)] for c in cells]
+
+
+def timed(run_cell: Callable, todo: int, log=print, jobs: int = 1) -> Callable:
     """``run_cell`` that, after the first cell it runs, prints that cell's wall time and the
-    extrapolated time of the ``todo`` cells to run."""
+    extrapolated time of the ``todo`` cells to run, ``jobs`` at once."""
     state = dict(first=True)
 
     def wrapped(cell):
@@ -283,7 +367,7 @@ def timed(run_cell: Callable, todo: int, log=print) -> Callable:
             if state.pop('first', False):
                 took = time.time() - start
                 log(f'estimate: one cell took {took:.0f} s; {todo} cells to run -> about '
-                    f'{took * todo / 3600:.1f} h in all', flush=True)
+                    f'{took * todo / jobs / 3600:.1f} h in all', flush=True)
     return wrapped
 
 
@@ -311,15 +395,22 @@ def main(argv=None, run_cell: Optional[Callable] = None,
                         help='claim families to run (default: all)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4],
                         help='paired seeds: every arm runs once per seed')
-    parser.add_argument('--iters', type=int, default=200, help='training iterations per cell')
+    parser.add_argument('--iters', type=int, default=100, help='training iterations per cell')
     parser.add_argument('--val-points', type=int, default=4,
                         help='val evaluations per run (model selection); every checkpoint kept')
-    parser.add_argument('--size', type=int, default=30,
+    parser.add_argument('--size', type=int, default=40,
                         help='scenes rendered per domain (80/10/10 train/val/test split; more '
                              'scenes: more test images, less test noise)')
-    parser.add_argument('--light', action='store_true',
-                        help=f'decoders without blocks at 1/32 (depths {LIGHT_DEPTHS}): '
-                             'cheaper cells')
+    parser.add_argument('--image-size', type=int, default=64,
+                        help='px of the rendered views and of the training crops (the trunk '
+                             'sees whole views at test time)')
+    parser.add_argument('--batch-size', type=int, default=8, help='training batch per step')
+    parser.add_argument('--light', action=argparse.BooleanOptionalAction, default=True,
+                        help=f'decoders without blocks at 1/32 (depths {LIGHT_DEPTHS})')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='cells run at once (each with cores/jobs CPU threads unless '
+                             'OMP_NUM_THREADS is set); a cell that loads or tests another '
+                             "arm's checkpoint runs after it")
     parser.add_argument('--source-root', help='default: data/study/synthetic-<size>')
     parser.add_argument('--target-root', help='default: data/study/synthetic_alt-<size>')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
@@ -332,11 +423,12 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     from mmengine.config import Config
 
     from mtl_adapters.tasks import build_tasks
-    source = osp.abspath(args.source_root or f'data/study/synthetic-{args.size}')
-    target = osp.abspath(args.target_root or f'data/study/synthetic_alt-{args.size}')
-    class_map = Config.fromfile(osp.join(wc.REPO, GEN['dg'])).target_class_map
-    cells, claims = plan(args.claims, args.seeds, args.work_dir, args.iters, args.val_points,
-                         (source, target), class_map, args.light)
+    data = f'data/study/{{}}-{args.size}x{args.image_size}px'
+    source = osp.abspath(args.source_root or data.format('synthetic'))
+    target = osp.abspath(args.target_root or data.format('synthetic_alt'))
+    budget = Budget(args.iters, max(args.iters // max(args.val_points, 1), 1), args.image_size,
+                    args.batch_size, args.light)
+    cells, claims = plan(args.claims, args.seeds, args.work_dir, budget, (source, target))
     todo = [c for c in cells if not osp.isfile(c.metrics_path)]
     print(f'{len(cells)} cells ({len(todo)} to run) for {len(claims)} claims, '
           f'{len(args.seeds)} seeds, {args.iters} iterations each', flush=True)
@@ -351,12 +443,18 @@ def main(argv=None, run_cell: Optional[Callable] = None,
         held = max(3, args.size // 10)
         for root, style, seed in ((source, 'default', 0), (target, 'alt', 1000)):
             if not osp.isfile(osp.join(root, 'splits.csv')):
-                generate(root, num_scenes=args.size, views_per_scene=10, size=(128, 128),
+                generate(root, num_scenes=args.size, views_per_scene=10,
+                         size=(args.image_size, args.image_size),
                          seed=seed, style=style, splits=(args.size - 2 * held, held, held))
         run_cell = (lambda cell: run_in_subprocesses(cell, directions))
-    records = matrix.execute(cells, timed(run_cell, len(todo)), count_params)
+        if args.jobs > 1 and 'OMP_NUM_THREADS' not in os.environ:
+            from mtl_adapters.utils.threads import available_cores
+            os.environ['OMP_NUM_THREADS'] = str(max(available_cores() // args.jobs, 1))
+    records = execute(cells, timed(run_cell, len(todo), jobs=args.jobs), count_params,
+                      args.jobs)
     settings = dict(iters=args.iters, seeds=args.seeds, claims_run=args.claims,
                     size=args.size, light=args.light, val_points=args.val_points,
+                    image_size=args.image_size, batch_size=args.batch_size, jobs=args.jobs,
                     source_root=source, target_root=target)
     summary = study_report.report(claims, records, args.work_dir, directions, settings)
     if args.publish:

@@ -4,6 +4,9 @@ runner (tables, plot, resume, a failed cell reported, --publish)."""
 import csv
 import json
 import os
+import os.path as osp
+import threading
+import time
 
 import pytest
 from conftest import load_tool
@@ -53,12 +56,12 @@ def test_selection_picks_the_best_val_checkpoint(tmp_path):
 
 
 #: per arm, a multiplicative gain on every metric (better when > 1) and its seed noise
-GAIN = {'troa': 1.10, 'uniform': 1.00, 'troa-zero-cosines': 1.10}
+GAIN = {'troa': 1.10, 'adapters': 1.00, 'troa-zero-cosines': 1.10}
 
 
 def fake_metrics(cell) -> dict:
-    """troa beats uniform by 10 % every seed (holds); troa-zero-cosines equals troa up to a
-    seed-alternating +-5 % (within noise); everything else a gain of 1."""
+    """troa beats uniform (the adapters arm) by 10 % every seed (holds); troa-zero-cosines
+    equals troa up to a seed-alternating +-5 % (within noise); everything else a gain of 1."""
     gain = GAIN.get(cell.arm.name, 1.0)
     if cell.arm.name == 'troa-zero-cosines':
         gain *= 1.05 if cell.seed % 2 else 0.95
@@ -99,6 +102,7 @@ def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, c
     summary = study.main(args, run_cell=runner, count_params=fake_count)
     assert len(runner.calls) == 6 * 4                    # troa + 5 weighting arms, 4 seeds
     rows = {r['b']: r for r in summary['claims']}
+    rows['uniform'] = rows['adapters']
     assert rows['uniform']['verdict'] == HOLDS
     # Δm of a 10 % gain: +10 % on the 2 higher-better metrics, +9.09 % on the 4 others
     assert rows['uniform']['ci']['mean'] == pytest.approx((2 * 10 + 4 * 100 / 11) / 6)
@@ -112,7 +116,7 @@ def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, c
     assert 'TROA beats uniform' in text and 'holds' in text and 'gradnorm seed 1' in text
     with open(work / 'study.csv') as f:
         lines = list(csv.DictReader(f))
-    assert {r['b'] for r in lines} == set(rows) and 'seed3' in lines[0]
+    assert {r['b'] for r in lines} == set(rows) - {'uniform'} and 'seed3' in lines[0]
     assert 'estimate: one cell took' in capsys.readouterr().out
     # the rerun resumes: only the failed cell runs again
     again = StubRunner()
@@ -125,24 +129,80 @@ def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, c
     assert not (tmp_path / 'docs' / 'study.csv').exists()
 
 
+BUDGET = study.Budget(iters=8, val_every=4, image_size=64, batch_size=4, light=True)
+
+
 def test_plan_covers_every_claim_and_the_tool_dispatches(tmp_path, capsys):
     cells, claims = study.plan(['tasks', 'weighting', 'peft', 'zeroshot', 'uda', 'dg'], [0],
-                               str(tmp_path), 8, 2, ('/src', '/tgt'), 'map.json')
+                               str(tmp_path), BUDGET, ('/src', '/tgt'))
     names = [c.arm.name for c in cells]
-    assert len(set(names)) == len(names) == 27
+    assert len(set(names)) == len(names) == 25
     assert names.index('zs-source') < names.index('zs-adapted')
+    assert names.index('decoder-only') < names.index('dg-decoder-only')
     for claim in claims:
         assert claim.a in names and claim.b in names
     text = {c.arm.name: c.config_text() for c in cells}
     assert 'freeze_eval_only_embeddings=False' in text['zs-adapted-moving']
-    assert 'load_from' in text['zs-adapted'] and "class_map='map.json'" in text['dg-full-ft']
+    assert 'load_from' in text['zs-adapted'] and 'load_from' not in text['dg-full-ft']
+    # a test-only arm: the source-trained model's config, tested on the target, keyed by the
+    # run whose checkpoint it tests
+    by_name = {c.arm.name: c for c in cells}
+    assert by_name['dg-full-ft'].test_only and by_name['dg-full-ft'].after is by_name['full-ft']
+    assert by_name['full-ft'].work_dir in text['dg-full-ft']
+    assert "data_root='/tgt'" in text['dg-full-ft'].split('test_dataloader')[-1]
     assert 'val_interval=4' in text['troa'] and 'max_keep_ckpts=3' in text['troa']
-    assert "target_dataloader=dict(dataset=dict(data_root='/tgt'))" in text['uda-both']
+    # the budget: batch, crops, model size and light decoders, the UDA target's too
+    for name in ('troa', 'uda-both', 'oracle'):
+        assert 'batch_size=4' in text[name]
+        assert "'size': [64, 64]" in text[name] and "'size': [128, 128]" not in text[name]
+        assert 'img_size=(64, 64)' in text[name] and 'depths=(0, 2, 2, 2)' in text[name]
+    assert "target_dataloader=dict(batch_size=4, dataset=dict(data_root='/tgt'" in \
+        text['uda-both']
+    assert text['uda-both'].count("'size': [64, 64]") == 2
     with pytest.raises(ValueError, match='families'):
-        study.plan(['nope'], [0], str(tmp_path), 8, 2, ('/s', '/t'))
+        study.plan(['nope'], [0], str(tmp_path), BUDGET, ('/s', '/t'))
     summary = load_tool('benchmark').main(['--study', '--dry-run', '--claims', 'zeroshot',
                                            '--seeds', '0', '1', '--work-dir',
                                            str(tmp_path / 'dry')])
     assert len(summary['cells']) == 6 and '6 cells (6 to run) for 2 claims' in \
         capsys.readouterr().out
     assert not (tmp_path / 'dry').exists()
+
+
+def test_cells_run_in_parallel_chains_and_a_test_only_cell_tests_the_chosen_checkpoint(
+        tmp_path, monkeypatch):
+    cells, _ = study.plan(['dg'], [0, 1], str(tmp_path), BUDGET, ('/src', '/tgt'))
+    started, lock = [], threading.Lock()
+
+    def run_cell(cell):
+        with lock:
+            started.append(cell.name)
+        if cell.after is not None:            # its chain ran the cell it needs first
+            assert cell.after.name in started and osp.isfile(cell.after.metrics_path)
+        time.sleep(0.05)
+        os.makedirs(cell.work_dir, exist_ok=True)
+        metrics = {'seg/mIoU': 1.0, 'select/iter': 4}
+        with open(cell.metrics_path, 'w') as f:
+            json.dump(metrics, f)
+        return metrics
+
+    records = study.execute(cells, run_cell, fake_count, jobs=3)
+    assert [r['work_dir'] for r in records] == [c.work_dir for c in cells]
+    assert all(r['status'] == 'done' for r in records) and len(started) == len(cells) == 12
+    # the real runner: a test-only cell tests the checkpoint its source run chose on val
+    dg = next(c for c in cells if c.arm.name == 'dg-decoder-only' and c.seed == 0)
+    os.remove(dg.metrics_path)
+    seen = {}
+
+    def fake_run(name, config, work_dir, iters, steps):
+        seen['steps'] = steps
+        return {'seg/mIoU': 2.0}
+
+    monkeypatch.setattr(study.wc, 'run', fake_run)
+    metrics = study.run_in_subprocesses(dg, DIRECTIONS)
+    (step, argv), = seen['steps']
+    assert step == 'test' and argv[3] == osp.join(dg.after.work_dir, 'iter_4.pth')
+    assert metrics['select/iter'] == 4
+    os.remove(dg.after.metrics_path)
+    with pytest.raises(RuntimeError, match="needs the arm 'decoder-only'"):
+        study.run_in_subprocesses(dg, DIRECTIONS)
