@@ -395,7 +395,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
                         help='claim families to run (default: all)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4],
                         help='paired seeds: every arm runs once per seed')
-    parser.add_argument('--iters', type=int, default=100, help='training iterations per cell')
+    parser.add_argument('--iters', type=int, default=80, help='training iterations per cell')
     parser.add_argument('--val-points', type=int, default=4,
                         help='val evaluations per run (model selection); every checkpoint kept')
     parser.add_argument('--size', type=int, default=40,
@@ -404,7 +404,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     parser.add_argument('--image-size', type=int, default=64,
                         help='px of the rendered views and of the training crops (the trunk '
                              'sees whole views at test time)')
-    parser.add_argument('--batch-size', type=int, default=8, help='training batch per step')
+    parser.add_argument('--batch-size', type=int, default=4, help='training batch per step')
     parser.add_argument('--light', action=argparse.BooleanOptionalAction, default=True,
                         help=f'decoders without blocks at 1/32 (depths {LIGHT_DEPTHS})')
     parser.add_argument('--jobs', type=int, default=2,

@@ -95,9 +95,26 @@ HEADER = ['claim', 'A', 'B', 'metrics', 'seeds', 'paired Δ (%, A vs B)', '95 % 
           'trainable M (A / B)']
 
 
-def table(rows: List[dict], settings: dict, failures: List[str]) -> str:
-    """The Markdown report: one table per claim family, then the failed cells."""
-    text = [f"**Claims study**: {settings['iters']} iterations per cell, seeds "
+def arm_table(metrics: Dict[str, Dict[int, dict]]) -> str:
+    """Each arm's test metrics, mean ± std over its finished seeds (the levels the paired
+    differences are taken between)."""
+    lines = []
+    for arm, per_seed in metrics.items():
+        cells = []
+        for key in wc.COLUMNS:
+            values = [m[key] for m in per_seed.values() if key in m]
+            cells.append(wc.fmt(values) if values else '')
+        lines.append([arm, str(len(per_seed))] + cells)
+    return wc.markdown(['arm', 'seeds'] + list(wc.COLUMNS), lines)
+
+
+def table(rows: List[dict], settings: dict, failures: List[str],
+          metrics: Optional[Dict[str, Dict[int, dict]]] = None) -> str:
+    """The Markdown report: one table per claim family, the arms' own metrics, then the
+    failed cells."""
+    budget = ', '.join(f'{k.replace("_", " ")} {settings[k]}' for k in
+                       ('image_size', 'batch_size', 'size', 'light') if k in settings)
+    text = [f"**Claims study**: {settings['iters']} iterations per cell ({budget}), seeds "
             f"{settings['seeds']}, paired differences (Δm of A against B, %; > 0: A better) "
             'with 95 % t-intervals over the seeds; model selection on val, numbers on test.']
     for family in dict.fromkeys(r['family'] for r in rows):
@@ -105,6 +122,9 @@ def table(rows: List[dict], settings: dict, failures: List[str]) -> str:
                  + _ci_text(r) + [r['verdict'], _params_text(r)]
                  for r in rows if r['family'] == family]
         text.append(f'**{family}**\n\n' + wc.markdown(HEADER, lines))
+    if metrics:
+        text.append('**Each arm on its test split** (mean ± std over seeds)\n\n'
+                    + arm_table(metrics))
     if failures:
         text.append('Failed cells:\n\n' + '\n'.join(f'- {f}' for f in failures))
     return '\n\n'.join(text)
@@ -178,7 +198,7 @@ def report(claims: Sequence, records: List[dict], work_dir: str, directions: Dic
         if r.get('params') and 'trainable' in r['params']:
             params[r['method']] = r['params']
     rows = evaluate(claims, metrics, directions, params)
-    text = table(rows, settings, failures)
+    text = table(rows, settings, failures, metrics)
     print(text)
     os.makedirs(work_dir, exist_ok=True)
     write_text(osp.join(work_dir, 'study.md'), text + '\n')
