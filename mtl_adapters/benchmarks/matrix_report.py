@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from mtl_adapters.benchmarks import weighting_comparison as wc
 from mtl_adapters.benchmarks.common import write_json, write_text
+from mtl_adapters.utils.io import save_figure
 
 #: the method name of the single-task baseline rows
 SINGLE = 'single-task'
@@ -168,7 +169,7 @@ def plot(path: str, table_rows: List[dict], directions: Dict[str, bool]) -> None
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -14,11 +14,11 @@ import math
 import os
 import os.path as osp
 import statistics
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 from mtl_adapters.benchmarks import weighting_comparison as wc
 from mtl_adapters.benchmarks.common import write_json, write_text
+from mtl_adapters.utils.io import save_figure
 
 HOLDS, FAILS, NOISE, NA = 'holds', 'does not hold', 'within noise', 'n/a'
 
@@ -172,15 +172,10 @@ def plot(path: str, rows: List[dict]) -> None:
     axes[-1, 0].set_xlabel('paired Δm of A against B (%), 95 % CI (green: holds, red: does '
                            'not hold, grey: within noise)', fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix='.png', dir=osp.dirname(osp.abspath(path)))
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        save_figure(fig, path)
     finally:
         plt.close(fig)
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def report(claims: Sequence, records: List[dict], work_dir: str, directions: Dict[str, bool],

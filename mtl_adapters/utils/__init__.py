@@ -14,7 +14,7 @@ _EXPORTS = {
     'register_safe_checkpoint_loader': 'checkpoint', 'trust_checkpoint': 'checkpoint',
     'load_config': 'config',
     'DataFileError': 'io', 'atomic_write_bytes': 'io', 'read_image': 'io', 'write_png': 'io',
-    'json_bytes': 'io', 'write_json': 'io',
+    'json_bytes': 'io', 'write_json': 'io', 'save_figure': 'io',
     'unwrap_model': 'model',
     'isolated_rng': 'rng',
     'available_cores': 'threads', 'choose_threads': 'threads', 'set_cpu_threads': 'threads',
@@ -34,5 +34,5 @@ def __getattr__(name: str):
 __all__ = ['DataFileError', 'read_image', 'atomic_write_bytes', 'write_png', 'load_config',
            'setup_offline_env', 'load_checkpoint_file', 'register_safe_checkpoint_loader',
            'trust_checkpoint', 'SAFE_GLOBALS', 'newest_loadable_checkpoint', 'unwrap_model',
-           'UnsafeCheckpointError', 'json_bytes', 'write_json', 'isolated_rng',
+           'UnsafeCheckpointError', 'json_bytes', 'write_json', 'isolated_rng', 'save_figure',
            'available_cores', 'choose_threads', 'set_cpu_threads']

@@ -135,3 +135,15 @@ def write_png(path: PathLike, img: np.ndarray) -> None:
     if not ok:
         raise RuntimeError(f'OpenCV could not encode {img.dtype} {img.shape} as PNG for {path}')
     atomic_write_bytes(path, buf.tobytes())
+
+
+def save_figure(fig, path: PathLike, **kwargs) -> Path:
+    """Atomically write a Matplotlib figure (format from the suffix; ``kwargs`` to
+    ``savefig``): rendered in memory, then renamed into place, so an interrupted plot never
+    leaves a truncated picture where a previous one was."""
+    import io
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip('.') or 'png', **kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

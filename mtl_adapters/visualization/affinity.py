@@ -8,6 +8,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mtl_adapters.utils.io import save_figure  # noqa: E402
+
 
 def plot_affinity(matrix, task_names: Sequence[str], title: str = '',
                   path: Optional[Union[str, Path]] = None, vmin: Optional[float] = None,
@@ -40,7 +42,6 @@ def plot_affinity(matrix, task_names: Sequence[str], title: str = '',
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(str(path))
+        save_figure(fig, path)
     plt.close(fig)
     return rgb
