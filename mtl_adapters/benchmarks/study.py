@@ -11,7 +11,8 @@ Families (``--claims``): ``tasks`` (S-D-N-E and S-D vs single-task on S and D), 
 vs ``configs/peft/*``, with trainable parameters), ``zeroshot`` (the adapted model's unlabelled
 tasks vs the source model's on the target; frozen vs moving unlabelled task embeddings),
 ``uda`` (adversarial, mean teacher, both vs source-only; the target-trained oracle above UDA),
-``dg`` (adapters vs decoder-only and full fine-tuning on the unseen style).
+``dg`` (adapters vs decoder-only and full fine-tuning on the unseen style), ``trunk`` (the
+shipped pretrained trunk vs a random one, under adapters and under decoder-only training).
 
 An arm is a config (narrowed to some tasks, on a domain) trained and tested in fresh
 processes (``weighting_comparison.run``), one cell per seed under ``<work-dir>/<arm>/seed<s>-
@@ -58,7 +59,8 @@ class Arm:
     testing on ``test`` the checkpoint the arm ``via`` chose on its val split (the same trained
     model: the DG and source-only rows are the source-trained models tested on the unseen
     style, not retrained); ``select``: the tasks whose val metrics choose the checkpoint
-    (None: all); ``model``: extra ``model = dict(...)`` keys."""
+    (None: all); ``model``: extra ``model = dict(...)`` keys; ``encoder``: extra
+    ``model.encoder`` keys."""
     name: str
     config: str
     tasks: Optional[Tuple[int, ...]] = None
@@ -68,6 +70,7 @@ class Arm:
     select: Optional[Tuple[str, ...]] = None
     model: str = ''
     via: Optional[str] = None
+    encoder: str = ''
 
     @property
     def after(self) -> Optional[str]:
@@ -130,6 +133,11 @@ def catalogue() -> Tuple[Dict[str, Arm], List[Claim]]:
     claims.append(Claim('uda', 'the target-trained oracle stays above UDA (both)', 'oracle',
                         'uda-both'))
     encoders = wc.encoder_methods()
+    # the premise: a pretrained frozen trunk; the same leaves on a randomly initialised one
+    for name in ('adapters', 'decoder-only'):
+        arms.append(Arm(f'{name}-random-trunk', encoders[name], encoder='pretrained=None'))
+        claims.append(Claim('trunk', f'{name}: the pretrained trunk beats a random one', name,
+                            f'{name}-random-trunk'))
     for name in ('decoder-only', 'full-ft'):
         arms.append(Arm(f'dg-{name}', encoders[name], test='target', via=name))
         claims.append(Claim('dg', f'adapters generalise better than {name} to the unseen '
@@ -197,7 +205,8 @@ class StudyCell:
         """The arm's config with the study's budget, data, seed and model selection."""
         arm, budget = self.arm, self.budget
         size = (budget.image_size, budget.image_size)
-        model = ([arm.model] if arm.model else []) + [f'encoder=dict(img_size={size})']
+        encoder = f', {arm.encoder}' if arm.encoder else ''
+        model = ([arm.model] if arm.model else []) + [f'encoder=dict(img_size={size}{encoder})']
         if arm.tasks is not None:
             picked = ', '.join(f'_base_.model.tasks[{i}]' for i in arm.tasks)
             model.append(f'tasks=[{picked}]')

@@ -136,16 +136,18 @@ BUDGET = study.Budget(iters=8, val_every=4, image_size=64, batch_size=4, light=T
 
 
 def test_plan_covers_every_claim_and_the_tool_dispatches(tmp_path, capsys):
-    cells, claims = study.plan(['tasks', 'weighting', 'peft', 'zeroshot', 'uda', 'dg'], [0],
-                               str(tmp_path), BUDGET, ('/src', '/tgt'))
+    cells, claims = study.plan(['tasks', 'weighting', 'peft', 'zeroshot', 'uda', 'dg', 'trunk'],
+                               [0], str(tmp_path), BUDGET, ('/src', '/tgt'))
     names = [c.arm.name for c in cells]
-    assert len(set(names)) == len(names) == 25
+    assert len(set(names)) == len(names) == 27
     assert names.index('zs-source') < names.index('zs-adapted')
     assert names.index('decoder-only') < names.index('dg-decoder-only')
     for claim in claims:
         assert claim.a in names and claim.b in names
     text = {c.arm.name: c.config_text() for c in cells}
     assert 'freeze_eval_only_embeddings=False' in text['zs-adapted-moving']
+    assert 'encoder=dict(img_size=(64, 64), pretrained=None)' in text['adapters-random-trunk']
+    assert 'pretrained=None' not in text['adapters']
     assert 'load_from' in text['zs-adapted'] and 'load_from' not in text['dg-full-ft']
     # a test-only arm: the source-trained model's config, tested on the target, keyed by the
     # run whose checkpoint it tests
