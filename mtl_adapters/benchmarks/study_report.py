@@ -71,7 +71,8 @@ def evaluate(claims: Sequence, metrics: Dict[str, Dict[int, dict]],
             if keys:
                 diffs[s] = delta_m(per_a[s], {k: per_b[s][k] for k in keys}, directions)
         ci = paired_ci(list(diffs.values()))
-        out.append(dict(family=c.family, claim=c.text, a=c.a, b=c.b, tasks=list(c.tasks),
+        out.append(dict(family=c.family, kind=c.kind, claim=c.text, a=c.a, b=c.b,
+                        tasks=list(c.tasks),
                         direction=c.direction, keys=keys, diffs=diffs, ci=ci,
                         verdict=verdict(ci, c.direction),
                         trainable=[(params.get(arm) or {}).get('trainable') for arm in
@@ -117,6 +118,10 @@ def table(rows: List[dict], settings: dict, failures: List[str],
     text = [f"**Claims study**: {settings['iters']} iterations per cell ({budget}), seeds "
             f"{settings['seeds']}, paired differences (Δm of A against B, %; > 0: A better) "
             'with 95 % t-intervals over the seeds; model selection on val, numbers on test.']
+    summary = [[r['claim'], r['kind'], _ci_text(r)[0], r['verdict']] for r in rows]
+    text.append('**Summary**\n\n' + wc.markdown(
+        ['claim (A beats B)', 'paper or control', 'paired Δm (%) ± 95 % CI', 'verdict'],
+        summary))
     for family in dict.fromkeys(r['family'] for r in rows):
         lines = [[r['claim'], r['a'], r['b'], ' '.join(r['keys']), str(len(r['diffs']))]
                  + _ci_text(r) + [r['verdict'], _params_text(r)]

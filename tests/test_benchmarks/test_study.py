@@ -114,6 +114,10 @@ def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, c
         assert (work / f'study.{ext}').stat().st_size > 0
     text = (work / 'study.md').read_text()
     assert 'TROA beats uniform' in text and 'holds' in text and 'gradnorm seed 1' in text
+    summary_table = text.split('**Summary**')[1].split('**weighting**')[0]
+    assert '| TROA beats uniform (the adapters leaf) | paper | +9.39 ± 0.00 | holds |' in \
+        summary_table
+    assert '| TROA beats troa-zero-cosines | control |' in summary_table
     # the arms' own levels: troa's mIoU is 22 at seed 0 (level 1.0, gain 1.1), mean over 4 seeds
     arms = text.split('Each arm on its test split')[1]
     assert '| troa | 4 | 25.3 ± 2.8 |' in arms and '| gradnorm | 3 |' in arms
