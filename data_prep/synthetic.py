@@ -26,7 +26,7 @@ from mtl_adapters.data_generation.synthetic import (  # noqa: E402
     DEFAULT_SIZE, DEFAULT_SPLITS, STYLES, SYNTHETIC_CLASSES, generate)
 
 #: default seed per style: a different seed keeps the 'alt' scenes disjoint from 'default' ones
-DEFAULT_SEEDS = {'default': 0, 'alt': 1000}
+DEFAULT_SEEDS = {'default': 0, 'alt': 1000, 'shifted': 2000}
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -41,6 +41,7 @@ from mtl_adapters.benchmarks import weighting_comparison as wc
 from mtl_adapters.benchmarks.common import CellPaths, define_cell, write_json
 from mtl_adapters.benchmarks.generalisation import CONFIGS as GEN
 from mtl_adapters.benchmarks.train_speed import LIGHT_DEPTHS
+from mtl_adapters.data_generation.synthetic import STYLES
 from mtl_adapters.utils import atomic_write_bytes
 
 DEFAULT_WORK_DIR = 'work_dirs/study'
@@ -425,8 +426,13 @@ def main(argv=None, run_cell: Optional[Callable] = None,
                         help='cells run at once (each with cores/jobs CPU threads unless '
                              'OMP_NUM_THREADS is set); a cell that loads or tests another '
                              "arm's checkpoint runs after it")
-    parser.add_argument('--source-root', help='default: data/study/synthetic-<size>')
-    parser.add_argument('--target-root', help='default: data/study/synthetic_alt-<size>')
+    parser.add_argument('--target-style', default='shifted', choices=STYLES[1:],
+                        help="the target domain's appearance ('shifted': calibrated so that "
+                             'training on the target beats training on the source)')
+    parser.add_argument('--source-root',
+                        help='default: data/study/synthetic-<size>x<image size>px')
+    parser.add_argument('--target-root',
+                        help='default: data/study/synthetic_<target style>-<size>x<image size>px')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--dry-run', action='store_true', help='print the plan, run nothing')
     parser.add_argument('--publish', action='store_true',
@@ -439,7 +445,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     from mtl_adapters.tasks import build_tasks
     data = f'data/study/{{}}-{args.size}x{args.image_size}px'
     source = osp.abspath(args.source_root or data.format('synthetic'))
-    target = osp.abspath(args.target_root or data.format('synthetic_alt'))
+    target = osp.abspath(args.target_root or data.format(f'synthetic_{args.target_style}'))
     budget = Budget(args.iters, max(args.iters // max(args.val_points, 1), 1), args.image_size,
                     args.batch_size, args.light)
     cells, claims = plan(args.claims, args.seeds, args.work_dir, budget, (source, target))
@@ -455,7 +461,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     if run_cell is None:
         from mtl_adapters.data_generation.synthetic import generate
         held = max(3, args.size // 10)
-        for root, style, seed in ((source, 'default', 0), (target, 'alt', 1000)):
+        for root, style, seed in ((source, 'default', 0), (target, args.target_style, 1000)):
             if not osp.isfile(osp.join(root, 'splits.csv')):
                 generate(root, num_scenes=args.size, views_per_scene=10,
                          size=(args.image_size, args.image_size),
@@ -469,6 +475,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
     settings = dict(iters=args.iters, seeds=args.seeds, claims_run=args.claims,
                     size=args.size, light=args.light, val_points=args.val_points,
                     image_size=args.image_size, batch_size=args.batch_size, jobs=args.jobs,
+                    target_style=args.target_style,
                     source_root=source, target_root=target)
     summary = study_report.report(claims, records, args.work_dir, directions, settings)
     if args.publish:

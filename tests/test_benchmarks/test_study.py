@@ -175,6 +175,8 @@ def test_plan_covers_every_claim_and_the_tool_dispatches(tmp_path, capsys):
                                            str(tmp_path / 'dry')])
     assert len(summary['cells']) == 6 and '6 cells (6 to run) for 2 claims' in \
         capsys.readouterr().out
+    # the calibrated target style by default, in a folder named by style, scenes and size
+    assert summary['cells'][0].domains[1].endswith('data/study/synthetic_shifted-40x64px')
     assert not (tmp_path / 'dry').exists()
 
 

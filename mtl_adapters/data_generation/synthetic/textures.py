@@ -14,8 +14,11 @@ import numpy as np
 from .layout import (BALL, CABINET, CEILING, FLOOR, PILLAR, TABLE, VASE, WALL,
                      _footprint_radius, _object_top, _rng)
 
-#: appearance styles: 'alt' is a second domain (palette, textures, lighting) for DG studies
-STYLES = ('default', 'alt')
+#: appearance styles: 'alt' is a second domain (palette, textures, lighting) for DG studies;
+#: 'shifted' a calibrated one for the claims study: the default's per-class looks moved (hues
+#: turned half way round, brightness order reversed, each texture family swapped for another,
+#: cool directional light), so appearance still tells the classes apart, as in a real domain
+STYLES = ('default', 'alt', 'shifted')
 #: display gamma: colours are sampled in sRGB and lit in linear light
 _GAMMA = 2.2
 
@@ -46,6 +49,8 @@ _DEFAULT_LOOK = {
 }
 #: the 'alt' style: vivid complementary colours, other texture families, larger contrast
 _ALT_TEX = (('grid', 0.3), ('dots', 0.25), ('waves', 0.25), ('noise', 0.2))
+#: the 'shifted' style's texture family for each of the default's (same probabilities)
+_SHIFTED_TEX = {'stripes': 'waves', 'checker': 'grid', 'noise': 'dots', 'plain': 'plain'}
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -63,11 +68,14 @@ def _choice(rng: np.random.Generator, options) -> str:
 def _sample_material(rng: np.random.Generator, cls: int, style: str) -> dict:
     """Texture and colours of one surface of class ``cls`` in ``style``."""
     look = _DEFAULT_LOOK[cls]
-    if style == 'default':
+    if style in ('default', 'shifted'):
         h, s, v = (rng.uniform(*look[k]) for k in ('h', 's', 'v'))
         tex = _choice(rng, look['tex'])
         scale = rng.uniform(*look['scale'])
         contrast = rng.uniform(*look['contrast'])
+        if style == 'shifted':
+            h, s, v = h + 0.5, min(1.0, 1.2 * s + 0.15), min(0.95, max(0.12, 1.05 - v))
+            tex, scale = _SHIFTED_TEX[tex], scale * 1.5
         v2 = v * (1 - contrast) if v > 0.45 else min(1.0, v * (1 + 1.5 * contrast))
         c1, c2 = _hsv(h, s, v), _hsv(h + rng.uniform(-0.03, 0.03), min(1.0, s * 1.1), v2)
     else:
@@ -125,6 +133,9 @@ def _sample_appearance(layout: dict, seed: int, style: str) -> dict:
                                color=_hsv(rng.uniform(0, 1), rng.uniform(0.4, 0.8), 1.0)))
         ambient = rng.uniform(0.06, 0.16) * _hsv(rng.uniform(0, 1), rng.uniform(0.2, 0.5), 1.0)
         exposure = rng.uniform(1.8, 2.6)
+        if style == 'shifted':      # lit enough that the reversed brightness order shows
+            ambient = rng.uniform(0.2, 0.32) * _hsv(rng.uniform(0.5, 0.7), 0.15, 1.0)
+            exposure = rng.uniform(1.6, 2.1)
     return dict(room=room, objects=objects, lights=lights, ambient=ambient, exposure=exposure)
 
 
