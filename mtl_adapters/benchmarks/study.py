@@ -352,7 +352,7 @@ def execute(cells: Sequence[StudyCell], run_cell: Callable, count_params: Callab
     chains: Dict[int, List[StudyCell]] = {}
     head: Dict[int, int] = {}
     for cell in cells:
-        root = head[id(cell.after)] if cell.after is not None else id(cell)
+        root = head.get(id(cell.after), id(cell))     # a chain's first cell is its own head
         head[id(cell)] = root
         chains.setdefault(root, []).append(cell)
     lock = threading.Lock()
@@ -435,6 +435,9 @@ def main(argv=None, run_cell: Optional[Callable] = None,
                         help='default: data/study/synthetic_<target style>-<size>x<image size>px')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--dry-run', action='store_true', help='print the plan, run nothing')
+    parser.add_argument('--report-only', action='store_true',
+                        help='report the finished cells, run nothing (the others are listed '
+                             'as not run; a study still running elsewhere is not disturbed)')
     parser.add_argument('--publish', action='store_true',
                         help='copy study.md/json/png to --publish-dir')
     parser.add_argument('--publish-dir', default=PUBLISH_DIR,
@@ -458,7 +461,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
         return dict(cells=cells, claims=claims)
     tasks = build_tasks(Config.fromfile(osp.join(wc.REPO, wc.BASE)).model.tasks)
     directions = {f'{n}/{k}': v for n, t in tasks.items() for k, v in t.metric_directions.items()}
-    if run_cell is None:
+    if run_cell is None and not args.report_only:
         from mtl_adapters.data_generation.synthetic import generate
         held = max(3, args.size // 10)
         for root, style, seed in ((source, 'default', 0), (target, args.target_style, 1000)):
@@ -470,12 +473,17 @@ def main(argv=None, run_cell: Optional[Callable] = None,
         if args.jobs > 1 and 'OMP_NUM_THREADS' not in os.environ:
             from mtl_adapters.utils.threads import available_cores
             os.environ['OMP_NUM_THREADS'] = str(max(available_cores() // args.jobs, 1))
+    if args.report_only:
+        def run_cell(cell):                            # noqa: F811 (never reached)
+            raise AssertionError(f'{cell.name} has not finished')
+        cells = [c for c in cells if c not in todo]
     records = execute(cells, timed(run_cell, len(todo), jobs=args.jobs), count_params,
                       args.jobs)
     settings = dict(iters=args.iters, seeds=args.seeds, claims_run=args.claims,
                     size=args.size, light=args.light, val_points=args.val_points,
                     image_size=args.image_size, batch_size=args.batch_size, jobs=args.jobs,
                     target_style=args.target_style,
+                    not_run=[c.name for c in todo] if args.report_only else [],
                     source_root=source, target_root=target)
     summary = study_report.report(claims, records, args.work_dir, directions, settings)
     if args.publish:

@@ -132,6 +132,9 @@ def table(rows: List[dict], settings: dict, failures: List[str],
                     + arm_table(metrics))
     if failures:
         text.append('Failed cells:\n\n' + '\n'.join(f'- {f}' for f in failures))
+    if settings.get('not_run'):
+        text.append(f"Not run yet ({len(settings['not_run'])} cells, `--report-only`): "
+                    + ', '.join(settings['not_run']))
     return '\n\n'.join(text)
 
 

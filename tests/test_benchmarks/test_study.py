@@ -136,6 +136,22 @@ def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, c
     assert not (tmp_path / 'docs' / 'study.csv').exists()
 
 
+def test_report_only_reports_the_finished_cells_and_runs_nothing(tmp_path):
+    work = tmp_path / 'study'
+    args = ['--work-dir', str(work), '--claims', 'weighting', '--seeds', '0', '1', '2',
+            '--iters', '4', '--jobs', '2', '--source-root', str(tmp_path / 'src'),
+            '--target-root', str(tmp_path / 'tgt')]
+    first = StubRunner(fail={'gradnorm seed 2', 'pcgrad seed 2'})
+    study.main(args, run_cell=first, count_params=fake_count)
+    never = StubRunner()
+    summary = study.main(args + ['--report-only'], run_cell=never, count_params=fake_count)
+    assert never.calls == [] and not summary['failures']
+    assert sorted(summary['not_run']) == ['gradnorm seed 2', 'pcgrad seed 2']
+    rows = {r['b']: r for r in summary['claims']}
+    assert len(rows['gradnorm']['diffs']) == 2 and len(rows['uncertainty']['diffs']) == 3
+    assert 'Not run yet (2 cells' in (work / 'study.md').read_text()
+
+
 BUDGET = study.Budget(iters=8, val_every=4, image_size=64, batch_size=4, light=True)
 
 
