@@ -30,7 +30,7 @@ import os
 import os.path as osp
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -109,8 +109,9 @@ def catalogue() -> Tuple[Dict[str, Arm], List[Claim]]:
             arms.append(Arm(name, config))
             claims.append(Claim('weighting', f'TROA beats {name}', 'troa', name,
                                 kind='control' if 'zero' in name else 'paper'))
-    claims.insert(len(claims) - 4, Claim('weighting', 'TROA beats uniform (the adapters leaf)',
-                                         'troa', 'adapters'))
+    first = next(i for i, c in enumerate(claims) if c.family == 'weighting')
+    claims.insert(first, Claim('weighting', 'TROA beats uniform (the adapters leaf)', 'troa',
+                               'adapters'))
     for name, config in wc.encoder_methods().items():
         arms.append(Arm(name, config))
         if name != 'adapters':
@@ -172,17 +173,31 @@ def train_pipelines(config: str, size: int) -> Tuple[str, str]:
     cfg = Config.fromfile(osp.join(wc.REPO, config))
     crop = list(cfg.get('crop_size', (128, 128)))
 
-    def resized(node):
+    def resized(node, found: list):
         if isinstance(node, dict):
-            return {k: ([size, size] if k == 'size' and list(v) == crop else resized(v))
-                    for k, v in node.items()}
+            out = {}
+            for k, v in node.items():
+                if k == 'size' and isinstance(v, (list, tuple)) and list(v) == crop:
+                    found.append(k)
+                    out[k] = [size, size]
+                else:
+                    out[k] = resized(v, found)
+            return out
         if isinstance(node, (list, tuple)):
-            return [resized(v) for v in node]
+            return [resized(v, found) for v in node]
         return node
 
+    def literal(pipeline) -> str:
+        found: list = []
+        text = repr(resized(json.loads(json.dumps(pipeline)), found))
+        if not found and list(crop) != [size, size]:
+            raise ValueError(f'{config}: its training pipeline has no crop of crop_size '
+                             f'{crop} to make {size} px')
+        return text
+
     target = cfg.train_cfg.get('target_dataloader')
-    return (repr(resized(json.loads(json.dumps(cfg.train_dataloader.dataset.pipeline)))),
-            repr(resized(json.loads(json.dumps(target.dataset.pipeline)))) if target else '')
+    return (literal(cfg.train_dataloader.dataset.pipeline),
+            literal(target.dataset.pipeline) if target else '')
 
 
 @dataclass(frozen=True)
@@ -261,11 +276,16 @@ def plan(families: Sequence[str], seeds: Sequence[int], work_dir: str, budget: B
                          f'{list(dict.fromkeys(c.family for c in claims))}')
     claims = [c for c in claims if c.family in families]
     names: List[str] = []
+
+    def add(name: str) -> None:                # the arms it needs first, recursively
+        if arms[name].after:
+            add(arms[name].after)
+        if name not in names:
+            names.append(name)
+
     for c in claims:
-        for name in (c.a, c.b):
-            for n in ([arms[name].after] if arms[name].after else []) + [name]:
-                if n not in names:
-                    names.append(n)
+        add(c.a)
+        add(c.b)
     root = osp.abspath(work_dir)
     cells = []
     for seed in seeds:
@@ -342,11 +362,26 @@ def run_in_subprocesses(cell: StudyCell, directions: Dict[str, bool]) -> dict:
     return metrics
 
 
+_PRINT_LOCK = threading.Lock()
+
+
+def locked_print(*args, **kwargs) -> None:
+    """``print`` that keeps the lines of cells running at once whole."""
+    with _PRINT_LOCK:
+        print(*args, **kwargs)
+
+
+class Interrupted(BaseException):
+    """Raised in a worker thread once the study is interrupted: no further cell starts
+    (a BaseException, so ``matrix.execute`` does not record it as a failed cell)."""
+
+
 def execute(cells: Sequence[StudyCell], run_cell: Callable, count_params: Callable,
             jobs: int = 1) -> List[dict]:
     """``matrix.execute`` over ``jobs`` threads: the cells form chains (a cell with the cells
     that load or test its checkpoint, for one seed) and each chain runs in order on one
-    thread; the records come back in the order of ``cells``."""
+    thread; the records come back in the order of ``cells``. Ctrl-C stops the study as it
+    does with one job: no further cell starts, and what finished stays finished."""
     if jobs <= 1:
         return matrix.execute(cells, run_cell, count_params)
     chains: Dict[int, List[StudyCell]] = {}
@@ -355,15 +390,27 @@ def execute(cells: Sequence[StudyCell], run_cell: Callable, count_params: Callab
         root = head.get(id(cell.after), id(cell))     # a chain's first cell is its own head
         head[id(cell)] = root
         chains.setdefault(root, []).append(cell)
-    lock = threading.Lock()
+    stop = threading.Event()
 
-    def log(*args, **kwargs):
-        with lock:
-            print(*args, **kwargs)
+    def guarded(cell):
+        if stop.is_set():
+            raise Interrupted(cell.name)
+        return run_cell(cell)
 
-    with ThreadPoolExecutor(jobs) as pool:
-        done = list(pool.map(lambda chain: matrix.execute(chain, run_cell, count_params, log),
-                             chains.values()))
+    pool = ThreadPoolExecutor(jobs)
+    futures = [pool.submit(matrix.execute, chain, guarded, count_params, locked_print)
+               for chain in chains.values()]
+    try:
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in finished:                        # an interrupted chain stops the others
+            if future.exception() is not None:
+                raise future.exception()
+        done = [future.result() for future in futures]
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     by_cell = {id(c): r for chain, records in zip(chains.values(), done)
                for c, r in zip(chain, records)}
     return [by_cell[id(c)] for c in cells]
@@ -477,7 +524,7 @@ def main(argv=None, run_cell: Optional[Callable] = None,
         def run_cell(cell):                            # noqa: F811 (never reached)
             raise AssertionError(f'{cell.name} has not finished')
         cells = [c for c in cells if c not in todo]
-    records = execute(cells, timed(run_cell, len(todo), jobs=args.jobs), count_params,
+    records = execute(cells, timed(run_cell, len(todo), locked_print, args.jobs), count_params,
                       args.jobs)
     settings = dict(iters=args.iters, seeds=args.seeds, claims_run=args.claims,
                     size=args.size, light=args.light, val_points=args.val_points,

@@ -233,3 +233,23 @@ def test_cells_run_in_parallel_chains_and_a_test_only_cell_tests_the_chosen_chec
     os.remove(dg.after.metrics_path)
     with pytest.raises(RuntimeError, match="needs the arm 'decoder-only'"):
         study.run_in_subprocesses(dg, DIRECTIONS)
+
+
+def test_ctrl_c_stops_cells_running_at_once(tmp_path):
+    cells, _ = study.plan(['dg'], [0, 1, 2], str(tmp_path), BUDGET, ('/src', '/tgt'))
+    started = []
+
+    def run_cell(cell):
+        started.append(cell.name)
+        if cell.name == 'decoder-only seed 0':
+            raise KeyboardInterrupt
+        time.sleep(0.2)
+        os.makedirs(cell.work_dir, exist_ok=True)
+        with open(cell.metrics_path, 'w') as f:
+            json.dump({'seg/mIoU': 1.0, 'select/iter': 4}, f)
+        return {'seg/mIoU': 1.0}
+
+    with pytest.raises(KeyboardInterrupt):
+        study.execute(cells, run_cell, fake_count, jobs=2)
+    # the chain running beside the interrupted one finishes its cell and starts no other
+    assert 'decoder-only seed 0' in started and len(started) <= 4 < len(cells)
