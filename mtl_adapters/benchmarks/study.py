@@ -61,7 +61,8 @@ class Arm:
     model: the DG and source-only rows are the source-trained models tested on the unseen
     style, not retrained); ``select``: the tasks whose val metrics choose the checkpoint
     (None: all); ``model``: extra ``model = dict(...)`` keys; ``encoder``: extra
-    ``model.encoder`` keys."""
+    ``model.encoder`` keys; ``ramp``: the mean teacher's pseudo-label warm-up and ramp-up
+    scaled to the study's iterations (a quarter each, as the shipped configs do of theirs)."""
     name: str
     config: str
     tasks: Optional[Tuple[int, ...]] = None
@@ -72,6 +73,7 @@ class Arm:
     model: str = ''
     via: Optional[str] = None
     encoder: str = ''
+    ramp: bool = False
 
     @property
     def after(self) -> Optional[str]:
@@ -131,7 +133,8 @@ def catalogue() -> Tuple[Dict[str, Arm], List[Claim]]:
            'uda-mean-teacher': GEN['uda_mean_teacher'], 'uda-both': UDA_BOTH}
     arms += [Arm('source-only', wc.BASE, test='target', via='adapters'),
              Arm('oracle', wc.BASE, train='target', test='target')]
-    arms += [Arm(name, config, test='target') for name, config in uda.items()]
+    arms += [Arm(name, config, test='target', ramp='mean-teacher' in name or 'both' in name)
+             for name, config in uda.items()]
     claims += [Claim('uda', f'the domain gap: trained on the target beats trained on the '
                      f'source, on {task}', 'oracle', 'source-only', (task,), kind='control')
                for task in ALL]
@@ -231,6 +234,10 @@ class StudyCell:
         if arm.tasks is not None:
             picked = ', '.join(f'_base_.model.tasks[{i}]' for i in arm.tasks)
             model.append(f'tasks=[{picked}]')
+        if arm.ramp:
+            quarter = max(self.iters // 4, 1)
+            model.append(f'uda_cfg=dict(mean_teacher=dict(warmup_iters={quarter}, '
+                         f'ramp_iters={quarter}))')
         depths = f', depths={tuple(LIGHT_DEPTHS)}' if budget.light else ''
         model.append(f'decoder=dict(img_size={size}{depths})')
         pipeline, target_pipeline = train_pipelines(arm.config, budget.image_size)
