@@ -5,6 +5,7 @@ shrunk) for a few iterations on a labelled source and a target whose label files
 or absent."""
 import copy
 import math
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 from mmengine import Config
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 from mmengine.runner import Runner
 
@@ -159,6 +161,9 @@ def test_mean_teacher_without_hook_is_a_clear_error():
     data = dict(source=batch(model, 0, True), target=batch(model, 1, False))
     with pytest.raises(RuntimeError, match='MeanTeacherHook'):
         model.train_step(data, wrappers)
+    warming = build_uda(dict(mean_teacher=dict(warmup_iters=10 ** 9))).train()
+    with pytest.raises(RuntimeError, match='MeanTeacherHook'):     # even during a warm-up
+        warming.train_step(data, build_optim_wrapper(warming, optim_cfg()))
 
 
 def test_train_step_terms_and_gradients():
@@ -210,6 +215,81 @@ def test_train_step_terms_and_gradients():
     assert any(n.startswith('discriminators.') for n in moved)
     assert any(n.startswith('decoders.') for n in moved)
     assert not any(not model.get_parameter(n).requires_grad for n in moved)   # frozen trunk
+
+
+@pytest.fixture
+def hub_iter():
+    """Set the message hub's ``iter`` (what ``_iteration`` reads); restored afterwards."""
+    hub = MessageHub.get_current_instance()
+    before = hub.get_info('iter')
+    yield lambda i: hub.update_info('iter', i)
+    hub.update_info('iter', before)
+
+
+def test_pseudo_label_warmup_and_ramp(hub_iter, monkeypatch):
+    """``warmup_iters``: weight 0 and no teacher forward before it; ``ramp_iters``: then
+    ``weight * exp(-5 (1 - t)^2)``, rising to ``weight``; the defaults keep ``weight * value``
+    from iteration 0; bad values are refused by key."""
+    mt = dict(BOTH['mean_teacher'], weight=0.5)
+    model = build_uda(dict(mean_teacher=dict(mt, warmup_iters=2, ramp_iters=4))).train()
+    plain = build_uda(dict(mean_teacher=mt)).train()          # same seed: same weights
+    teacher = build_uda(dict(mean_teacher=mt)).eval()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        for p in teacher.decoders.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    calls = []
+    for m in (model, plain):
+        m.set_teacher(teacher)
+        real = m.pseudo_labels
+        monkeypatch.setattr(m, 'pseudo_labels', lambda *a, real=real: calls.append(1) or real(*a))
+    weights = []
+    for i in range(10):
+        hub_iter(i)
+        weights.append(model.pseudo_label_weight())
+        assert plain.pseudo_label_weight() == 0.5                # defaults: full from 0
+    assert weights[:2] == [0.0, 0.0]
+    assert weights[2] == pytest.approx(0.5 * math.exp(-5))
+    assert weights[3] == pytest.approx(0.5 * math.exp(-5 * 0.75 ** 2))
+    assert all(a < b for a, b in zip(weights[2:6], weights[3:7]))   # rising ...
+    assert weights[6:] == [0.5] * 4                                  # ... to `weight`
+
+    data = dict(source=batch(model, 0, True), target=batch(model, 1, False))
+    src = model.data_preprocessor(data['source'], True)
+    tgt = model.data_preprocessor(data['target'], True)
+
+    def losses(m, i):
+        hub_iter(i)
+        return m(src['inputs'], src['data_samples'], mode='uda_loss',
+                 target_inputs=tgt['inputs'], target_samples=tgt['data_samples'])[0]
+
+    warm = losses(model, 1)                      # warm-up: zeros, stable keys, no teacher
+    assert not calls
+    assert {k: float(v) for k, v in warm.items() if 'pseudo' in k or 'mean_teacher' in k} == {
+        'seg.loss_pseudo': 0.0, 'depth.loss_pseudo': 0.0, 'mean_teacher.weight': 0.0}
+    ramped, full = losses(model, 3), losses(plain, 3)
+    assert len(calls) == 2
+    assert float(ramped['mean_teacher.weight']) == pytest.approx(weights[3])
+    assert 'mean_teacher.weight' not in full                    # defaults: the old keys only
+    for name in ('seg', 'depth'):
+        torch.testing.assert_close(ramped[f'{name}.loss_pseudo'],
+                                   full[f'{name}.loss_pseudo'] * (weights[3] / 0.5))
+        torch.testing.assert_close(losses(model, 6)[f'{name}.loss_pseudo'],
+                                   full[f'{name}.loss_pseudo'])
+    # defaults: exactly weight x the task loss on the teacher's labels, from iteration 0
+    at0 = losses(plain, 0)
+    own = plain.forward_tasks(tgt['inputs'], ['seg', 'depth'])
+    labels = make_pseudo_labels(teacher, tgt['inputs'], ['seg', 'depth'],
+                                plain.mean_teacher_cfg['pseudo_labels'],
+                                image_sizes=[(64, 64)] * 2)
+    for name in ('seg', 'depth'):
+        assert torch.equal(at0[f'{name}.loss_pseudo'],
+                           0.5 * plain.task_loss(name, own[name], labels[name]))
+    for key, bad in (('warmup_iters', -1), ('ramp_iters', 2.5), ('ramp_iters', True),
+                     ('warmup_iters', '10')):
+        with pytest.raises(ValueError, match=rf'model\.uda_cfg\.mean_teacher\.{key} must be an '
+                                             rf'integer .* got {re.escape(repr(bad))}'):
+            build_uda(dict(mean_teacher={key: bad}))
 
 
 @pytest.mark.parametrize('mode', ['params', 'representation'])

@@ -16,11 +16,18 @@ strategies use the target outputs, each optional, both combinable (``uda_cfg``):
 * **mean teacher**: an EMA copy of the student (kept by ``MeanTeacherHook``, which calls
   :meth:`set_teacher`) labels the target batch (``pseudo_labels.make_pseudo_labels``:
   confident pixels only, the rest at the task's ignore value), and the student's own task
-  losses on those labels are added with weight ``mean_teacher.weight``.
+  losses on those labels are added with weight ``mean_teacher.weight``, scheduled by the
+  Runner's iteration (:meth:`UDAMultiTaskModel.pseudo_label_weight`): 0 during the first
+  ``warmup_iters`` iterations (student and teacher still untrained; no pseudo-labels are
+  made then), then ramped up over ``ramp_iters`` iterations as ``weight * exp(-5 (1 - t)^2)``
+  (Tarvainen & Valpola's consistency ramp-up), ``weight`` from then on. Both default to 0:
+  the full weight from the first iteration.
 
 Losses are logged per task: ``<task>.loss_<name>`` (source, weighted), ``<task>.loss_adv``,
 ``<task>.loss_pseudo`` and ``<task>.loss_disc`` (the discriminator's, logged with its total
-``loss_disc``; ``loss`` is the student's total).
+``loss_disc``; ``loss`` is the student's total). With a warm-up or ramp-up the current
+pseudo-label weight is logged too, as ``mean_teacher.weight``, and ``<task>.loss_pseudo`` is a
+constant 0 during the warm-up (the same keys every iteration).
 
 Optimisers: ``optim_wrapper`` is an ``OptimWrapperDict`` with ``model`` (everything but the
 discriminators; ``UDAOptimWrapperConstructor``) and ``discriminator``. Under DDP use
@@ -28,6 +35,8 @@ discriminators; ``UDAOptimWrapperConstructor``) and ``discriminator``. Under DDP
 :meth:`train_step` with the wrapped student and discriminators, so each one's gradients are
 averaged over the ranks by its own DDP.
 """
+import math
+import numbers
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -57,6 +66,8 @@ MEAN_TEACHER_DEFAULTS = dict(
     tasks=None,                 # the pseudo-labelled tasks (default: all)
     weight=1.0,                 # weight of the pseudo-label losses
     pseudo_labels=None,         # confidence options (pseudo_labels.resolve_pseudo_label_cfg)
+    warmup_iters=0,             # no pseudo-label loss before this (0-based) iteration ...
+    ramp_iters=0,               # ... then weight * exp(-5 (1 - t)^2) over this many (0: none)
 )
 
 
@@ -116,6 +127,13 @@ class UDAMultiTaskModel(MultiTaskModel):
             teacher['tasks'] = self._task_subset(teacher['tasks'], 'mean_teacher')
             resolve_pseudo_label_cfg(self.tasks, teacher['pseudo_labels'],
                                      'model.uda_cfg.mean_teacher.pseudo_labels')  # fail early
+            for key in ('warmup_iters', 'ramp_iters'):
+                value = teacher[key]
+                if not isinstance(value, numbers.Integral) or isinstance(value, bool) \
+                        or value < 0:
+                    raise ValueError(f'model.uda_cfg.mean_teacher.{key} must be an integer '
+                                     f'number of iterations >= 0 (0: off), got {value!r}')
+                teacher[key] = int(value)
             self.mean_teacher_cfg = teacher
         self.__dict__['_teacher'] = None      # not a submodule: not in state_dict, not in DDP
         self._local_iter = 0
@@ -188,7 +206,13 @@ class UDAMultiTaskModel(MultiTaskModel):
             losses = self.loss(inputs, data_samples)      # source: supervised, weighted
         finally:
             self.__dict__['_source_outputs'] = None
-        target_outputs = self.forward_tasks(target_inputs, self.adapted_task_names)
+        mt = self.mean_teacher_cfg
+        pseudo_weight = None if mt is None else self.pseudo_label_weight()
+        needed = self.adapted_task_names
+        if pseudo_weight == 0:         # warm-up: the target runs the adversarial tasks only
+            adversarial = self.adversarial_cfg['tasks'] if self.adversarial_cfg else []
+            needed = [n for n in needed if n in adversarial]
+        target_outputs = self.forward_tasks(target_inputs, needed) if needed else {}
         unweighted = {}
         if self.adversarial_cfg is not None:
             adv = self.adversarial_cfg
@@ -200,28 +224,53 @@ class UDAMultiTaskModel(MultiTaskModel):
                     value, torch.full_like(value, SOURCE_LABEL))
                 unweighted[f'{name}.loss_adv'] = fool
                 losses[f'{name}.loss_adv'] = adv['lambda_adv'][name] * fool
-        if self.mean_teacher_cfg is not None:
-            mt = self.mean_teacher_cfg
+        if mt is not None and pseudo_weight == 0:       # warm-up: no teacher forward
+            self._check_teacher()                        # a missing hook still fails early
+            zero = target_inputs.new_zeros(())
+            losses.update({f'{name}.loss_pseudo': zero for name in mt['tasks']})
+        elif mt is not None:
             pseudo = self.pseudo_labels(target_inputs, target_samples)
             for name in mt['tasks']:
                 value = self.task_loss(name, target_outputs[name], pseudo[name])
                 unweighted[f'{name}.loss_pseudo'] = value
-                losses[f'{name}.loss_pseudo'] = mt['weight'] * value
+                losses[f'{name}.loss_pseudo'] = pseudo_weight * value
+        if mt is not None and (mt['warmup_iters'] or mt['ramp_iters']):
+            losses['mean_teacher.weight'] = target_inputs.new_tensor(float(pseudo_weight))
         if unweighted:
             check_finite_losses(unweighted, target_samples)
         outputs = dict(source=source_outputs,
                        target={n: o.detach() for n, o in target_outputs.items()})
         return losses, outputs
 
-    def pseudo_labels(self, target_inputs: Tensor,
-                      target_samples: Sequence[MultiTaskDataSample]) -> Dict[str, Tensor]:
-        """The teacher's confidence-filtered labels of the target batch (``{task: (B,
-        gt_channels, H, W)}``, untrusted pixels at the task's ignore value)."""
+    def pseudo_label_weight(self, iteration: Optional[int] = None) -> float:
+        """The pseudo-label losses' weight at ``iteration`` (0-based; default: the Runner's,
+        :meth:`_iteration`): 0 before ``warmup_iters``; then ``weight * exp(-5 (1 - t)^2)``
+        with ``t = min(1, (iteration - warmup_iters) / ramp_iters)``, so ``exp(-5) * weight``
+        at the first iteration after the warm-up and ``weight`` from ``warmup_iters +
+        ramp_iters`` on; ``ramp_iters=0``: ``weight`` right after the warm-up."""
+        mt = self.mean_teacher_cfg
+        if mt is None:
+            raise RuntimeError('pseudo_label_weight: model.uda_cfg.mean_teacher is not set')
+        iteration = self._iteration() if iteration is None else int(iteration)
+        elapsed = iteration - mt['warmup_iters']
+        if elapsed < 0:
+            return 0.0
+        if elapsed >= mt['ramp_iters']:
+            return mt['weight']
+        return mt['weight'] * math.exp(-5.0 * (1.0 - elapsed / mt['ramp_iters']) ** 2)
+
+    def _check_teacher(self) -> None:
         if self.teacher is None:
             raise RuntimeError(
                 'model.uda_cfg.mean_teacher is set but the model has no teacher: add '
                 "dict(type='MeanTeacherHook', alpha=0.99) to custom_hooks (it builds the EMA "
                 'teacher and calls model.set_teacher)')
+
+    def pseudo_labels(self, target_inputs: Tensor,
+                      target_samples: Sequence[MultiTaskDataSample]) -> Dict[str, Tensor]:
+        """The teacher's confidence-filtered labels of the target batch (``{task: (B,
+        gt_channels, H, W)}``, untrusted pixels at the task's ignore value)."""
+        self._check_teacher()
         sizes = [tuple(s.metainfo.get('img_shape', target_inputs.shape[-2:]))
                  for s in target_samples]
         return make_pseudo_labels(self.teacher, target_inputs, self.mean_teacher_cfg['tasks'],
