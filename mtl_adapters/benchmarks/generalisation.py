@@ -120,8 +120,13 @@ def seed_runs(seed: int, args, source: str, target: str,
     out['oracle'] = train('oracle', derived('oracle', CONFIGS['oracle'], target))
     uda_loop = (f'train_cfg = dict(max_iters={iters}, val_interval={iters}, '
                 f'target_dataloader=dict(dataset=dict(data_root={target!r})))\n')
+    # the mean teacher's warm-up and ramp-up: a quarter of this run each (the config's are a
+    # quarter of its own max_iters, which train_cfg.max_iters above does not re-derive)
+    ramp = (f'model = dict(uda_cfg=dict(mean_teacher=dict(warmup_iters={max(iters // 4, 1)}, '
+            f'ramp_iters={max(iters // 4, 1)})))\n')
     for name in ('uda_adversarial', 'uda_mean_teacher'):
-        out[name] = train(name, derived(name, CONFIGS[name], source, on_target + uda_loop))
+        extra = on_target + uda_loop + (ramp if name == 'uda_mean_teacher' else '')
+        out[name] = train(name, derived(name, CONFIGS[name], source, extra))
     zs_source = derived('zs_source', CONFIGS['zs_source'], source, on_target)
     out['zs_source'] = train('zs_source', zs_source)
     out['zs_s'] = None if out['zs_source'] is None else train(

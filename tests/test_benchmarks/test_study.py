@@ -184,6 +184,10 @@ def test_plan_covers_every_claim_and_the_tool_dispatches(tmp_path, capsys):
     assert "target_dataloader=dict(batch_size=4, dataset=dict(data_root='/tgt'" in \
         text['uda-both']
     assert text['uda-both'].count("'size': [64, 64]") == 2
+    # the mean teacher warms up and ramps up over a quarter of the study's iterations each
+    ramp = 'uda_cfg=dict(mean_teacher=dict(warmup_iters=2, ramp_iters=2))'
+    assert ramp in text['uda-both'] and ramp in text['uda-mean-teacher']
+    assert 'uda_cfg' not in text['uda-adversarial']
     with pytest.raises(ValueError, match='families'):
         study.plan(['nope'], [0], str(tmp_path), BUDGET, ('/s', '/t'))
     summary = load_tool('benchmark').main(['--study', '--dry-run', '--claims', 'zeroshot',
