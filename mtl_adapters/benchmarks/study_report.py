@@ -1,12 +1,14 @@
 """The claims study's statistics and report (``study.py`` runs the cells).
 
-Per claim (A vs B) and seed, the paired difference is Δm of A against B (``delta_m``: the mean
-relative improvement, %, over the claim's headline metrics; > 0: A better), so a seed's
-noise common to both arms (its data order, its initialisation) cancels. Over the n seeds with
-both arms finished: mean ± ``t_{0.975, n-1} sd / sqrt(n)`` (the 95 % confidence interval of
-the mean paired difference, Student's t). Verdict: the interval excludes 0 on the claimed
-side -> ``holds``; on the other side -> ``does not hold``; it contains 0 -> ``within noise``
-(fewer than 2 seeds: ``n/a``).
+Per claim (A vs B) and seed, the paired difference is A − B averaged over the claim's
+headline metrics, each in % of B's mean over the paired seeds and signed so that > 0 means A
+is better (Δm of A minus Δm of B, both against that mean: ``delta_m``). A seed's noise common
+to both arms (its data order, its initialisation) cancels, and a seed where B is near 0 (a
+source model's mIoU on the target) does not blow its difference up as a per-seed ratio would.
+Over the n seeds with both arms finished: mean ± ``t_{0.975, n-1} sd / sqrt(n)`` (the 95 %
+confidence interval of the mean paired difference, Student's t). Verdict: the interval
+excludes 0 on the claimed side -> ``holds``; on the other side -> ``does not hold``; it
+contains 0 -> ``within noise`` (fewer than 2 seeds: ``n/a``).
 """
 import csv
 import io
@@ -51,11 +53,6 @@ def verdict(ci: Optional[dict], direction: int = 1) -> str:
     return NOISE
 
 
-def claim_keys(tasks: Sequence[str], a: dict, b: dict) -> List[str]:
-    """The headline metrics (``wc.COLUMNS``) of ``tasks`` that both arms report."""
-    return [k for k in wc.COLUMNS if k.split('/')[0] in tasks and k in a and k in b]
-
-
 def evaluate(claims: Sequence, metrics: Dict[str, Dict[int, dict]],
              directions: Dict[str, bool], params: Dict[str, dict]) -> List[dict]:
     """One row per claim: per-seed paired differences, their CI and the verdict.
@@ -66,10 +63,16 @@ def evaluate(claims: Sequence, metrics: Dict[str, Dict[int, dict]],
         per_a, per_b = metrics.get(c.a, {}), metrics.get(c.b, {})
         seeds = sorted(set(per_a) & set(per_b))
         diffs, keys = {}, []
-        for s in seeds:
-            keys = claim_keys(c.tasks, per_a[s], per_b[s])
-            if keys:
-                diffs[s] = delta_m(per_a[s], {k: per_b[s][k] for k in keys}, directions)
+        if seeds:
+            keys = [k for k in wc.COLUMNS if k.split('/')[0] in c.tasks
+                    and all(k in per_a[s] and k in per_b[s] for s in seeds)]
+        if keys:
+            # B's mean over the paired seeds: one scale for every seed, so a seed where B is
+            # near 0 (a source model's mIoU on the target) does not blow its difference up
+            scale = {k: statistics.fmean(per_b[s][k] for s in seeds) for k in keys}
+            for s in seeds:
+                diffs[s] = (delta_m(per_a[s], scale, directions)
+                            - delta_m(per_b[s], scale, directions))
         ci = paired_ci(list(diffs.values()))
         out.append(dict(family=c.family, kind=c.kind, claim=c.text, a=c.a, b=c.b,
                         tasks=list(c.tasks),
@@ -116,11 +119,12 @@ def table(rows: List[dict], settings: dict, failures: List[str],
     budget = ', '.join(f'{k.replace("_", " ")} {settings[k]}' for k in
                        ('image_size', 'batch_size', 'size', 'light') if k in settings)
     text = [f"**Claims study**: {settings['iters']} iterations per cell ({budget}), seeds "
-            f"{settings['seeds']}, paired differences (Δm of A against B, %; > 0: A better) "
+            f"{settings['seeds']}, paired differences (A − B over the claim's metrics, each in % "
+            "of B's mean over the seeds; > 0: A better) "
             'with 95 % t-intervals over the seeds; model selection on val, numbers on test.']
     summary = [[r['claim'], r['kind'], _ci_text(r)[0], r['verdict']] for r in rows]
     text.append('**Summary**\n\n' + wc.markdown(
-        ['claim (A beats B)', 'paper or control', 'paired Δm (%) ± 95 % CI', 'verdict'],
+        ['claim (A beats B)', 'paper or control', 'paired Δ (%) ± 95 % CI', 'verdict'],
         summary))
     for family in dict.fromkeys(r['family'] for r in rows):
         lines = [[r['claim'], r['a'], r['b'], ' '.join(r['keys']), str(len(r['diffs']))]

@@ -37,6 +37,17 @@ def test_t_quantiles_and_paired_ci_on_hand_made_numbers():
     assert study_report.paired_ci([1.0]) is None and study_report.verdict(None) == NA
 
 
+def test_a_baseline_near_zero_in_one_seed_does_not_drown_a_clear_gap():
+    # trained on the target vs on the source, mIoU on the target: 18-20 vs 0.2-2.3 every seed
+    a = {s: {'seg/mIoU': v} for s, v in enumerate([20.0, 18.0, 19.0, 18.5, 19.5])}
+    b = {s: {'seg/mIoU': v} for s, v in enumerate([2.3, 0.2, 1.0, 0.6, 1.4])}
+    claim = study.Claim('uda', 'gap', 'oracle', 'source-only', ('seg',))
+    row, = study_report.evaluate([claim], {'oracle': a, 'source-only': b}, DIRECTIONS, {})
+    # B's mean is 1.1: seed 1 differs by (18 - 0.2) / 1.1 = 1618 %, not (18 - 0.2) / 0.2
+    assert row['diffs'][1] == pytest.approx(17.8 / 1.1 * 100)
+    assert row['verdict'] == HOLDS and row['ci']['low'] > 1000
+
+
 def test_selection_picks_the_best_val_checkpoint(tmp_path):
     run = tmp_path / '20250101_000000' / 'vis_data'
     run.mkdir(parents=True)
@@ -104,9 +115,12 @@ def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, c
     rows = {r['b']: r for r in summary['claims']}
     rows['uniform'] = rows['adapters']
     assert rows['uniform']['verdict'] == HOLDS
-    # Δm of a 10 % gain: +10 % on the 2 higher-better metrics, +9.09 % on the 4 others
+    # a 10 % gain: +10 % of B on the 2 higher-better metrics, +9.09 % on the 4 others, at the
+    # mean level; B's mean over the seeds is the scale, so seed s gives that times level_s/1.15
+    level = [1.0 + 0.1 * s for s in range(4)]
+    expected = [(2 * 10 + 4 * 100 / 11) / 6 * v / 1.15 for v in level]
+    assert rows['uniform']['diffs'] == {s: pytest.approx(e) for s, e in enumerate(expected)}
     assert rows['uniform']['ci']['mean'] == pytest.approx((2 * 10 + 4 * 100 / 11) / 6)
-    assert rows['uniform']['ci']['half'] == pytest.approx(0.0, abs=1e-9)
     assert rows['troa-zero-cosines']['verdict'] == NOISE
     assert len(rows['gradnorm']['diffs']) == 3           # seed 1 failed: 3 pairs
     assert any('gradnorm seed 1' in f and 'RuntimeError' in f for f in summary['failures'])
@@ -115,8 +129,7 @@ def test_study_end_to_end_resumes_and_reports_a_failure(tmp_path, monkeypatch, c
     text = (work / 'study.md').read_text()
     assert 'TROA beats uniform' in text and 'holds' in text and 'gradnorm seed 1' in text
     summary_table = text.split('**Summary**')[1].split('**weighting**')[0]
-    assert '| TROA beats uniform (the adapters leaf) | paper | +9.39 ± 0.00 | holds |' in \
-        summary_table
+    assert '| TROA beats uniform (the adapters leaf) | paper | +9.39 ± 1.' in summary_table
     assert '| TROA beats troa-zero-cosines | control |' in summary_table
     # the arms' own levels: troa's mIoU is 22 at seed 0 (level 1.0, gain 1.1), mean over 4 seeds
     arms = text.split('Each arm on its test split')[1]
