@@ -178,11 +178,13 @@ def plot(path: str, rows: List[dict]) -> None:
                             color=colour)
         ax.axvline(0, color='k', linestyle='--', linewidth=0.8)
         ax.set_yticks(ys)
-        ax.set_yticklabels([f"{r['a']} vs {r['b']}" for r in mine], fontsize=8)
+        ax.set_yticklabels([f"{r['a']} vs {r['b']}"
+                            + (f" ({r['tasks'][0]})" if len(r['tasks']) == 1 else '')
+                            for r in mine], fontsize=8)
         ax.set_title(family, fontsize=9)
         ax.grid(alpha=0.3, axis='x')
-    axes[-1, 0].set_xlabel('paired Δm of A against B (%), 95 % CI (green: holds, red: does '
-                           'not hold, grey: within noise)', fontsize=8)
+    axes[-1, 0].set_xlabel("paired Δ, A − B in % of B's mean, 95 % CI (green: holds, red: "
+                           'does not hold, grey: within noise)', fontsize=8)
     fig.tight_layout()
     try:
         save_figure(fig, path)
