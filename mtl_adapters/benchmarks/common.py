@@ -102,3 +102,12 @@ def define_cell(parent: str, name: str, config_text: str, write: bool = True,
     if write and not osp.isfile(paths.config):
         atomic_write_bytes(paths.config, config_text.encode())
     return paths
+
+
+def mean_teacher_schedule(iters: int) -> str:
+    """``model`` keys that scale the mean teacher's pseudo-label warm-up and ramp-up to a run
+    of ``iters`` iterations, a quarter each, as the shipped configs do of their ``max_iters``
+    (a benchmark shortens a run through ``train_cfg.max_iters``, which does not re-derive
+    them)."""
+    quarter = max(iters // 4, 1)
+    return f'uda_cfg=dict(mean_teacher=dict(warmup_iters={quarter}, ramp_iters={quarter}))'

@@ -34,7 +34,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mtl_adapters.benchmarks.common import CellPaths, write_json, write_text
+from mtl_adapters.benchmarks.common import (CellPaths, mean_teacher_schedule, write_json,
+                                            write_text)
 from mtl_adapters.benchmarks.weighting_comparison import (BASE, COLUMNS, REPO, derived_cell,
                                                           fmt, markdown, run, test_command)
 
@@ -120,10 +121,7 @@ def seed_runs(seed: int, args, source: str, target: str,
     out['oracle'] = train('oracle', derived('oracle', CONFIGS['oracle'], target))
     uda_loop = (f'train_cfg = dict(max_iters={iters}, val_interval={iters}, '
                 f'target_dataloader=dict(dataset=dict(data_root={target!r})))\n')
-    # the mean teacher's warm-up and ramp-up: a quarter of this run each (the config's are a
-    # quarter of its own max_iters, which train_cfg.max_iters above does not re-derive)
-    ramp = (f'model = dict(uda_cfg=dict(mean_teacher=dict(warmup_iters={max(iters // 4, 1)}, '
-            f'ramp_iters={max(iters // 4, 1)})))\n')
+    ramp = f'model = dict({mean_teacher_schedule(iters)})\n'   # scaled to this run
     for name in ('uda_adversarial', 'uda_mean_teacher'):
         extra = on_target + uda_loop + (ramp if name == 'uda_mean_teacher' else '')
         out[name] = train(name, derived(name, CONFIGS[name], source, extra))

@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from mtl_adapters.benchmarks import matrix
 from mtl_adapters.benchmarks import study_report
 from mtl_adapters.benchmarks import weighting_comparison as wc
-from mtl_adapters.benchmarks.common import CellPaths, define_cell
+from mtl_adapters.benchmarks.common import CellPaths, define_cell, mean_teacher_schedule
 from mtl_adapters.benchmarks.generalisation import CONFIGS as GEN
 from mtl_adapters.benchmarks.study_runner import (  # noqa: F401 (the study's interface)
     Interrupted, execute, locked_print, run_in_subprocesses, select_iteration, timed,
@@ -235,9 +235,7 @@ class StudyCell:
             picked = ', '.join(f'_base_.model.tasks[{i}]' for i in arm.tasks)
             model.append(f'tasks=[{picked}]')
         if arm.ramp:
-            quarter = max(self.iters // 4, 1)
-            model.append(f'uda_cfg=dict(mean_teacher=dict(warmup_iters={quarter}, '
-                         f'ramp_iters={quarter}))')
+            model.append(mean_teacher_schedule(self.iters))
         depths = f', depths={tuple(LIGHT_DEPTHS)}' if budget.light else ''
         model.append(f'decoder=dict(img_size={size}{depths})')
         pipeline, target_pipeline = train_pipelines(arm.config, budget.image_size)
