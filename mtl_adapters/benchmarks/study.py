@@ -37,9 +37,8 @@ from mtl_adapters.benchmarks import study_report
 from mtl_adapters.benchmarks import weighting_comparison as wc
 from mtl_adapters.benchmarks.common import CellPaths, define_cell, mean_teacher_schedule
 from mtl_adapters.benchmarks.generalisation import CONFIGS as GEN
-from mtl_adapters.benchmarks.study_runner import (  # noqa: F401 (the study's interface)
-    Interrupted, execute, locked_print, run_in_subprocesses, select_iteration, timed,
-    val_history)
+from mtl_adapters.benchmarks.study_runner import (execute, locked_print, run_in_subprocesses,
+                                                  timed)
 from mtl_adapters.benchmarks.train_speed import LIGHT_DEPTHS
 from mtl_adapters.data_generation.synthetic import STYLES
 from mtl_adapters.utils import atomic_write_bytes

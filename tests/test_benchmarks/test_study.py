@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import load_tool
 
-from mtl_adapters.benchmarks import study, study_report
+from mtl_adapters.benchmarks import study, study_report, study_runner
 from mtl_adapters.benchmarks.study_report import FAILS, HOLDS, NA, NOISE
 
 DIRECTIONS = {'seg/mIoU': True, 'depth/rmse': False, 'depth/abs_rel': False,
@@ -56,14 +56,14 @@ def test_selection_picks_the_best_val_checkpoint(tmp_path):
              {'seg/mIoU': 12.0, 'depth/rmse': 0.95, 'step': 15},
              {'seg/mIoU': 11.0, 'depth/rmse': 0.5, 'step': 20}]
     (run / 'scalars.json').write_text('\n'.join(json.dumps(x) for x in lines))
-    history = study.val_history(str(tmp_path))
+    history = study_runner.val_history(str(tmp_path))
     assert sorted(history) == [5, 10, 15, 20]
     checkpoints = [5, 10, 15, 20]
-    assert study.select_iteration(history, ['seg'], DIRECTIONS, checkpoints) == 10
+    assert study_runner.select_iteration(history, ['seg'], DIRECTIONS, checkpoints) == 10
     # depth counts too: iteration 20's rmse wins the mean relative improvement
-    assert study.select_iteration(history, ['seg', 'depth'], DIRECTIONS, checkpoints) == 20
-    assert study.select_iteration(history, ['seg'], DIRECTIONS, [15, 20]) == 15
-    assert study.select_iteration({}, ['seg'], DIRECTIONS, [20]) == 20
+    assert study_runner.select_iteration(history, ['seg', 'depth'], DIRECTIONS, checkpoints) == 20
+    assert study_runner.select_iteration(history, ['seg'], DIRECTIONS, [15, 20]) == 15
+    assert study_runner.select_iteration({}, ['seg'], DIRECTIONS, [20]) == 20
 
 
 #: per arm, a multiplicative gain on every metric (better when > 1) and its seed noise
