@@ -1,7 +1,7 @@
 """Pretrain a Swin-V2 trunk from a config (configs/pretrain/) and write it as a trunk file.
 
     python tools/pretrain.py \
-        configs/pretrain/supervised_swinv2-tiny-narrow_1xb8-240_synthetic-pretrain-64x64_sdne.py
+        configs/pretrain/supervised_swinv2-tiny-narrow_1xb8-3000_synthetic-pretrain-64x64_sdne.py
 
 Generates the config's ``corpus`` into its ``data_root`` first if needed (resumable, seeded),
 trains the pretraining model with mmengine's Runner (``randomness.seed``), then writes the

@@ -4,9 +4,11 @@ A resumable benchmark (``--matrix``, ``--weighting``, ``--generalisation``) skip
 test metrics exist. A cell is therefore named by everything that defines it
 (:func:`define_cell`): the config it trains, fully resolved (budget: iterations, schedule,
 image size, batch, seed, data roots, decoder type, every override, and whatever the inherited
-base files say), plus how it runs (launcher, processes, the checkpoint a test-only cell
-tests). Its config and work dir carry the definition's key, so a rerun with another budget
-gets cells of its own and a finished cell is reused only by the same definition.
+base files say), plus the content of the weights it starts from (the sha256 of every
+``pretrained`` file it names: a shipped trunk replaced under the same name makes new cells),
+plus how it runs (launcher, processes, the checkpoint a test-only cell tests). Its config and
+work dir carry the definition's key, so a rerun with another budget gets cells of its own and a
+finished cell is reused only by the same definition.
 """
 import hashlib
 import json
@@ -60,14 +62,49 @@ def _resolved(config_text: str) -> str:
                       default=repr)
 
 
+@lru_cache(maxsize=None)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a weights file, hashed once per (size, modification time)."""
+    from mtl_adapters.models.backbones.embedded_trunk import sha256_of
+    return sha256_of(path)
+
+
+def _pretrained_weights(node, found: dict) -> dict:
+    """``{value: sha256}`` of every string ``pretrained`` entry under ``node`` that names a
+    shipped trunk (its recorded sha256) or an existing file (hashed); other values (a model
+    name, a missing path) are part of the config text already."""
+    from mtl_adapters.models.backbones.embedded_trunk import resolve_trunk
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'pretrained' and isinstance(value, str) and value:
+                try:
+                    path, expected = resolve_trunk(value)
+                except KeyError:                    # an unknown shipped name: the run says so
+                    continue
+                if expected is not None or path.is_file():
+                    stat = None if expected else path.stat()
+                    found[value] = expected or _file_sha256(str(path), stat.st_size,
+                                                            stat.st_mtime_ns)
+            else:
+                _pretrained_weights(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _pretrained_weights(value, found)
+    return found
+
+
 def definition_key(config_text: str, part: Optional[str] = None, **extra) -> str:
     """The key of a cell: a hash of ``config_text`` resolved (its ``_base_`` files merged in,
     so their content counts, not their names; only its top-level key ``part`` if given, e.g.
-    ``'model'`` for what a parameter count depends on) and of ``extra`` (JSON-able: how the
-    cell runs)."""
+    ``'model'`` for what a parameter count depends on), of the weights its ``pretrained``
+    entries name (their sha256; none named: the key is the config's alone) and of ``extra``
+    (JSON-able: how the cell runs)."""
     config = json.loads(_resolved(config_text))
     if part is not None:
         config = config.get(part)
+    weights = _pretrained_weights(config, {})
+    if weights:
+        extra = dict(extra, weights=weights)
     definition = json.dumps(dict(config=config, **extra), sort_keys=True, default=repr)
     return hashlib.sha256(definition.encode()).hexdigest()[:KEY_LENGTH]
 

@@ -23,3 +23,32 @@ def test_the_key_covers_the_resolved_config_and_how_it_runs(tmp_path):
     assert not (tmp_path / 'runs').exists()
     cell = define_cell(str(tmp_path / 'runs'), 'single_seg', text)
     assert open(cell.config).read() == text and cell.metrics_path.startswith(cell.work_dir)
+
+
+def test_the_key_covers_the_content_of_the_weights_a_cell_starts_from(tmp_path, monkeypatch):
+    """A shipped trunk replaced under the same name, or a weights file rewritten in place, makes
+    new cells; a config naming no weights keeps the key it always had."""
+    import hashlib
+    import json
+    import os
+
+    from mtl_adapters.benchmarks.common import KEY_LENGTH
+
+    from mtl_adapters.models.backbones import embedded_trunk as et
+    weights = tmp_path / 'trunk.safetensors'
+    weights.write_bytes(b'first')
+    plain = "model = dict(encoder=dict(pretrained=None))\n"
+    by_path = f"model = dict(encoder=dict(pretrained={str(weights)!r}))\n"
+    shipped = "model = dict(encoder=dict(pretrained='embedded://swinv2-tiny-narrow-synthetic'))\n"
+    # no weights named: the key is the config's alone, as before weights counted (cells kept)
+    config_only = json.dumps(dict(config=dict(model=dict(encoder=dict(pretrained=None)))),
+                             sort_keys=True)
+    assert definition_key(plain) == hashlib.sha256(config_only.encode()).hexdigest()[:KEY_LENGTH]
+    keys = {definition_key(by_path), definition_key(shipped)}
+    weights.write_bytes(b'second')
+    os.utime(weights, ns=(1, 1))                                    # another size and time
+    assert definition_key(by_path + '\n') not in keys
+    entry = et.EMBEDDED_TRUNKS['swinv2-tiny-narrow-synthetic']
+    monkeypatch.setitem(et.EMBEDDED_TRUNKS, 'swinv2-tiny-narrow-synthetic',
+                        et.EmbeddedTrunk(entry.file, '0' * 64))
+    assert definition_key(shipped + '\n') not in keys

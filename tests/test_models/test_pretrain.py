@@ -20,7 +20,7 @@ TINY = dict(model_name='swinv2_tiny_window8_256', img_size=(32, 32),
             model_kwargs=dict(embed_dim=8, num_heads=(1, 1, 2, 2), depths=(1, 1, 2, 1),
                               window_size=4))
 PRETRAIN_CFG = ('configs/pretrain/'
-                'supervised_swinv2-tiny-narrow_1xb8-240_synthetic-pretrain-64x64_sdne.py')
+                'supervised_swinv2-tiny-narrow_1xb8-3000_synthetic-pretrain-64x64_sdne.py')
 
 
 def test_shipped_trunk_loads_checked_and_upcast():

@@ -42,7 +42,7 @@ class EmbeddedTrunk(NamedTuple):
 EMBEDDED_TRUNKS: Dict[str, EmbeddedTrunk] = {
     'swinv2-tiny-narrow-synthetic': EmbeddedTrunk(
         'swinv2-tiny-narrow_synthetic-pretrain.safetensors',
-        'ba1b1f5116601a5304038844f738ba362c291315364a9d4e6daf2c4fb8f24b84'),
+        '0521f5d0e81b9b1914ad5482fb75514b93166053a193c6b782ed6403e80f18c3'),
 }
 
 
