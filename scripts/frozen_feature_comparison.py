@@ -8,8 +8,9 @@ the Swin decoders of configs/peft/decoder-only_....
         [--seeds 0 1 2] [--max-iters 50] [--data-root data/synthetic]
         [--work-dir work_dirs/frozen_features]
 
-Each run writes ``<work-dir>/<trunk>_seed<k>.json`` (skipped when present, so an interrupted
-comparison resumes); the table goes to ``<work-dir>/frozen_features.md``.
+Each run writes ``<work-dir>/<trunk>[-<sha256 start>]_seed<k>.json`` (skipped when present, so
+an interrupted comparison resumes; the shipped trunk's runs carry its hash); the table goes to
+``<work-dir>/frozen_features.md``.
 """
 import argparse
 import json
@@ -31,13 +32,22 @@ CONFIGS = dict(
 TRUNKS = {'pretrained': 'embedded://swinv2-tiny-narrow-synthetic', 'random': None}
 
 
+def run_name(trunk: str) -> str:
+    """``trunk`` and, for a shipped one, the start of its sha256: a result is reused only for
+    the same weights (a trunk replaced under the same name gets runs of its own)."""
+    if TRUNKS[trunk] is None:
+        return trunk
+    from mtl_adapters.models.backbones.embedded_trunk import EMBEDDED_PREFIX, EMBEDDED_TRUNKS
+    return f'{trunk}-{EMBEDDED_TRUNKS[TRUNKS[trunk][len(EMBEDDED_PREFIX):]].sha256[:8]}'
+
+
 def run(trunk: str, seed: int, args) -> dict:
     """Train the decoders on the frozen ``trunk`` for ``max_iters``; test-split metrics."""
     cfg = Config.fromfile(CONFIGS[args.config])
     iters, warmup = args.max_iters, max(1, args.max_iters // 10)
     cfg.model.encoder.pretrained = TRUNKS[trunk]
     cfg.randomness = dict(seed=seed)
-    cfg.work_dir = osp.join(args.work_dir, f'{trunk}_seed{seed}')
+    cfg.work_dir = osp.join(args.work_dir, f'{run_name(trunk)}_seed{seed}')
     cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = iters
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=warmup),
@@ -72,7 +82,7 @@ def main(argv=None):
     results = {}
     for trunk in args.trunks:
         for seed in args.seeds:
-            path = osp.join(args.work_dir, f'{trunk}_seed{seed}.json')
+            path = osp.join(args.work_dir, f'{run_name(trunk)}_seed{seed}.json')
             if not osp.isfile(path):
                 atomic_write_bytes(path, json_bytes(run(trunk, seed, args), what=path))
             with open(path) as f:

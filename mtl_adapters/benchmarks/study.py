@@ -147,6 +147,10 @@ def catalogue() -> Tuple[Dict[str, Arm], List[Claim]]:
         arms.append(Arm(f'{name}-random-trunk', encoders[name], encoder='pretrained=None'))
         claims.append(Claim('trunk', f'{name}: the pretrained trunk beats a random one', name,
                             f'{name}-random-trunk', kind='control'))
+    # the issue's test of the frozen features themselves: decoders alone, task by task
+    claims += [Claim('trunk', f'frozen features: the pretrained trunk beats a random one, on '
+                     f'{task}', 'decoder-only', 'decoder-only-random-trunk', (task,),
+                     kind='control') for task in ALL]
     for name in ('decoder-only', 'full-ft'):
         arms.append(Arm(f'dg-{name}', encoders[name], test='target', via=name))
         claims.append(Claim('dg', f'adapters generalise better than {name} to the unseen '
