@@ -8,7 +8,9 @@ source model's mIoU on the target) does not blow its difference up as a per-seed
 Over the n seeds with both arms finished: mean ± ``t_{0.975, n-1} sd / sqrt(n)`` (the 95 %
 confidence interval of the mean paired difference, Student's t). Verdict: the interval
 excludes 0 on the claimed side -> ``holds``; on the other side -> ``does not hold``; it
-contains 0 -> ``within noise`` (fewer than 2 seeds: ``n/a``).
+contains 0 -> ``within noise`` (fewer than 2 seeds: ``n/a``). ``seeds_for_1`` says how many
+paired seeds, at the measured spread, would narrow that interval to ±1 point: the budget's
+power, row by row.
 """
 import csv
 import io
@@ -31,15 +33,29 @@ def t_quantile(p: float, df: int) -> float:
     return float(t.ppf(p, df))
 
 
+def seeds_to_resolve(sd: float, half: float = 1.0, level: float = 0.95,
+                     most: int = 100_000) -> int:
+    """The fewest paired seeds n (≥ 2) whose interval ``t_{(1+level)/2, n-1} sd / sqrt(n)``
+    is at most ``half`` wide on each side, for a spread ``sd``; ``most`` caps the search."""
+    from scipy.stats import norm
+    # t's quantile exceeds the normal one: the normal's n is a lower bound to start from
+    n = max(2, math.ceil((float(norm.ppf((1 + level) / 2)) * sd / half) ** 2))
+    while n < most and t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n) > half:
+        n += 1
+    return min(n, most)
+
+
 def paired_ci(diffs: Sequence[float], level: float = 0.95) -> Optional[dict]:
-    """``{'mean', 'half', 'low', 'high', 'n', 'sd'}`` of the paired differences: mean ±
-    ``t_{(1+level)/2, n-1} sd / sqrt(n)``; None for fewer than 2 values."""
+    """``{'mean', 'half', 'low', 'high', 'n', 'sd', 'seeds_for_1'}`` of the paired
+    differences: mean ± ``t_{(1+level)/2, n-1} sd / sqrt(n)``, and the seeds that would make
+    that ±1 point at this spread; None for fewer than 2 values."""
     n = len(diffs)
     if n < 2:
         return None
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
     half = t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
-    return dict(mean=mean, half=half, low=mean - half, high=mean + half, n=n, sd=sd)
+    return dict(mean=mean, half=half, low=mean - half, high=mean + half, n=n, sd=sd,
+                seeds_for_1=seeds_to_resolve(sd, 1.0, level))
 
 
 def verdict(ci: Optional[dict], direction: int = 1) -> str:
@@ -90,13 +106,18 @@ def _ci_text(row: dict) -> List[str]:
     return [f"{ci['mean']:+.2f} ± {ci['half']:.2f}", f"[{ci['low']:+.2f}, {ci['high']:+.2f}]"]
 
 
+def _spread_text(row: dict) -> str:
+    ci = row['ci']
+    return '' if ci is None else f"{ci['sd']:.2f} / {ci['seeds_for_1']}"
+
+
 def _params_text(row: dict) -> str:
     a, b = row['trainable']
     return f'{a / 1e6:.3f} / {b / 1e6:.3f}' if a is not None and b is not None else ''
 
 
 HEADER = ['claim', 'A', 'B', 'metrics', 'seeds', 'paired Δ (%, A vs B)', '95 % CI', 'verdict',
-          'trainable M (A / B)']
+          'sd / seeds for ±1', 'trainable M (A / B)']
 
 
 def arm_table(metrics: Dict[str, Dict[int, dict]]) -> str:
@@ -128,7 +149,7 @@ def table(rows: List[dict], settings: dict, failures: List[str],
         summary))
     for family in dict.fromkeys(r['family'] for r in rows):
         lines = [[r['claim'], r['a'], r['b'], ' '.join(r['keys']), str(len(r['diffs']))]
-                 + _ci_text(r) + [r['verdict'], _params_text(r)]
+                 + _ci_text(r) + [r['verdict'], _spread_text(r), _params_text(r)]
                  for r in rows if r['family'] == family]
         text.append(f'**{family}**\n\n' + wc.markdown(HEADER, lines))
     if metrics:
@@ -148,12 +169,14 @@ def write_csv(path: str, rows: List[dict]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(['family', 'claim', 'a', 'b', 'metrics', 'n', 'mean', 'low', 'high',
-                     'verdict', 'trainable_a', 'trainable_b'] + [f'seed{s}' for s in seeds])
+                     'sd', 'seeds_for_1', 'verdict', 'trainable_a', 'trainable_b']
+                    + [f'seed{s}' for s in seeds])
     for r in rows:
         ci = r['ci'] or {}
         writer.writerow([r['family'], r['claim'], r['a'], r['b'], ' '.join(r['keys']),
                          len(r['diffs']), ci.get('mean', ''), ci.get('low', ''),
-                         ci.get('high', ''), r['verdict']] + list(r['trainable'])
+                         ci.get('high', ''), ci.get('sd', ''), ci.get('seeds_for_1', ''),
+                         r['verdict']] + list(r['trainable'])
                         + [r['diffs'].get(s, '') for s in seeds])
     write_text(path, buf.getvalue())
 

@@ -37,6 +37,20 @@ def test_t_quantiles_and_paired_ci_on_hand_made_numbers():
     assert study_report.paired_ci([1.0]) is None and study_report.verdict(None) == NA
 
 
+def test_seeds_to_resolve_one_point_is_the_fewest_that_do():
+    """sd 1.5811 (the interval above, ±1.96 at n 5): n is the first with t·sd/√n ≤ 1."""
+    def half(n, sd):
+        return study_report.t_quantile(0.975, n - 1) * sd / n ** 0.5
+    sd = 2.5 ** 0.5
+    n = study_report.seeds_to_resolve(sd)
+    assert half(n, sd) <= 1.0 < half(n - 1, sd) and n == 13
+    assert study_report.paired_ci([1.0, 2.0, 3.0, 4.0, 5.0])['seeds_for_1'] == n
+    assert study_report.seeds_to_resolve(0.1) == 2                  # already resolved
+    wide = study_report.seeds_to_resolve(20.0)                      # ~ (1.96 * 20)^2
+    assert half(wide, 20.0) <= 1.0 < half(wide - 1, 20.0) and 1500 < wide < 1600
+    assert study_report.seeds_to_resolve(1e4, most=500) == 500      # capped
+
+
 def test_a_baseline_near_zero_in_one_seed_does_not_drown_a_clear_gap():
     # trained on the target vs on the source, mIoU on the target: 18-20 vs 0.2-2.3 every seed
     a = {s: {'seg/mIoU': v} for s, v in enumerate([20.0, 18.0, 19.0, 18.5, 19.5])}
