@@ -12,10 +12,10 @@
 # (the claims study; a whole view resized to 64 px). timm plans the windows for 64 px (the
 # stage-3/4 windows clamp to the feature size); Swin-V2's continuous position bias carries over
 # to the 128 px windows.
-# Why 3000 iterations on 256 scenes (measured with the claims study's trunk family: decoder-
-# only heads on the frozen trunk, pretrained vs random): the first shipped trunk (240 iterations,
-# 64 scenes, zoomed crops only) helped the adapters but not frozen features read by decoders
-# alone, beyond the noise; docs/benchmarks.md has both measurements.
+# Why 3000 iterations on 256 scenes (measured with scripts/frozen_feature_comparison.py: light
+# heads on the frozen trunk, 3 seeds, pretrained vs random): the first shipped trunk (240
+# iterations, 64 scenes, zoomed crops only) helped seg and normals a little and depth not at
+# all; this one wins on every seed for seg, depth and normals. docs/benchmarks.md has both.
 _base_ = [
     '../_base_/models/light_swinv2_tiny.py',
     '../_base_/datasets/synthetic_sdne.py',

@@ -81,10 +81,11 @@ def _pretrained_weights(node, found: dict) -> dict:
                     path, expected = resolve_trunk(value)
                 except KeyError:                    # an unknown shipped name: the run says so
                     continue
-                if expected is not None or path.is_file():
-                    stat = None if expected else path.stat()
-                    found[value] = expected or _file_sha256(str(path), stat.st_size,
-                                                            stat.st_mtime_ns)
+                if expected is not None:
+                    found[value] = expected
+                elif path.is_file():
+                    stat = path.stat()
+                    found[value] = _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
             else:
                 _pretrained_weights(value, found)
     elif isinstance(node, list):

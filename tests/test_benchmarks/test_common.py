@@ -1,5 +1,10 @@
 """The identity of a resumable benchmark's cell: everything that defines it, nothing else."""
-from mtl_adapters.benchmarks.common import define_cell, definition_key
+import hashlib
+import json
+import os
+
+from mtl_adapters.benchmarks.common import KEY_LENGTH, define_cell, definition_key
+from mtl_adapters.models.backbones import embedded_trunk as et
 
 
 def test_the_key_covers_the_resolved_config_and_how_it_runs(tmp_path):
@@ -28,13 +33,6 @@ def test_the_key_covers_the_resolved_config_and_how_it_runs(tmp_path):
 def test_the_key_covers_the_content_of_the_weights_a_cell_starts_from(tmp_path, monkeypatch):
     """A shipped trunk replaced under the same name, or a weights file rewritten in place, makes
     new cells; a config naming no weights keeps the key it always had."""
-    import hashlib
-    import json
-    import os
-
-    from mtl_adapters.benchmarks.common import KEY_LENGTH
-
-    from mtl_adapters.models.backbones import embedded_trunk as et
     weights = tmp_path / 'trunk.safetensors'
     weights.write_bytes(b'first')
     plain = "model = dict(encoder=dict(pretrained=None))\n"
