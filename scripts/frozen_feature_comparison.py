@@ -37,8 +37,8 @@ def run_name(trunk: str) -> str:
     the same weights (a trunk replaced under the same name gets runs of its own)."""
     if TRUNKS[trunk] is None:
         return trunk
-    from mtl_adapters.models.backbones.embedded_trunk import EMBEDDED_PREFIX, EMBEDDED_TRUNKS
-    return f'{trunk}-{EMBEDDED_TRUNKS[TRUNKS[trunk][len(EMBEDDED_PREFIX):]].sha256[:8]}'
+    from mtl_adapters.models.backbones.embedded_trunk import resolve_trunk
+    return f'{trunk}-{resolve_trunk(TRUNKS[trunk])[1][:8]}'
 
 
 def run(trunk: str, seed: int, args) -> dict:
